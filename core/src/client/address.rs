@@ -1,0 +1,142 @@
+//! Server addresses: `host:port`, `tcp://host:port`, `unix:///path`, and the `SSDB`
+//! convention (a comma list, one entry picked at random).
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// TCP host and port.
+    Tcp(String, u16),
+    /// A Unix-domain socket path.
+    Unix(PathBuf),
+}
+
+fn invalid(addr: &str, why: &str) -> Error {
+    Error::err(
+        ErrorCode::BadInput,
+        format!(
+            "invalid address '{addr}': {why} (expected host:port, tcp://host:port or unix:///path)"
+        ),
+    )
+}
+
+impl Address {
+    /// Parse one address.
+    ///
+    /// # Errors
+    /// When the address has none of the accepted forms.
+    pub fn parse(addr: &str) -> Result<Address> {
+        let a = addr.trim();
+        if let Some(path) = a.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(invalid(addr, "a Unix socket path must be absolute"));
+            }
+            return Ok(Address::Unix(PathBuf::from(path)));
+        }
+        let hp = a.strip_prefix("tcp://").unwrap_or(a);
+        let (host, port) = hp
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(addr, "missing port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(invalid(addr, "missing host"));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| invalid(addr, "bad port"))?;
+        Ok(Address::Tcp(host.to_string(), port))
+    }
+
+    /// Pick one entry of a comma-separated list (SmartRedis' `SSDB` semantics: at random,
+    /// so that many clients spread over the listed servers).
+    ///
+    /// # Errors
+    /// An empty list or an invalid entry.
+    pub fn pick(list: &str) -> Result<Address> {
+        let entries: Vec<&str> = list.split(',').filter(|e| !e.trim().is_empty()).collect();
+        if entries.is_empty() {
+            return Err(invalid(list, "empty address list"));
+        }
+        let mut h = RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let i = (h.finish() as usize) % entries.len();
+        Address::parse(entries[i])
+    }
+
+    /// The default address: `SSDB`, then `INSITU_ADDRESS`.
+    ///
+    /// # Errors
+    /// When neither is set, or the value is invalid.
+    pub fn from_env() -> Result<Address> {
+        for var in ["SSDB", "INSITU_ADDRESS"] {
+            if let Ok(v) = std::env::var(var) {
+                if !v.trim().is_empty() {
+                    return Address::pick(&v);
+                }
+            }
+        }
+        Err(Error::err(
+            ErrorCode::BadInput,
+            "no server address: set SSDB or INSITU_ADDRESS (e.g. 127.0.0.1:6780 or unix:///tmp/insitu.sock)",
+        ))
+    }
+
+    /// The URL the `redis` crate understands.
+    pub(crate) fn redis_url(&self) -> String {
+        match self {
+            Address::Tcp(h, p) if h.contains(':') => format!("redis://[{h}]:{p}/"),
+            Address::Tcp(h, p) => format!("redis://{h}:{p}/"),
+            Address::Unix(p) => format!("unix://{}", p.display()),
+        }
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(h, p) => write!(f, "tcp://{h}:{p}"),
+            Address::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!(
+            Address::parse("127.0.0.1:6780").unwrap(),
+            Address::Tcp("127.0.0.1".into(), 6780)
+        );
+        assert_eq!(
+            Address::parse("tcp://node1:1").unwrap(),
+            Address::Tcp("node1".into(), 1)
+        );
+        assert_eq!(
+            Address::parse("unix:///tmp/s.sock").unwrap(),
+            Address::Unix("/tmp/s.sock".into())
+        );
+        assert_eq!(
+            Address::parse("[::1]:5").unwrap().redis_url(),
+            "redis://[::1]:5/"
+        );
+        for bad in ["nohost", ":1", "h:0", "h:70000", "unix://rel", ""] {
+            let e = Address::parse(bad).unwrap_err();
+            assert!(e.text().starts_with("ERR invalid address"), "{bad}: {e}");
+        }
+        assert!(matches!(
+            Address::pick("a:1,b:2").unwrap(),
+            Address::Tcp(_, _)
+        ));
+        assert!(Address::pick(",").is_err());
+    }
+}

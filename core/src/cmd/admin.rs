@@ -1,0 +1,458 @@
+//! Connection and server administration commands: PING, AUTH, CLIENT, INFO, CONFIG, SAVE...
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{arity, glob_match, int_arg};
+use crate::engine::{Engine, EngineConfig, Session};
+use crate::error::{Error, ErrorCode, Result};
+use crate::resp::Frame;
+
+/// The Redis version reported to clients that check it.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.0";
+
+pub(super) fn ping(args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 2)?;
+    Ok(match args.get(1) {
+        Some(m) => Frame::Bulk(m.clone()),
+        None => Frame::simple("PONG"),
+    })
+}
+
+pub(super) fn echo(args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 2)?;
+    Ok(Frame::Bulk(args[1].clone()))
+}
+
+pub(super) fn select(args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 2)?;
+    match int_arg(&args[1]) {
+        Ok(0) => Ok(Frame::ok()),
+        Ok(_) => Err(Error::bad_input("DB index is out of range")),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn auth(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 3)?;
+    let Some(pass) = engine.with_config(|c| c.requirepass.clone()) else {
+        return Err(Error::err(
+            ErrorCode::Auth,
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
+    };
+    let (user, given) = match args.len() {
+        3 => (Some(&args[1]), &args[2]),
+        _ => (None, &args[1]),
+    };
+    let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
+    if user_ok && constant_time_eq(given, pass.as_bytes()) {
+        session.authenticated = true;
+        Ok(Frame::ok())
+    } else {
+        Err(Error::new(
+            ErrorCode::Auth,
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
+    }
+}
+
+/// Compare without an early exit, so the time taken does not reveal the matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) fn client(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 0)?;
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"SETNAME" => {
+            arity(args, 3, 3)?;
+            if args[2].iter().any(|&c| c <= b' ' || c > b'~') {
+                return Err(Error::bad_input(
+                    "Client names cannot contain spaces, newlines or special characters.",
+                ));
+            }
+            session.name = (!args[2].is_empty()).then(|| args[2].clone());
+            Ok(Frame::ok())
+        }
+        b"GETNAME" => {
+            arity(args, 2, 2)?;
+            Ok(session.name.clone().map_or(Frame::Null, Frame::Bulk))
+        }
+        b"ID" => {
+            arity(args, 2, 2)?;
+            Ok(Frame::Integer(session.id as i64))
+        }
+        b"SETINFO" => Ok(Frame::ok()),
+        b"INFO" => {
+            let name = session
+                .name
+                .as_ref()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
+            let _ = engine;
+            Ok(Frame::Bulk(Bytes::from(format!(
+                "id={} name={name} db=0\n",
+                session.id
+            ))))
+        }
+        _ => Err(Error::bad_input(format!(
+            "unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+pub(super) fn cluster(args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 0)?;
+    Err(Error::bad_input(
+        "This instance has cluster support disabled",
+    ))
+}
+
+pub(super) fn save(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    if engine.bgsave_in_progress() {
+        return Err(Error::bad_input("Background save already in progress"));
+    }
+    engine.save()?;
+    Ok(Frame::ok())
+}
+
+pub(super) fn bgsave(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 2)?;
+    engine.bgsave()?;
+    Ok(Frame::simple("Background saving started"))
+}
+
+fn human(bytes: usize) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.2}{}", units[u])
+    }
+}
+
+/// The `INFO` sections, in Redis' order, with the fields clients and harnesses read.
+fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<String> {
+    let st = &engine.stats;
+    let mut s = String::new();
+    let up = engine.uptime_secs();
+    match name {
+        "server" => {
+            let _ = write!(
+                s,
+                "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\ninsitu_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                usize::BITS,
+                std::process::id(),
+                cfg.port,
+                up / 86400
+            );
+        }
+        "clients" => {
+            let _ = write!(
+                s,
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+                st.connected_clients.load(Ordering::Relaxed),
+                cfg.maxclients
+            );
+        }
+        "memory" => {
+            let used = engine.store().used_memory();
+            let _ = write!(
+                s,
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n",
+                human(used),
+                cfg.maxmemory,
+                human(cfg.maxmemory)
+            );
+        }
+        "persistence" => {
+            let _ = write!(
+                s,
+                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
+                engine.changes_since_save(),
+                engine.bgsave_in_progress() as u8,
+                engine.last_save_time(),
+                if engine.last_bgsave_ok() { "ok" } else { "err" }
+            );
+        }
+        "stats" => {
+            let _ = write!(
+                s,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
+                st.connections_received.load(Ordering::Relaxed),
+                st.commands_processed.load(Ordering::Relaxed),
+                st.rejected_connections.load(Ordering::Relaxed)
+            );
+        }
+        "replication" => s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+        "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "keyspace" => {
+            s.push_str("# Keyspace\r\n");
+            let n = engine.store().len();
+            if n > 0 {
+                let _ = write!(s, "db0:keys={n},expires=0,avg_ttl=0\r\n");
+            }
+        }
+        _ => return None,
+    }
+    Some(s)
+}
+
+const DEFAULT_SECTIONS: [&str; 8] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cluster",
+    "keyspace",
+];
+
+pub(super) fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    let cfg = engine.config();
+    let mut wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    if wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default")
+    {
+        wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let mut out = String::new();
+    for name in DEFAULT_SECTIONS {
+        if wanted.iter().any(|w| w == name) {
+            if let Some(sec) = info_section(engine, name, &cfg) {
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&sec);
+            }
+        }
+    }
+    Ok(Frame::Bulk(Bytes::from(out)))
+}
+
+/// One configuration parameter: its name, how to read it, how to set it (`None`:
+/// read-only, e.g. `dir`, which must not be changed by a client: it decides where files
+/// are written).
+struct Param {
+    name: &'static str,
+    get: fn(&EngineConfig) -> String,
+    set: Option<fn(&mut EngineConfig, usize) -> Result<()>>,
+}
+
+fn positive(v: usize) -> Result<usize> {
+    if v == 0 {
+        Err(Error::bad_input("argument must be greater than 0"))
+    } else {
+        Ok(v)
+    }
+}
+
+const PARAMS: &[Param] = &[
+    Param {
+        name: "maxmemory",
+        get: |c| c.maxmemory.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory = v;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "maxclients",
+        get: |c| c.maxclients.to_string(),
+        set: Some(|c, v| {
+            c.maxclients = positive(v)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "proto-max-bulk-len",
+        get: |c| c.limits.max_bulk_len.to_string(),
+        set: Some(|c, v| {
+            c.limits.max_bulk_len = positive(v)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "max-array-len",
+        get: |c| c.limits.max_array_len.to_string(),
+        set: Some(|c, v| {
+            c.limits.max_array_len = positive(v)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "max-tensor-dims",
+        get: |c| c.limits.max_dims.to_string(),
+        set: Some(|c, v| {
+            c.limits.max_dims = positive(v)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "max-tensor-bytes",
+        get: |c| c.limits.max_tensor_bytes.to_string(),
+        set: Some(|c, v| {
+            c.limits.max_tensor_bytes = positive(v)?;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "dir",
+        get: |c| c.dir.display().to_string(),
+        set: None,
+    },
+    Param {
+        name: "dbfilename",
+        get: |c| c.dbfilename.clone(),
+        set: None,
+    },
+    Param {
+        name: "save",
+        get: |_| String::new(),
+        set: None,
+    },
+    Param {
+        name: "appendonly",
+        get: |_| "no".into(),
+        set: None,
+    },
+    Param {
+        name: "databases",
+        get: |_| "1".into(),
+        set: None,
+    },
+];
+
+pub(super) fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 0)?;
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"GET" => {
+            arity(args, 3, 0)?;
+            let cfg = engine.config();
+            let mut out = Vec::new();
+            for p in PARAMS {
+                if args[2..]
+                    .iter()
+                    .any(|pat| glob_match(pat, p.name.as_bytes(), true))
+                {
+                    out.push(Frame::bulk_static(p.name));
+                    out.push(Frame::Bulk(Bytes::from((p.get)(&cfg))));
+                }
+            }
+            Ok(Frame::Array(out))
+        }
+        b"SET" => {
+            if args.len() < 4 || args.len() % 2 != 0 {
+                return Err(Error::arity(&args[0]));
+            }
+            // Validate every pair before applying any, so a bad pair changes nothing.
+            let mut changes = Vec::new();
+            for pair in args[2..].chunks_exact(2) {
+                let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                let Some(p) = PARAMS.iter().find(|p| p.name == name) else {
+                    return Err(Error::bad_input(format!(
+                        "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                    )));
+                };
+                let Some(set) = p.set else {
+                    return Err(Error::bad_input(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"
+                    )));
+                };
+                let value = parse_size(&pair[1]).ok_or_else(|| {
+                    Error::bad_input(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"
+                    ))
+                })?;
+                changes.push((set, value, name));
+            }
+            let mut cfg = engine.config();
+            for (set, value, name) in &changes {
+                set(&mut cfg, *value).map_err(|e| {
+                    Error::bad_input(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - {}",
+                        e.message()
+                    ))
+                })?;
+            }
+            engine.update_config(|c| *c = cfg);
+            Ok(Frame::ok())
+        }
+        b"RESETSTAT" => {
+            engine.stats.commands_processed.store(0, Ordering::Relaxed);
+            engine
+                .stats
+                .connections_received
+                .store(0, Ordering::Relaxed);
+            engine
+                .stats
+                .rejected_connections
+                .store(0, Ordering::Relaxed);
+            Ok(Frame::ok())
+        }
+        _ => Err(Error::bad_input(format!(
+            "unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        ))),
+    }
+}
+
+/// Parse a size as Redis does: a number with an optional `kb`/`mb`/`gb` (1024-based) or
+/// `k`/`m`/`g` (1000-based) suffix.
+pub fn parse_size(b: &[u8]) -> Option<usize> {
+    let s = std::str::from_utf8(b).ok()?.to_ascii_lowercase();
+    let (num, mul) = [
+        ("kb", 1usize << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("k", 1000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n.to_string(), *m)))
+    .unwrap_or((s.clone(), 1));
+    num.parse::<usize>().ok()?.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_redis() {
+        assert_eq!(parse_size(b"100"), Some(100));
+        assert_eq!(parse_size(b"1kb"), Some(1024));
+        assert_eq!(parse_size(b"2MB"), Some(2 << 20));
+        assert_eq!(parse_size(b"1g"), Some(1_000_000_000));
+        assert_eq!(parse_size(b"x"), None);
+        assert_eq!(parse_size(b"-1"), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! Commands: parsing of arguments and execution against the engine, one module per family.
+//!
+//! Every command returns a `Result<Frame>`; an `Err` becomes the RESP error reply with the
+//! error's exact text. Nothing here panics on input.
+
+mod admin;
+mod keys;
+mod tensor;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::engine::{Engine, Session};
+use crate::error::{Error, ErrorCode, Result};
+use crate::resp::Frame;
+
+pub use admin::parse_size;
+pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
+
+/// Longest command name we look up; longer names are unknown by definition.
+const MAX_NAME: usize = 32;
+
+/// Execute `args` (command name first).
+pub(crate) fn execute(engine: &Arc<Engine>, session: &mut Session, args: Vec<Bytes>) -> Frame {
+    match dispatch(engine, session, &args) {
+        Ok(f) => f,
+        Err(e) => Frame::error(&e),
+    }
+}
+
+fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    let Some(raw) = args.first() else {
+        return Err(Error::bad_input("empty command"));
+    };
+    let mut name = [0u8; MAX_NAME];
+    if raw.len() > MAX_NAME {
+        return Err(unknown_command(args));
+    }
+    for (d, s) in name.iter_mut().zip(raw.iter()) {
+        *d = s.to_ascii_uppercase();
+    }
+    let name = &name[..raw.len()];
+    if !session.authenticated && !matches!(name, b"AUTH" | b"QUIT") {
+        return Err(Error::new(
+            ErrorCode::Auth,
+            "NOAUTH Authentication required.",
+        ));
+    }
+    let s = engine.store();
+    match name {
+        b"PING" => admin::ping(args),
+        b"ECHO" => admin::echo(args),
+        b"QUIT" => {
+            session.quit = true;
+            Ok(Frame::ok())
+        }
+        b"SELECT" => admin::select(args),
+        b"AUTH" => admin::auth(engine, session, args),
+        b"CLIENT" => admin::client(engine, session, args),
+        b"INFO" => admin::info(engine, args),
+        b"CONFIG" => admin::config(engine, args),
+        b"SAVE" => admin::save(engine, args),
+        b"BGSAVE" => admin::bgsave(engine, args),
+        b"LASTSAVE" => {
+            arity(args, 1, 1)?;
+            Ok(Frame::Integer(engine.last_save_time()))
+        }
+        b"CLUSTER" => admin::cluster(args),
+        b"COMMAND" => Ok(Frame::Array(vec![])),
+        b"DBSIZE" => {
+            arity(args, 1, 1)?;
+            Ok(Frame::Integer(s.len() as i64))
+        }
+        b"FLUSHDB" | b"FLUSHALL" => {
+            arity(args, 1, 2)?;
+            if let Some(mode) = args.get(1) {
+                if !mode.eq_ignore_ascii_case(b"ASYNC") && !mode.eq_ignore_ascii_case(b"SYNC") {
+                    return Err(Error::syntax());
+                }
+            }
+            s.clear();
+            Ok(Frame::ok())
+        }
+        b"EXISTS" => keys::exists(s, args),
+        b"DEL" | b"UNLINK" => keys::del(s, args),
+        b"TYPE" => keys::key_type(s, args),
+        b"RENAME" => keys::rename(s, args),
+        b"KEYS" => keys::keys(s, args),
+        b"SCAN" => keys::scan(s, args),
+        b"SET" => keys::set(s, args),
+        b"GET" => keys::get(s, args),
+        b"HSET" => keys::hset(s, args, false),
+        b"HMSET" => keys::hset(s, args, true),
+        b"HGET" => keys::hget(s, args),
+        b"HGETALL" => keys::hgetall(s, args),
+        b"HEXISTS" => keys::hexists(s, args),
+        b"HDEL" => keys::hdel(s, args),
+        b"HLEN" => keys::hlen(s, args),
+        b"RPUSH" => keys::push(s, args, false),
+        b"LPUSH" => keys::push(s, args, true),
+        b"LRANGE" => keys::lrange(s, args),
+        b"LLEN" => keys::llen(s, args),
+        b"LINDEX" => keys::lindex(s, args),
+        b"AI.TENSORSET" => tensor::tensorset(engine, args),
+        b"AI.TENSORGET" => tensor::tensorget(s, args),
+        _ => Err(unknown_command(args)),
+    }
+}
+
+/// Redis' unknown-command error, quoting the command and the start of its arguments.
+fn unknown_command(args: &[Bytes]) -> Error {
+    let name = args.first().map(|a| lossy(a, 128)).unwrap_or_default();
+    let mut list = String::new();
+    for a in args.iter().skip(1) {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        list.push_str(&format!("'{}' ", lossy(a, room)));
+    }
+    Error::err(
+        ErrorCode::Unsupported,
+        format!("unknown command '{name}', with args beginning with: {list}"),
+    )
+}
+
+/// At most `max` bytes of `b` as text.
+fn lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+/// Check `min <= args.len() <= max` (`max == 0`: no upper bound).
+fn arity(args: &[Bytes], min: usize, max: usize) -> Result<()> {
+    if args.len() < min || (max != 0 && args.len() > max) {
+        return Err(Error::arity(&args[0]));
+    }
+    Ok(())
+}
+
+/// Parse a decimal integer argument.
+fn int_arg(b: &[u8]) -> Result<i64> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(Error::not_integer)
+}
+
+/// Glob-style matching as Redis' `KEYS` / `CONFIG GET` use it: `*`, `?`, `[...]`
+/// (with `^` negation and ranges) and `\` escapes.
+pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let (mut p, mut i) = (0usize, 0usize);
+    // Backtracking point for the last `*`: (pattern index after it, string index).
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        let mut matched = false;
+        let mut next_p = p;
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star = Some((p + 1, i));
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    matched = true;
+                    next_p = p + 1;
+                }
+                b'[' => {
+                    if let Some((ok, end)) = class_match(pattern, p, s[i], nocase) {
+                        matched = ok;
+                        next_p = end;
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    matched = eq(pattern[p + 1], s[i]);
+                    next_p = p + 2;
+                }
+                c => {
+                    matched = eq(c, s[i]);
+                    next_p = p + 1;
+                }
+            }
+        }
+        if matched {
+            p = next_p;
+            i += 1;
+        } else if let Some((sp, si)) = star {
+            p = sp;
+            i = si + 1;
+            star = Some((sp, si + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Match one `[...]` class starting at `pattern[p] == '['`: whether `c` matches, and the
+/// index after the class. `None` for an unterminated class (matches nothing).
+fn class_match(pattern: &[u8], p: usize, c: u8, nocase: bool) -> Option<(bool, usize)> {
+    let norm = |x: u8| if nocase { x.to_ascii_lowercase() } else { x };
+    let c = norm(c);
+    let mut j = p + 1;
+    let negate = pattern.get(j) == Some(&b'^');
+    if negate {
+        j += 1;
+    }
+    let mut hit = false;
+    while j < pattern.len() && pattern[j] != b']' {
+        if pattern[j] == b'\\' && j + 1 < pattern.len() {
+            hit |= norm(pattern[j + 1]) == c;
+            j += 2;
+        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' && pattern[j + 2] != b']' {
+            let (mut lo, mut hi) = (norm(pattern[j]), norm(pattern[j + 2]));
+            if lo > hi {
+                std::mem::swap(&mut lo, &mut hi);
+            }
+            hit |= lo <= c && c <= hi;
+            j += 3;
+        } else {
+            hit |= norm(pattern[j]) == c;
+            j += 1;
+        }
+    }
+    if j >= pattern.len() {
+        return None;
+    }
+    Some((hit != negate, j + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_like_redis() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("*", "anything", true),
+            ("h?llo", "hello", true),
+            ("h*llo", "heeeello", true),
+            ("h[ae]llo", "hallo", true),
+            ("h[^e]llo", "hello", false),
+            ("h[a-b]llo", "hbllo", true),
+            ("sim0.*", "sim0.{ds}.meta", true),
+            ("sim0.*", "sim1.x", false),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "axb", false),
+            ("*.meta", "x.meta.y", false),
+            ("", "", true),
+            ("[", "[", false),
+        ];
+        for &(p, s, want) in cases {
+            assert_eq!(
+                glob_match(p.as_bytes(), s.as_bytes(), false),
+                want,
+                "{p} {s}"
+            );
+        }
+        assert!(glob_match(b"MAXMEM*", b"maxmemory", true));
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        let args: Vec<Bytes> = ["FOO", "a", "b"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(
+            unknown_command(&args).text(),
+            "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
+        );
+    }
+}

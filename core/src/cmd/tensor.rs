@@ -1,0 +1,359 @@
+//! `AI.TENSORSET` and `AI.TENSORGET`, with RedisAI's argument grammar, replies and error
+//! texts (shared/PROTOCOL.md).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::arity;
+use crate::config::Limits;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::resp::Frame;
+use crate::store::{Store, Value};
+use crate::tensor::{checked_len, format_g17, DType, Tensor};
+
+fn invalid_value() -> Error {
+    Error::bad_input("invalid value")
+}
+
+/// Parse `AI.TENSORSET key TYPE d1 .. dn [BLOB b | VALUES v ..]` (all of `args`, the
+/// command name first) into the key and the tensor.
+///
+/// # Errors
+/// RedisAI's errors for every malformed part, and the limit errors.
+pub fn parse_tensorset(args: &[Bytes], limits: &Limits) -> Result<(Bytes, Tensor)> {
+    arity(args, 4, 0)?;
+    let key = args[1].clone();
+    let dtype = DType::parse(&args[2]).ok_or_else(|| Error::bad_input("invalid data type"))?;
+    let mut shape = Vec::new();
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"BLOB") || a.eq_ignore_ascii_case(b"VALUES") {
+            break;
+        }
+        if shape.len() >= limits.max_dims {
+            return Err(Error::limit(format!(
+                "tensor has more than {} dims, which exceeds the limit of {}",
+                limits.max_dims, limits.max_dims
+            )));
+        }
+        let d = std::str::from_utf8(a)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|&d| d > 0)
+            .ok_or_else(|| Error::bad_input("invalid or negative value found in tensor shape"))?;
+        shape.push(usize::try_from(d).map_err(|_| Error::limit("tensor dimension too large"))?);
+        i += 1;
+    }
+    let (count, _) = checked_len(dtype, &shape, limits)?;
+    let Some(fmt) = args.get(i) else {
+        return Ok((key, Tensor::zeros(dtype, shape, limits)?));
+    };
+    let rest = &args[i + 1..];
+    let tensor = if fmt.eq_ignore_ascii_case(b"BLOB") {
+        if rest.len() != 1 {
+            return Err(Error::bad_input(
+                "a single binary string should come after the BLOB argument in 'AI.TENSORSET' command",
+            ));
+        }
+        Tensor::new(dtype, shape, rest[0].clone(), limits)?
+    } else {
+        if rest.len() != count {
+            return Err(Error::bad_input(
+                "wrong number of values was given in 'AI.TENSORSET' command",
+            ));
+        }
+        Tensor::new(dtype, shape, encode_values(dtype, rest)?, limits)?
+    };
+    Ok((key, tensor))
+}
+
+fn parse_num<T: std::str::FromStr>(v: &[u8]) -> Result<T> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(invalid_value)
+}
+
+fn parse_int<T: TryFrom<i64>>(v: &[u8]) -> Result<T> {
+    T::try_from(parse_num::<i64>(v)?).map_err(|_| invalid_value())
+}
+
+/// Encode `VALUES` arguments as little-endian bytes of `dtype`.
+fn encode_values(dtype: DType, values: &[Bytes]) -> Result<Bytes> {
+    let mut out = Vec::with_capacity(values.len() * dtype.size().unwrap_or(8));
+    for v in values {
+        match dtype {
+            DType::Float32 => out.extend((parse_num::<f64>(v)? as f32).to_le_bytes()),
+            DType::Float64 => out.extend(parse_num::<f64>(v)?.to_le_bytes()),
+            DType::Float16 => out.extend(half::f16::from_f64(parse_num::<f64>(v)?).to_le_bytes()),
+            DType::BFloat16 => out.extend(half::bf16::from_f64(parse_num::<f64>(v)?).to_le_bytes()),
+            DType::Int8 => out.extend(parse_int::<i8>(v)?.to_le_bytes()),
+            DType::Int16 => out.extend(parse_int::<i16>(v)?.to_le_bytes()),
+            DType::Int32 => out.extend(parse_int::<i32>(v)?.to_le_bytes()),
+            DType::Int64 => out.extend(parse_int::<i64>(v)?.to_le_bytes()),
+            DType::UInt8 => out.extend(parse_int::<u8>(v)?.to_le_bytes()),
+            DType::UInt16 => out.extend(parse_int::<u16>(v)?.to_le_bytes()),
+            DType::UInt32 => out.extend(parse_int::<u32>(v)?.to_le_bytes()),
+            DType::UInt64 => out.extend(parse_num::<u64>(v)?.to_le_bytes()),
+            DType::Bool => match parse_num::<i64>(v)? {
+                0 => out.push(0),
+                1 => out.push(1),
+                _ => return Err(Error::bad_input("BOOL tensor elements must be 0 or 1")),
+            },
+            DType::String => {
+                if v.contains(&0) {
+                    return Err(invalid_value());
+                }
+                out.extend_from_slice(v);
+                out.push(0);
+            }
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+pub(super) fn tensorset(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
+    let limits = engine.with_config(|c| c.limits.clone());
+    let (key, tensor) = parse_tensorset(args, &limits)?;
+    let store = engine.store();
+    let wrong_type = store.with(
+        &key,
+        |v| matches!(v, Some(v) if !matches!(v, Value::Tensor(_))),
+    );
+    if wrong_type {
+        return Err(Error::wrong_type());
+    }
+    store.set(key, Value::Tensor(tensor))?;
+    Ok(Frame::ok())
+}
+
+/// What `AI.TENSORGET` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorFormat {
+    /// Include dtype and shape.
+    pub meta: bool,
+    /// Include the data: `Some(true)` as a blob, `Some(false)` as values, `None` not at all.
+    pub blob: Option<bool>,
+}
+
+impl TensorFormat {
+    /// Parse the format arguments (after the key).
+    ///
+    /// # Errors
+    /// `ERR unsupported data format`, `ERR both BLOB and VALUES specified`.
+    pub fn parse(args: &[Bytes]) -> Result<TensorFormat> {
+        if args.is_empty() {
+            return Ok(TensorFormat {
+                meta: true,
+                blob: Some(true),
+            });
+        }
+        let mut f = TensorFormat {
+            meta: false,
+            blob: None,
+        };
+        for a in args {
+            if a.eq_ignore_ascii_case(b"META") {
+                f.meta = true;
+            } else if a.eq_ignore_ascii_case(b"BLOB") || a.eq_ignore_ascii_case(b"VALUES") {
+                let blob = a.eq_ignore_ascii_case(b"BLOB");
+                if f.blob.is_some_and(|b| b != blob) {
+                    return Err(Error::bad_input("both BLOB and VALUES specified"));
+                }
+                f.blob = Some(blob);
+            } else {
+                return Err(Error::bad_input("unsupported data format"));
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// The reply for a tensor in `format` (RedisAI's layout, read by position by SmartRedis).
+pub fn tensor_reply(t: &Tensor, format: TensorFormat) -> Frame {
+    let data = match format.blob {
+        Some(true) => Some(Frame::Bulk(t.data().clone())),
+        Some(false) => Some(Frame::Array(values(t))),
+        None => None,
+    };
+    if !format.meta {
+        return data.unwrap_or(Frame::Array(vec![]));
+    }
+    let mut items = vec![
+        Frame::bulk_static("dtype"),
+        Frame::bulk_static(t.dtype().name()),
+        Frame::bulk_static("shape"),
+        Frame::Array(
+            t.shape()
+                .iter()
+                .map(|&d| Frame::Integer(d as i64))
+                .collect(),
+        ),
+    ];
+    if let Some(d) = data {
+        items.push(Frame::bulk_static(if format.blob == Some(true) {
+            "blob"
+        } else {
+            "values"
+        }));
+        items.push(d);
+    }
+    Frame::Array(items)
+}
+
+fn values(t: &Tensor) -> Vec<Frame> {
+    fn each<const N: usize>(d: &[u8], f: impl Fn([u8; N]) -> Frame) -> Vec<Frame> {
+        d.chunks_exact(N)
+            .map(|c| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(c);
+                f(a)
+            })
+            .collect()
+    }
+    let float = |v: f64| Frame::Bulk(Bytes::from(format_g17(v)));
+    let d = t.data();
+    match t.dtype() {
+        DType::Float32 => each::<4>(d, |b| float(f32::from_le_bytes(b) as f64)),
+        DType::Float64 => each::<8>(d, |b| float(f64::from_le_bytes(b))),
+        DType::Float16 => each::<2>(d, |b| float(half::f16::from_le_bytes(b).to_f64())),
+        DType::BFloat16 => each::<2>(d, |b| float(half::bf16::from_le_bytes(b).to_f64())),
+        DType::Int8 => each::<1>(d, |b| Frame::Integer(i8::from_le_bytes(b) as i64)),
+        DType::Int16 => each::<2>(d, |b| Frame::Integer(i16::from_le_bytes(b) as i64)),
+        DType::Int32 => each::<4>(d, |b| Frame::Integer(i32::from_le_bytes(b) as i64)),
+        DType::Int64 => each::<8>(d, |b| Frame::Integer(i64::from_le_bytes(b))),
+        DType::UInt8 | DType::Bool => each::<1>(d, |b| Frame::Integer(b[0] as i64)),
+        DType::UInt16 => each::<2>(d, |b| Frame::Integer(u16::from_le_bytes(b) as i64)),
+        DType::UInt32 => each::<4>(d, |b| Frame::Integer(u32::from_le_bytes(b) as i64)),
+        DType::UInt64 => each::<8>(d, |b| {
+            let v = u64::from_le_bytes(b);
+            match i64::try_from(v) {
+                Ok(i) => Frame::Integer(i),
+                Err(_) => Frame::Bulk(Bytes::from(v.to_string())),
+            }
+        }),
+        DType::String => t
+            .strings()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| Frame::Bulk(Bytes::copy_from_slice(s)))
+            .collect(),
+    }
+}
+
+pub(super) fn tensorget(store: &Store, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 4)?;
+    let tensor = store.with(&args[1], |v| match v {
+        Some(Value::Tensor(t)) => Ok(t.clone()),
+        Some(_) => Err(Error::wrong_type()),
+        None => Err(Error::err(
+            crate::ErrorCode::NotFound,
+            "tensor key is empty or in a different shard",
+        )),
+    })?;
+    let format = TensorFormat::parse(&args[2..])?;
+    Ok(tensor_reply(&tensor, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<Bytes> {
+        s.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    fn err(s: &[&str]) -> String {
+        parse_tensorset(&args(s), &Limits::default())
+            .unwrap_err()
+            .text()
+            .to_string()
+    }
+
+    #[test]
+    fn tensorset_errors_match_redisai() {
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "FLOAT"]),
+            "ERR wrong number of arguments for 'AI.TENSORSET' command"
+        );
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "FLOAT32", "1"]),
+            "ERR invalid data type"
+        );
+        for d in ["0", "-1", "x", "1.5"] {
+            assert_eq!(
+                err(&["AI.TENSORSET", "k", "FLOAT", d]),
+                "ERR invalid or negative value found in tensor shape"
+            );
+        }
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "FLOAT", "2", "VALUES", "1"]),
+            "ERR wrong number of values was given in 'AI.TENSORSET' command"
+        );
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "FLOAT", "2", "BLOB", "a", "b"]),
+            "ERR a single binary string should come after the BLOB argument in 'AI.TENSORSET' command"
+        );
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "FLOAT", "2", "BLOB", "abc"]),
+            "ERR data length does not match tensor shape and type"
+        );
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "INT8", "1", "VALUES", "300"]),
+            "ERR invalid value"
+        );
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "INT8", "1", "VALUES", "z"]),
+            "ERR invalid value"
+        );
+        assert_eq!(
+            err(&["AI.TENSORSET", "k", "BOOL", "1", "VALUES", "2"]),
+            "ERR BOOL tensor elements must be 0 or 1"
+        );
+    }
+
+    #[test]
+    fn values_round_trip_through_replies() {
+        let (_, t) = parse_tensorset(
+            &args(&["AI.TENSORSET", "k", "float", "2", "VALUES", "0.1", "-3"]),
+            &Limits::default(),
+        )
+        .unwrap();
+        let f = tensor_reply(&t, TensorFormat::parse(&args(&["META", "VALUES"])).unwrap());
+        assert_eq!(
+            f,
+            Frame::Array(vec![
+                Frame::bulk_static("dtype"),
+                Frame::bulk_static("FLOAT"),
+                Frame::bulk_static("shape"),
+                Frame::Array(vec![Frame::Integer(2)]),
+                Frame::bulk_static("values"),
+                Frame::Array(vec![
+                    Frame::bulk_static("0.10000000149011612"),
+                    Frame::bulk_static("-3")
+                ]),
+            ])
+        );
+        let (_, z) = parse_tensorset(
+            &args(&["AI.TENSORSET", "k", "INT16", "2", "3"]),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(z.data().as_ref(), &[0u8; 12]);
+        assert_eq!(
+            TensorFormat::parse(&args(&["BLOB", "VALUES"]))
+                .unwrap_err()
+                .text(),
+            "ERR both BLOB and VALUES specified"
+        );
+        assert_eq!(
+            TensorFormat::parse(&args(&["JSON"])).unwrap_err().text(),
+            "ERR unsupported data format"
+        );
+    }
+}

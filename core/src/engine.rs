@@ -1,0 +1,269 @@
+//! The engine: the store plus configuration, statistics and persistence. Every operation of
+//! insitu is a method on the engine or a command it executes; the server runs commands on
+//! behalf of RESP connections, and in-process clients will call the same methods directly.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::Limits;
+use crate::error::{Error, ErrorCode, Result};
+use crate::persist;
+use crate::resp::Frame;
+use crate::store::Store;
+
+/// How an engine is set up. `Default` is what `insitu serve` uses without flags.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Input limits.
+    pub limits: Limits,
+    /// Memory limit for stored data in bytes (`0` = unlimited).
+    pub maxmemory: usize,
+    /// Most concurrent client connections.
+    pub maxclients: usize,
+    /// Password clients must send with `AUTH` (none: no authentication).
+    pub requirepass: Option<String>,
+    /// Directory of the snapshot file.
+    pub dir: PathBuf,
+    /// Snapshot file name inside `dir`.
+    pub dbfilename: String,
+    /// TCP port reported by `INFO` (0 when not listening on TCP).
+    pub port: u16,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            limits: Limits::default(),
+            maxmemory: 0,
+            maxclients: 10_000,
+            requirepass: None,
+            dir: PathBuf::from("."),
+            dbfilename: "insitu.snapshot".into(),
+            port: 0,
+        }
+    }
+}
+
+/// Counters reported by `INFO`.
+#[derive(Default)]
+pub struct Stats {
+    /// Connections accepted since start.
+    pub connections_received: AtomicU64,
+    /// Connections refused at the `maxclients` limit.
+    pub rejected_connections: AtomicU64,
+    /// Connections open now.
+    pub connected_clients: AtomicUsize,
+    /// Commands executed since start.
+    pub commands_processed: AtomicU64,
+    /// Client ids handed out.
+    pub next_client_id: AtomicU64,
+}
+
+/// The engine. Share it as `Arc<Engine>`.
+pub struct Engine {
+    store: Store,
+    config: RwLock<EngineConfig>,
+    /// Bumped whenever limits change, so connections re-read them cheaply.
+    limits_generation: AtomicU64,
+    /// Connection and command counters.
+    pub stats: Stats,
+    started: Instant,
+    last_save: AtomicI64,
+    changes_at_last_save: AtomicU64,
+    save_lock: Mutex<()>,
+    bgsave_in_progress: AtomicBool,
+    last_bgsave_ok: AtomicBool,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_time() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Per-connection state.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Client id (`CLIENT ID`).
+    pub id: u64,
+    /// Name set by `CLIENT SETNAME`.
+    pub name: Option<Bytes>,
+    /// Whether `AUTH` succeeded (or no password is set).
+    pub authenticated: bool,
+    /// Set by `QUIT`: close after the reply.
+    pub quit: bool,
+}
+
+impl Engine {
+    /// An engine with `config`. Does not load a snapshot: see [`Engine::load_snapshot`].
+    pub fn new(config: EngineConfig) -> Engine {
+        Engine {
+            store: Store::new(config.maxmemory),
+            config: RwLock::new(config),
+            limits_generation: AtomicU64::new(0),
+            stats: Stats::default(),
+            started: Instant::now(),
+            last_save: AtomicI64::new(unix_time()),
+            changes_at_last_save: AtomicU64::new(0),
+            save_lock: Mutex::new(()),
+            bgsave_in_progress: AtomicBool::new(false),
+            last_bgsave_ok: AtomicBool::new(true),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A copy of the configuration.
+    pub fn config(&self) -> EngineConfig {
+        self.config.read().clone()
+    }
+
+    /// Run `f` on the configuration under its lock (for cheap reads of one field).
+    pub fn with_config<R>(&self, f: impl FnOnce(&EngineConfig) -> R) -> R {
+        f(&self.config.read())
+    }
+
+    /// Change the configuration.
+    pub fn update_config(&self, f: impl FnOnce(&mut EngineConfig)) {
+        let mut c = self.config.write();
+        f(&mut c);
+        self.store.set_memory_limit(c.maxmemory);
+        self.limits_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current limits and their generation number.
+    pub fn limits(&self) -> (Limits, u64) {
+        let g = self.limits_generation.load(Ordering::Acquire);
+        (self.config.read().limits.clone(), g)
+    }
+
+    /// The generation of the limits: changes whenever they do.
+    pub fn limits_generation(&self) -> u64 {
+        self.limits_generation.load(Ordering::Acquire)
+    }
+
+    /// Seconds since the engine started.
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// A new session for a connection.
+    pub fn new_session(&self) -> Session {
+        Session {
+            id: self.stats.next_client_id.fetch_add(1, Ordering::Relaxed) + 1,
+            name: None,
+            authenticated: self.config.read().requirepass.is_none(),
+            quit: false,
+        }
+    }
+
+    /// Execute one command (its name first) and return the reply frame. Never panics on
+    /// input; every failure is an error frame.
+    pub fn execute(self: &Arc<Self>, session: &mut Session, args: Vec<Bytes>) -> Frame {
+        self.stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        crate::cmd::execute(self, session, args)
+    }
+
+    /// The path of the snapshot file.
+    pub fn snapshot_path(&self) -> PathBuf {
+        let c = self.config.read();
+        c.dir.join(&c.dbfilename)
+    }
+
+    /// Load the snapshot file when it exists; returns the number of keys loaded.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or is corrupt: the caller should refuse
+    /// to start rather than run empty and overwrite it at the next `SAVE`.
+    pub fn load_snapshot(&self) -> Result<usize> {
+        let path = self.snapshot_path();
+        if !path.exists() {
+            return Ok(0);
+        }
+        let entries = persist::load(&path)?;
+        let n = entries.len();
+        for (k, v) in entries {
+            self.store.set(k, v)?;
+        }
+        self.changes_at_last_save
+            .store(self.store.write_count(), Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Write the snapshot now (`SAVE`).
+    ///
+    /// # Errors
+    /// I/O errors, with the path.
+    pub fn save(&self) -> Result<()> {
+        let _guard = self.save_lock.lock();
+        let writes = self.store.write_count();
+        let entries = self.store.snapshot();
+        persist::save(&self.snapshot_path(), &entries)?;
+        self.last_save.store(unix_time(), Ordering::Relaxed);
+        self.changes_at_last_save.store(writes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Start a snapshot in a background thread (`BGSAVE`).
+    ///
+    /// # Errors
+    /// When one is already running.
+    pub fn bgsave(self: &Arc<Self>) -> Result<()> {
+        if self.bgsave_in_progress.swap(true, Ordering::AcqRel) {
+            return Err(Error::err(
+                ErrorCode::BadInput,
+                "Background save already in progress",
+            ));
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("insitu-bgsave".into())
+            .spawn(move || {
+                let r = me.save();
+                if let Err(e) = &r {
+                    tracing::error!("background save failed: {e}");
+                }
+                me.last_bgsave_ok.store(r.is_ok(), Ordering::Relaxed);
+                me.bgsave_in_progress.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            self.bgsave_in_progress.store(false, Ordering::Release);
+            return Err(Error::io("cannot start background save", &e));
+        }
+        Ok(())
+    }
+
+    /// Unix time of the last successful save (or of start).
+    pub fn last_save_time(&self) -> i64 {
+        self.last_save.load(Ordering::Relaxed)
+    }
+
+    /// Writes since the last save.
+    pub fn changes_since_save(&self) -> u64 {
+        self.store
+            .write_count()
+            .saturating_sub(self.changes_at_last_save.load(Ordering::Relaxed))
+    }
+
+    /// Whether a background save runs now.
+    pub fn bgsave_in_progress(&self) -> bool {
+        self.bgsave_in_progress.load(Ordering::Acquire)
+    }
+
+    /// Whether the last background save succeeded.
+    pub fn last_bgsave_ok(&self) -> bool {
+        self.last_bgsave_ok.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,258 @@
+//! RESP2, the Redis wire protocol: frames, their encoding, and parsers for requests and
+//! replies.
+//!
+//! Requests are parsed incrementally by [`RequestParser`]: each argument is taken out of
+//! the read buffer once, large arguments without a copy, and a request over a limit is
+//! answered with an error and skipped (its bytes discarded as they arrive) so the
+//! connection stays usable. Replies are encoded into an [`Output`] that keeps large bulk
+//! payloads as references to the stored bytes, written to the socket without a copy.
+
+mod parser;
+
+pub use parser::{parse_reply, Request, RequestParser};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::Error;
+
+/// Bulk strings at least this long are passed by reference, not copied, on both the read
+/// and the write path. Smaller ones are copied: that is cheaper than a refcount, and a
+/// small key must not pin a large read buffer in memory.
+pub const ZERO_COPY_MIN: usize = 16 * 1024;
+
+/// A RESP2 frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `+text`
+    Simple(Bytes),
+    /// `-text` (the text includes its prefix word, e.g. `ERR`).
+    Error(String),
+    /// `:n`
+    Integer(i64),
+    /// `$len bytes`
+    Bulk(Bytes),
+    /// `$-1`
+    Null,
+    /// `*-1`
+    NullArray,
+    /// `*n ...`
+    Array(Vec<Frame>),
+}
+
+impl Frame {
+    /// `+OK`
+    pub fn ok() -> Frame {
+        Frame::Simple(Bytes::from_static(b"OK"))
+    }
+
+    /// A simple string from static text.
+    pub fn simple(s: &'static str) -> Frame {
+        Frame::Simple(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// A bulk string copied from text.
+    pub fn bulk_str(s: &str) -> Frame {
+        Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// A bulk string from static text.
+    pub fn bulk_static(s: &'static str) -> Frame {
+        Frame::Bulk(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// The frame of an error.
+    pub fn error(e: &Error) -> Frame {
+        Frame::Error(e.text().to_string())
+    }
+
+    /// Encode into `out`.
+    pub fn encode(&self, out: &mut Output) {
+        match self {
+            Frame::Simple(s) => {
+                out.buf.put_u8(b'+');
+                put_line_safe(&mut out.buf, s);
+            }
+            Frame::Error(s) => {
+                out.buf.put_u8(b'-');
+                put_line_safe(&mut out.buf, s.as_bytes());
+            }
+            Frame::Integer(i) => {
+                out.buf.put_u8(b':');
+                put_int(&mut out.buf, *i);
+            }
+            Frame::Bulk(b) => {
+                out.buf.put_u8(b'$');
+                put_int(&mut out.buf, b.len() as i64);
+                if b.len() >= ZERO_COPY_MIN {
+                    out.push_shared(b.clone());
+                } else {
+                    out.buf.extend_from_slice(b);
+                }
+                out.buf.extend_from_slice(b"\r\n");
+            }
+            Frame::Null => out.buf.extend_from_slice(b"$-1\r\n"),
+            Frame::NullArray => out.buf.extend_from_slice(b"*-1\r\n"),
+            Frame::Array(items) => {
+                out.buf.put_u8(b'*');
+                put_int(&mut out.buf, items.len() as i64);
+                for i in items {
+                    i.encode(out);
+                }
+            }
+        }
+    }
+
+    /// Encode into a fresh contiguous buffer (for tests and small messages).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = Output::default();
+        self.encode(&mut out);
+        out.concat()
+    }
+
+    /// A command frame: an array of bulk strings.
+    pub fn command<I, A>(args: I) -> Frame
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<Bytes>,
+    {
+        Frame::Array(args.into_iter().map(|a| Frame::Bulk(a.into())).collect())
+    }
+}
+
+fn put_int(buf: &mut BytesMut, i: i64) {
+    let mut b = itoa_buf(i);
+    buf.extend_from_slice(b.as_bytes_mut());
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Simple strings and errors cannot carry CR or LF: replace them (as Redis does).
+fn put_line_safe(buf: &mut BytesMut, s: &[u8]) {
+    for &c in s {
+        buf.put_u8(if c == b'\r' || c == b'\n' { b' ' } else { c });
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+struct IntBuf {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl IntBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+fn itoa_buf(i: i64) -> IntBuf {
+    let mut bytes = [0u8; 20];
+    let mut pos = bytes.len();
+    let neg = i < 0;
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        bytes[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if neg {
+        pos -= 1;
+        bytes[pos] = b'-';
+    }
+    IntBuf { bytes, start: pos }
+}
+
+/// Encoded replies waiting to be written: small pieces copied into one buffer, large bulk
+/// payloads kept as shared references in between.
+#[derive(Default)]
+pub struct Output {
+    buf: BytesMut,
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Output {
+    fn push_shared(&mut self, b: Bytes) {
+        if !self.buf.is_empty() {
+            let head = self.buf.split().freeze();
+            self.len += head.len();
+            self.chunks.push(head);
+        }
+        self.len += b.len();
+        self.chunks.push(b);
+    }
+
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.len + self.buf.len()
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Take the pending pieces in order, leaving the output empty.
+    pub fn take_chunks(&mut self) -> Vec<Bytes> {
+        if !self.buf.is_empty() {
+            let tail = self.buf.split().freeze();
+            self.chunks.push(tail);
+        }
+        self.len = 0;
+        std::mem::take(&mut self.chunks)
+    }
+
+    /// Everything pending as one buffer (copies; for tests and small messages).
+    pub fn concat(&mut self) -> Bytes {
+        let chunks = self.take_chunks();
+        if chunks.len() == 1 {
+            return chunks.into_iter().next().unwrap_or_default();
+        }
+        let mut b = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+        for c in chunks {
+            b.extend_from_slice(&c);
+        }
+        b.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_kind() {
+        let f = Frame::Array(vec![
+            Frame::ok(),
+            Frame::Error("ERR bad\r\nthing".into()),
+            Frame::Integer(-42),
+            Frame::Integer(0),
+            Frame::Integer(i64::MIN),
+            Frame::bulk_static("hi"),
+            Frame::Null,
+            Frame::NullArray,
+            Frame::Array(vec![]),
+        ]);
+        assert_eq!(
+            f.to_bytes().as_ref(),
+            b"*9\r\n+OK\r\n-ERR bad  thing\r\n:-42\r\n:0\r\n:-9223372036854775808\r\n$2\r\nhi\r\n$-1\r\n*-1\r\n*0\r\n"
+        );
+    }
+
+    #[test]
+    fn large_bulks_are_shared_not_copied() {
+        let big = Bytes::from(vec![9u8; ZERO_COPY_MIN]);
+        let mut out = Output::default();
+        Frame::Array(vec![Frame::Bulk(big.clone()), Frame::ok()]).encode(&mut out);
+        let chunks = out.take_chunks();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[1].as_ptr(), big.as_ptr());
+        assert_eq!(
+            chunks[0].as_ref(),
+            format!("*2\r\n${}\r\n", ZERO_COPY_MIN).as_bytes()
+        );
+        assert_eq!(chunks[2].as_ref(), b"\r\n+OK\r\n");
+    }
+}

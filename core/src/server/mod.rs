@@ -1,0 +1,280 @@
+//! The RESP server loop: accept connections on any number of TCP and Unix listeners, and
+//! serve each one until it closes or shutdown is signalled.
+//!
+//! [`run`] is the seam the `insitu` binary, the tests and any process that embeds the
+//! engine share: hand it bound listeners and a future that completes on shutdown. On
+//! shutdown the listeners stop accepting, every connection finishes the requests it has
+//! already read, flushes its replies and closes, and `run` returns once all are gone.
+
+use std::future::Future;
+use std::io::IoSlice;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::engine::Engine;
+use crate::resp::{Frame, Output, Request, RequestParser};
+
+/// Read buffer size per connection; grows for large arguments.
+const READ_CHUNK: usize = 64 * 1024;
+/// Replies waiting beyond this are flushed before more requests are executed, so a client
+/// that pipelines without reading cannot make the server buffer without bound.
+const MAX_PENDING_OUTPUT: usize = 1 << 20;
+
+/// A bound listener.
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix-domain socket listener and its path (removed when the server stops).
+    Unix(UnixListener, PathBuf),
+}
+
+/// Serve `engine` on `listeners` until `shutdown` completes.
+///
+/// # Errors
+/// Only errors that stop the whole server; per-connection errors are logged and end that
+/// connection alone.
+pub async fn run(
+    engine: Arc<Engine>,
+    listeners: Vec<Listener>,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    // Each connection holds a sender; when all are dropped, every connection is done.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut accept_tasks = Vec::new();
+    let mut unix_paths = Vec::new();
+    for l in listeners {
+        let engine = engine.clone();
+        let mut stop = notify_shutdown.subscribe();
+        let shutdown_tx = notify_shutdown.clone();
+        let done = done_tx.clone();
+        if let Listener::Unix(_, p) = &l {
+            unix_paths.push(p.clone());
+        }
+        accept_tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.recv() => break,
+                    r = accept(&l) => match r {
+                        Ok(conn) => spawn_connection(&engine, conn, &shutdown_tx, &done),
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    },
+                }
+            }
+        }));
+    }
+    shutdown.await;
+    tracing::info!("shutting down: finishing open connections");
+    let _ = notify_shutdown.send(());
+    for t in accept_tasks {
+        let _ = t.await;
+    }
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    for p in unix_paths {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(l: &Listener) -> std::io::Result<Conn> {
+    match l {
+        Listener::Tcp(t) => {
+            let (s, _) = t.accept().await?;
+            let _ = s.set_nodelay(true);
+            Ok(Conn::Tcp(s))
+        }
+        Listener::Unix(u, _) => Ok(Conn::Unix(u.accept().await?.0)),
+    }
+}
+
+fn spawn_connection(
+    engine: &Arc<Engine>,
+    conn: Conn,
+    shutdown: &broadcast::Sender<()>,
+    done: &mpsc::Sender<()>,
+) {
+    let stats = &engine.stats;
+    stats.connections_received.fetch_add(1, Ordering::Relaxed);
+    let max = engine.with_config(|c| c.maxclients);
+    let prev = stats.connected_clients.fetch_add(1, Ordering::AcqRel);
+    let engine = engine.clone();
+    if prev >= max {
+        stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let msg = b"-ERR max number of clients reached\r\n";
+            match conn {
+                Conn::Tcp(mut s) => {
+                    let _ = s.write_all(msg).await;
+                }
+                Conn::Unix(mut s) => {
+                    let _ = s.write_all(msg).await;
+                }
+            }
+            engine
+                .stats
+                .connected_clients
+                .fetch_sub(1, Ordering::AcqRel);
+        });
+        return;
+    }
+    let stop = shutdown.subscribe();
+    let done = done.clone();
+    tokio::spawn(async move {
+        let r = match conn {
+            Conn::Tcp(s) => serve(&engine, s, stop).await,
+            Conn::Unix(s) => serve(&engine, s, stop).await,
+        };
+        if let Err(e) = r {
+            tracing::debug!("connection ended: {e}");
+        }
+        engine
+            .stats
+            .connected_clients
+            .fetch_sub(1, Ordering::AcqRel);
+        drop(done);
+    });
+}
+
+/// Write all `chunks` with vectored writes (header, payload and trailer in one syscall).
+async fn write_chunks<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut chunks: Vec<Bytes>,
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(64)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut n = stream.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && first < chunks.len() {
+            let len = chunks[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                let rest = chunks[first].split_off(n);
+                chunks[first] = rest;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    write_chunks(stream, out.take_chunks()).await
+}
+
+/// Serve one connection: read, execute every complete request, write the replies.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    engine: &Arc<Engine>,
+    mut stream: S,
+    mut stop: broadcast::Receiver<()>,
+) -> std::io::Result<()> {
+    let (limits, mut generation) = engine.limits();
+    let mut parser = RequestParser::new(limits);
+    let mut session = engine.new_session();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Output::default();
+    loop {
+        loop {
+            if parser.is_idle() {
+                let g = engine.limits_generation();
+                if g != generation {
+                    let (l, g) = engine.limits();
+                    parser.set_limits(l);
+                    generation = g;
+                }
+            }
+            match parser.next(&mut buf) {
+                Ok(Some(Request::Command(args))) => {
+                    tracing::trace!(cmd = %String::from_utf8_lossy(&args[0]), "command");
+                    engine.execute(&mut session, args).encode(&mut out);
+                    if session.quit {
+                        return flush(&mut stream, &mut out).await;
+                    }
+                }
+                Ok(Some(Request::Rejected(e))) => Frame::error(&e).encode(&mut out),
+                Ok(None) => break,
+                Err(e) => {
+                    // The stream cannot be re-synchronised: reply, then close.
+                    Frame::error(&e).encode(&mut out);
+                    flush(&mut stream, &mut out).await?;
+                    return Ok(());
+                }
+            }
+            if out.len() >= MAX_PENDING_OUTPUT {
+                flush(&mut stream, &mut out).await?;
+            }
+        }
+        flush(&mut stream, &mut out).await?;
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            r = stream.read_buf(&mut buf) => {
+                if r? == 0 {
+                    return Ok(());
+                }
+            }
+            _ = stop.recv() => return Ok(()),
+        }
+    }
+}
+
+/// Bind a Unix-domain socket at `path` with permissions `mode` (e.g. `0o700`: owner
+/// only). A stale socket file left by a crashed server is replaced; a live one (a server
+/// answers on it) or any other kind of file is an error.
+///
+/// # Errors
+/// The path is in use, or binding fails.
+pub fn bind_unix(path: &std::path::Path, mode: u32) -> std::io::Result<Listener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("a server is already listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", path.display()),
+        )
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(Listener::Unix(l, path.to_path_buf()))
+}

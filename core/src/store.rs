@@ -1,0 +1,544 @@
+//! The sharded concurrent key-value store.
+//!
+//! Keys map to tensors, strings, hashes or lists. Keys are spread over shards by hash, each
+//! shard a `RwLock<HashMap>`, so concurrent clients touching different keys rarely meet on
+//! a lock. Memory is accounted per value against a configurable limit; a write that would
+//! exceed it fails with Redis' `OOM` error and changes nothing. A waiter for a key (or a
+//! list length) sleeps on the shard's notification and is woken by the write that makes
+//! its condition true: no polling.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Fixed cost charged per key and per hash field / list entry, for the map's own memory.
+const KEY_OVERHEAD: usize = 64;
+const ITEM_OVERHEAD: usize = 32;
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A tensor (`AI.TENSORSET`).
+    Tensor(Tensor),
+    /// A plain string (`SET`).
+    String(Bytes),
+    /// A hash (`HSET`), e.g. a dataset's metadata.
+    Hash(HashMap<Bytes, Bytes>),
+    /// A list (`RPUSH`), e.g. an aggregation list.
+    List(VecDeque<Bytes>),
+}
+
+impl Value {
+    /// The Redis `TYPE` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Tensor(_) => "AI_TENSOR",
+            Value::String(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+        }
+    }
+
+    /// Bytes charged against the memory limit (payload plus a fixed overhead per item).
+    pub fn cost(&self) -> usize {
+        match self {
+            Value::Tensor(t) => t.data().len() + t.shape().len() * 8,
+            Value::String(s) => s.len(),
+            Value::Hash(h) => h
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + ITEM_OVERHEAD)
+                .sum(),
+            Value::List(l) => l.iter().map(|v| v.len() + ITEM_OVERHEAD).sum(),
+        }
+    }
+}
+
+fn entry_cost(key: &[u8], value: &Value) -> usize {
+    key.len() + KEY_OVERHEAD + value.cost()
+}
+
+struct Shard {
+    map: RwLock<HashMap<Bytes, Value>>,
+    /// Woken whenever a key of this shard is written.
+    changed: Notify,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    shards: Box<[Shard]>,
+    hasher: std::collections::hash_map::RandomState,
+    used: AtomicUsize,
+    limit: AtomicUsize,
+    /// Bumped on every write, for `INFO` (`rdb_changes_since_last_save`).
+    writes: AtomicU64,
+}
+
+/// The number of shards: a power of two well above the core counts we run on.
+const SHARDS: usize = 64;
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(0)
+    }
+}
+
+impl Store {
+    /// A store with a memory limit in bytes (`0` = unlimited).
+    pub fn new(limit: usize) -> Store {
+        Store {
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    map: RwLock::new(HashMap::new()),
+                    changed: Notify::new(),
+                })
+                .collect(),
+            hasher: Default::default(),
+            used: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) & (SHARDS - 1)]
+    }
+
+    /// Bytes currently charged.
+    pub fn used_memory(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The memory limit in bytes (`0` = unlimited).
+    pub fn memory_limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Change the memory limit (`0` = unlimited). Stored values are kept even when above.
+    pub fn set_memory_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Writes since start (a monotonically increasing counter).
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Charge `add` bytes and release `remove`, failing with `OOM` (and charging nothing)
+    /// when the result would exceed the limit. Growth is checked; shrinking always passes.
+    fn charge(&self, add: usize, remove: usize) -> Result<()> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = cur.saturating_add(add).saturating_sub(remove);
+            if limit != 0 && add > remove && next > limit {
+                return Err(Error::oom());
+            }
+            match self
+                .used
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn wrote(&self, shard: &Shard) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        shard.changed.notify_waiters();
+    }
+
+    /// Store `value` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    /// `OOM` when the memory limit would be exceeded; the old value is then kept.
+    pub fn set(&self, key: Bytes, value: Value) -> Result<()> {
+        let shard = self.shard(&key);
+        let add = entry_cost(&key, &value);
+        {
+            let mut map = shard.map.write();
+            let remove = map.get(&key).map_or(0, |old| entry_cost(&key, old));
+            self.charge(add, remove)?;
+            map.insert(key, value);
+        }
+        self.wrote(shard);
+        Ok(())
+    }
+
+    /// A clone of the value under `key` (cheap: tensors and strings share their bytes).
+    pub fn get(&self, key: &[u8]) -> Option<Value> {
+        self.shard(key).map.read().get(key).cloned()
+    }
+
+    /// Run `f` on the value under `key` without cloning it.
+    pub fn with<R>(&self, key: &[u8], f: impl FnOnce(Option<&Value>) -> R) -> R {
+        f(self.shard(key).map.read().get(key))
+    }
+
+    /// Whether `key` exists.
+    pub fn exists(&self, key: &[u8]) -> bool {
+        self.shard(key).map.read().contains_key(key)
+    }
+
+    /// Remove `key`; returns whether it existed.
+    pub fn delete(&self, key: &[u8]) -> bool {
+        let shard = self.shard(key);
+        let removed = shard.map.write().remove(key);
+        match removed {
+            Some(v) => {
+                let _ = self.charge(0, entry_cost(key, &v));
+                self.wrote(shard);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Move the value of `from` to `to`, replacing `to`.
+    ///
+    /// # Errors
+    /// `ERR no such key` when `from` does not exist.
+    pub fn rename(&self, from: &[u8], to: Bytes) -> Result<()> {
+        if from == to.as_ref() {
+            return if self.exists(from) {
+                Ok(())
+            } else {
+                Err(Error::no_such_key())
+            };
+        }
+        let src = self.shard(from);
+        let value = src
+            .map
+            .write()
+            .remove(from)
+            .ok_or_else(Error::no_such_key)?;
+        let _ = self.charge(0, entry_cost(from, &value));
+        // The value is out of the map; charge it back under its new name. This cannot
+        // exceed the limit by more than the key's length difference, so it is forced.
+        let dst = self.shard(&to);
+        let add = entry_cost(&to, &value);
+        {
+            let mut map = dst.map.write();
+            let remove = map.get(&to).map_or(0, |old| entry_cost(&to, old));
+            self.used.fetch_add(add, Ordering::Relaxed);
+            let _ = self.charge(0, remove);
+            map.insert(to, value);
+        }
+        self.wrote(src);
+        self.wrote(dst);
+        Ok(())
+    }
+
+    /// Apply `f` to the value under `key` (or `None`) with the shard locked for writing;
+    /// `f` returns its result and the change in charged bytes as `(added, removed)`.
+    /// The charge is checked before `f`'s change is kept: `f` gets a `Check` to call.
+    pub fn update<R>(
+        &self,
+        key: &Bytes,
+        f: impl FnOnce(&mut Option<Value>, &dyn Fn(usize, usize) -> Result<()>) -> Result<R>,
+    ) -> Result<R> {
+        let shard = self.shard(key);
+        let r;
+        {
+            let mut map = shard.map.write();
+            let mut slot = map.remove(key.as_ref());
+            let had = slot.is_some();
+            let charge = |add: usize, remove: usize| self.charge(add, remove);
+            let res = f(&mut slot, &charge);
+            // Redis semantics: an empty hash or list does not exist; and a failed update
+            // must not leave behind a container it created.
+            let empty = match &slot {
+                Some(Value::Hash(h)) => h.is_empty(),
+                Some(Value::List(l)) => l.is_empty(),
+                _ => false,
+            };
+            if empty || (res.is_err() && !had) {
+                slot = None;
+            }
+            match slot {
+                Some(v) => {
+                    if !had {
+                        self.used
+                            .fetch_add(key.len() + KEY_OVERHEAD, Ordering::Relaxed);
+                    }
+                    map.insert(key.clone(), v);
+                }
+                None => {
+                    if had {
+                        let _ = self.charge(0, key.len() + KEY_OVERHEAD);
+                    }
+                }
+            }
+            r = res?;
+        }
+        self.wrote(shard);
+        Ok(r)
+    }
+
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            out.extend(s.map.read().keys().cloned());
+        }
+        out
+    }
+
+    /// The keys of one shard (for `SCAN`, whose cursor walks shards).
+    pub fn shard_keys(&self, shard: usize) -> Vec<Bytes> {
+        self.shards
+            .get(shard)
+            .map(|s| s.map.read().keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The number of shards (`SCAN` cursors run over `0..shard_count()`).
+    pub fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.map.read().len()).sum()
+    }
+
+    /// Whether the store holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Remove every key.
+    pub fn clear(&self) {
+        for s in self.shards.iter() {
+            let old = std::mem::take(&mut *s.map.write());
+            let freed: usize = old.iter().map(|(k, v)| entry_cost(k, v)).sum();
+            let _ = self.charge(0, freed);
+            drop(old);
+            self.wrote(s);
+        }
+    }
+
+    /// A consistent-per-shard copy of every entry (values share their bytes).
+    pub fn snapshot(&self) -> Vec<(Bytes, Value)> {
+        let mut out = Vec::with_capacity(self.len());
+        for s in self.shards.iter() {
+            out.extend(s.map.read().iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
+    }
+
+    /// Wait until `cond` holds for the value under `key`, or `timeout` passes. Returns
+    /// whether the condition held. Woken by writes to the key's shard, never by a timer
+    /// loop.
+    pub async fn wait_for(
+        &self,
+        key: &[u8],
+        timeout: Duration,
+        cond: impl Fn(Option<&Value>) -> bool,
+    ) -> bool {
+        let shard = self.shard(key);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = shard.changed.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a write between the check and the await is seen.
+            notified.as_mut().enable();
+            if cond(shard.map.read().get(key)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            if tokio::time::timeout(deadline - now, notified)
+                .await
+                .is_err()
+            {
+                return cond(shard.map.read().get(key));
+            }
+        }
+    }
+}
+
+/// Helpers that edit a hash or list in place under [`Store::update`].
+impl Value {
+    /// The hash in `slot`, created when absent.
+    ///
+    /// # Errors
+    /// `WRONGTYPE` when `slot` holds another kind.
+    pub fn hash_mut(slot: &mut Option<Value>) -> Result<&mut HashMap<Bytes, Bytes>> {
+        match slot.get_or_insert_with(|| Value::Hash(HashMap::new())) {
+            Value::Hash(h) => Ok(h),
+            _ => Err(Error::wrong_type()),
+        }
+    }
+
+    /// The list in `slot`, created when absent.
+    ///
+    /// # Errors
+    /// `WRONGTYPE` when `slot` holds another kind.
+    pub fn list_mut(slot: &mut Option<Value>) -> Result<&mut VecDeque<Bytes>> {
+        match slot.get_or_insert_with(|| Value::List(VecDeque::new())) {
+            Value::List(l) => Ok(l),
+            _ => Err(Error::wrong_type()),
+        }
+    }
+}
+
+/// Set hash fields in `h`, charging the growth; returns how many fields were new.
+pub fn hash_set(
+    h: &mut HashMap<Bytes, Bytes>,
+    pairs: impl IntoIterator<Item = (Bytes, Bytes)>,
+    charge: &dyn Fn(usize, usize) -> Result<()>,
+) -> Result<usize> {
+    // Charge everything first so that a refused write changes nothing.
+    let pairs: Vec<(Bytes, Bytes)> = pairs.into_iter().collect();
+    let add: usize = pairs
+        .iter()
+        .map(|(f, v)| f.len() + v.len() + ITEM_OVERHEAD)
+        .sum();
+    charge(add, 0)?;
+    let mut added = 0;
+    for (f, v) in pairs {
+        match h.entry(f) {
+            Entry::Occupied(mut e) => {
+                let remove = e.key().len() + e.get().len() + ITEM_OVERHEAD;
+                let _ = charge(0, remove);
+                e.insert(v);
+            }
+            Entry::Vacant(e) => {
+                e.insert(v);
+                added += 1;
+            }
+        }
+    }
+    Ok(added)
+}
+
+/// Remove hash fields, releasing their charge; returns how many existed.
+pub fn hash_del(
+    h: &mut HashMap<Bytes, Bytes>,
+    fields: &[Bytes],
+    charge: &dyn Fn(usize, usize) -> Result<()>,
+) -> usize {
+    let mut n = 0;
+    for f in fields {
+        if let Some(v) = h.remove(f) {
+            let _ = charge(0, f.len() + v.len() + ITEM_OVERHEAD);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Push onto a list at the back (`RPUSH`) or front (`LPUSH`), charging the growth.
+pub fn list_push(
+    l: &mut VecDeque<Bytes>,
+    items: &[Bytes],
+    front: bool,
+    charge: &dyn Fn(usize, usize) -> Result<()>,
+) -> Result<usize> {
+    let add: usize = items.iter().map(|i| i.len() + ITEM_OVERHEAD).sum();
+    charge(add, 0)?;
+    for i in items {
+        if front {
+            l.push_front(i.clone());
+        } else {
+            l.push_back(i.clone());
+        }
+    }
+    Ok(l.len())
+}
+
+/// Release the charge of a value removed by an update closure.
+pub fn release(v: &Value, charge: &dyn Fn(usize, usize) -> Result<()>) {
+    let _ = charge(0, v.cost());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn t(n: usize) -> Value {
+        Value::String(Bytes::from(vec![7u8; n]))
+    }
+
+    #[test]
+    fn accounting_returns_to_zero() {
+        let s = Store::new(0);
+        s.set(Bytes::from_static(b"a"), t(100)).unwrap();
+        s.set(Bytes::from_static(b"a"), t(50)).unwrap();
+        s.set(Bytes::from_static(b"b"), t(10)).unwrap();
+        assert_eq!(s.used_memory(), 2 * (1 + KEY_OVERHEAD) + 60);
+        s.rename(b"b", Bytes::from_static(b"cc")).unwrap();
+        assert_eq!(
+            s.used_memory(),
+            (1 + KEY_OVERHEAD) + (2 + KEY_OVERHEAD) + 60
+        );
+        let key = Bytes::from_static(b"h");
+        s.update(&key, |slot, charge| {
+            let h = Value::hash_mut(slot)?;
+            hash_set(
+                h,
+                [(Bytes::from_static(b"f"), Bytes::from_static(b"v"))],
+                charge,
+            )
+        })
+        .unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(s.delete(b"a"));
+        assert!(!s.delete(b"a"));
+        s.clear();
+        assert_eq!(s.used_memory(), 0);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn limit_rejects_and_keeps_old_value() {
+        let s = Store::new(1000);
+        s.set(Bytes::from_static(b"a"), t(500)).unwrap();
+        let e = s.set(Bytes::from_static(b"a"), t(2000)).unwrap_err();
+        assert_eq!(e, Error::oom());
+        assert_eq!(s.get(b"a"), Some(t(500)));
+        let key = Bytes::from_static(b"l");
+        let e = s
+            .update(&key, |slot, charge| {
+                let l = Value::list_mut(slot)?;
+                list_push(l, &[Bytes::from(vec![0u8; 900])], false, charge)
+            })
+            .unwrap_err();
+        assert_eq!(e, Error::oom());
+        // The empty list created by the failed push must not linger.
+        assert!(!s.exists(b"l"));
+        assert_eq!(s.used_memory(), 1 + KEY_OVERHEAD + 500);
+    }
+
+    #[tokio::test]
+    async fn waiter_wakes_on_write() {
+        let s = Arc::new(Store::new(0));
+        let s2 = s.clone();
+        let w = tokio::spawn(async move {
+            s2.wait_for(b"k", Duration::from_secs(5), |v| v.is_some())
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.set(Bytes::from_static(b"k"), t(1)).unwrap();
+        assert!(w.await.unwrap());
+        assert!(
+            !s.wait_for(b"zz", Duration::from_millis(10), |v| v.is_some())
+                .await
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! `insitu`: the server binary. It parses arguments, sets up logging, binds the listeners
+//! and hands them to `insitu::server::run`; everything else lives in the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use insitu::config::Limits;
+use insitu::server::Listener;
+use insitu::{Engine, EngineConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "insitu",
+    version,
+    about = "Couple running simulations with AI models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (RESP2 + RedisAI commands) on TCP and a Unix socket.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TCP address to bind; loopback by default. Use 0.0.0.0 to accept remote clients.
+    #[arg(long, default_value = "127.0.0.1", env = "INSITU_BIND")]
+    bind: String,
+    /// TCP port (0: pick a free port; "none": no TCP listener).
+    #[arg(long, default_value = "6780", env = "INSITU_PORT")]
+    port: String,
+    /// Unix socket path ("none": no Unix socket).
+    #[arg(long, default_value = "/tmp/insitu.sock", env = "INSITU_UNIXSOCKET")]
+    unixsocket: String,
+    /// Permissions of the Unix socket file (octal).
+    #[arg(long, default_value = "700")]
+    unixsocketperm: String,
+    /// Require clients to AUTH with this password.
+    #[arg(long, env = "INSITU_REQUIREPASS")]
+    requirepass: Option<String>,
+    /// Memory limit for stored data, e.g. 4gb (0: unlimited).
+    #[arg(long, default_value = "0")]
+    maxmemory: String,
+    /// Most concurrent client connections.
+    #[arg(long, default_value_t = 10_000)]
+    maxclients: usize,
+    /// Directory of the snapshot file (SAVE writes there; start loads from there).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Snapshot file name inside --dir.
+    #[arg(long, default_value = "insitu.snapshot")]
+    dbfilename: String,
+    /// Largest single argument, bytes (e.g. 512mb).
+    #[arg(long, default_value = "512mb")]
+    proto_max_bulk_len: String,
+    /// Most arguments in one command.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_array_len: usize,
+    /// Most dimensions of one tensor.
+    #[arg(long, default_value_t = 16)]
+    max_tensor_dims: usize,
+    /// Largest tensor, bytes (e.g. 512mb).
+    #[arg(long, default_value = "512mb")]
+    max_tensor_bytes: String,
+    /// Log filter (tracing's env-filter syntax), e.g. info or insitu=debug.
+    #[arg(long, default_value = "info", env = "INSITU_LOG")]
+    log: String,
+}
+
+fn size(name: &str, v: &str) -> Result<usize, String> {
+    insitu::cmd::parse_size(v.as_bytes())
+        .ok_or_else(|| format!("--{name}: cannot parse size '{v}'"))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(a) => match serve(a) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("insitu: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| format!("--log: {e}"))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let limits = Limits {
+        max_bulk_len: size("proto-max-bulk-len", &a.proto_max_bulk_len)?,
+        max_array_len: a.max_array_len,
+        max_dims: a.max_tensor_dims,
+        max_tensor_bytes: size("max-tensor-bytes", &a.max_tensor_bytes)?,
+        ..Limits::default()
+    };
+    let perm = u32::from_str_radix(&a.unixsocketperm, 8)
+        .map_err(|_| format!("--unixsocketperm: not octal: {}", a.unixsocketperm))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("insitu-io")
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    rt.block_on(async move {
+        let mut listeners = Vec::new();
+        let mut port = 0u16;
+        if a.port != "none" {
+            let p: u16 = a
+                .port
+                .parse()
+                .map_err(|_| format!("--port: not a port: {}", a.port))?;
+            let tcp = tokio::net::TcpListener::bind((a.bind.as_str(), p))
+                .await
+                .map_err(|e| format!("cannot listen on {}:{p}: {e}", a.bind))?;
+            let local = tcp.local_addr().map_err(|e| e.to_string())?;
+            port = local.port();
+            tracing::info!("listening on tcp://{local}");
+            listeners.push(Listener::Tcp(tcp));
+        }
+        if a.unixsocket != "none" {
+            let path = PathBuf::from(&a.unixsocket);
+            let l = insitu::server::bind_unix(&path, perm).map_err(|e| e.to_string())?;
+            tracing::info!("listening on unix://{}", path.display());
+            listeners.push(l);
+        }
+        if listeners.is_empty() {
+            return Err("nothing to listen on: both --port and --unixsocket are none".to_string());
+        }
+        let config = EngineConfig {
+            limits,
+            maxmemory: size("maxmemory", &a.maxmemory)?,
+            maxclients: a.maxclients,
+            requirepass: a.requirepass,
+            dir: a.dir,
+            dbfilename: a.dbfilename,
+            port,
+        };
+        let engine = Arc::new(Engine::new(config));
+        let loaded = engine
+            .load_snapshot()
+            .map_err(|e| format!("{e} (move the file away to start empty)"))?;
+        if loaded > 0 {
+            tracing::info!(
+                "loaded {loaded} keys from {}",
+                engine.snapshot_path().display()
+            );
+        }
+        insitu::server::run(engine, listeners, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("signal received");
+}
