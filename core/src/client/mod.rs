@@ -513,20 +513,47 @@ impl Client {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// Wait until a list has at least `min_len` entries, checking up to `tries` times.
+    /// Wait until a list has exactly `len` entries, checking up to `tries` times
+    /// (SmartRedis' `poll_list_length`).
     ///
     /// # Errors
     /// Connection errors.
     pub fn poll_list_length(
         &mut self,
         list: &str,
-        min_len: usize,
+        len: usize,
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| {
-            Ok(c.get_list_length(list)? >= min_len)
-        })
+        self.poll(interval_ms, tries, |c| Ok(c.get_list_length(list)? == len))
+    }
+
+    /// Wait until a list has at least `len` entries.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub fn poll_list_length_gte(
+        &mut self,
+        list: &str,
+        len: usize,
+        interval_ms: u64,
+        tries: u32,
+    ) -> Result<bool> {
+        self.poll(interval_ms, tries, |c| Ok(c.get_list_length(list)? >= len))
+    }
+
+    /// Wait until a list has at most `len` entries.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub fn poll_list_length_lte(
+        &mut self,
+        list: &str,
+        len: usize,
+        interval_ms: u64,
+        tries: u32,
+    ) -> Result<bool> {
+        self.poll(interval_ms, tries, |c| Ok(c.get_list_length(list)? <= len))
     }
 
     /// The datasets of a list from `start` to `end` inclusive (negative counts from the end).

@@ -278,3 +278,106 @@ pub fn bind_unix(path: &std::path::Path, mode: u32) -> std::io::Result<Listener>
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(Listener::Unix(l, path.to_path_buf()))
 }
+
+/// Where an embedded server listens.
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    /// TCP address to bind, e.g. `127.0.0.1:0` (port 0: any free port).
+    pub tcp: Option<std::net::SocketAddr>,
+    /// Unix socket path.
+    pub unix: Option<PathBuf>,
+    /// Permissions of the Unix socket file (`0o700` when `None`).
+    pub unix_mode: Option<u32>,
+}
+
+/// A server running on its own threads inside this process, serving an engine this
+/// process may also use directly. Stops (gracefully) on [`EmbeddedServer::stop`] or drop.
+pub struct EmbeddedServer {
+    tcp: Option<std::net::SocketAddr>,
+    unix: Option<PathBuf>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl EmbeddedServer {
+    /// Bind as `opts` says and start serving `engine` on a dedicated runtime.
+    ///
+    /// # Errors
+    /// Nothing to listen on, or binding fails.
+    pub fn start(engine: Arc<Engine>, opts: ListenOptions) -> std::io::Result<EmbeddedServer> {
+        if opts.tcp.is_none() && opts.unix.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "nothing to listen on: give a TCP address or a Unix socket path",
+            ));
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("insitu-embedded")
+            .build()?;
+        let (listeners, tcp) = rt.block_on(async {
+            let mut listeners = Vec::new();
+            let mut tcp = None;
+            if let Some(addr) = opts.tcp {
+                let l = TcpListener::bind(addr).await?;
+                tcp = Some(l.local_addr()?);
+                listeners.push(Listener::Tcp(l));
+            }
+            if let Some(p) = &opts.unix {
+                listeners.push(bind_unix(p, opts.unix_mode.unwrap_or(0o700))?);
+            }
+            Ok::<_, std::io::Error>((listeners, tcp))
+        })?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("insitu-server".into())
+            .spawn(move || {
+                rt.block_on(run(engine, listeners, async {
+                    let _ = rx.await;
+                }))
+            })?;
+        Ok(EmbeddedServer {
+            tcp,
+            unix: opts.unix,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound TCP address (with the actual port when 0 was asked for).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp
+    }
+
+    /// The Unix socket path.
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        self.unix.as_deref()
+    }
+
+    /// Stop accepting, let open connections finish their requests, and wait for them.
+    ///
+    /// # Errors
+    /// An error that ended the server loop.
+    pub fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

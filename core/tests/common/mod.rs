@@ -1,0 +1,166 @@
+//! Shared test support: a server on port 0 and a Unix socket in a private directory, and
+//! a raw RESP connection for wire-level tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use insitu::resp::{parse_reply, Frame};
+use insitu::server::{EmbeddedServer, ListenOptions};
+use insitu::{Engine, EngineConfig};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh private directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "insitu-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+pub struct TestServer {
+    pub engine: Arc<Engine>,
+    pub dir: PathBuf,
+    server: Option<EmbeddedServer>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(EngineConfig::default())
+    }
+
+    pub fn start_with(mut config: EngineConfig) -> TestServer {
+        let dir = temp_dir("srv");
+        config.dir = dir.clone();
+        TestServer::start_in(config, dir)
+    }
+
+    /// Start on `dir` (its snapshot, if any, is loaded first).
+    pub fn start_in(mut config: EngineConfig, dir: PathBuf) -> TestServer {
+        config.dir = dir.clone();
+        let engine = Arc::new(Engine::new(config));
+        engine.load_snapshot().expect("load snapshot");
+        let server = EmbeddedServer::start(
+            engine.clone(),
+            ListenOptions {
+                tcp: Some("127.0.0.1:0".parse().expect("addr")),
+                unix: Some(dir.join("s.sock")),
+                unix_mode: None,
+            },
+        )
+        .expect("start server");
+        TestServer {
+            engine,
+            dir,
+            server: Some(server),
+        }
+    }
+
+    pub fn tcp(&self) -> String {
+        let a = self
+            .server
+            .as_ref()
+            .and_then(|s| s.tcp_addr())
+            .expect("tcp");
+        format!("127.0.0.1:{}", a.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server
+            .as_ref()
+            .and_then(|s| s.tcp_addr())
+            .expect("tcp")
+            .port()
+    }
+
+    pub fn unix(&self) -> String {
+        format!("unix://{}", self.dir.join("s.sock").display())
+    }
+
+    /// Both transports, for tests that run once per transport.
+    pub fn addresses(&self) -> [String; 2] {
+        [self.tcp(), self.unix()]
+    }
+
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port())
+    }
+
+    pub fn stop(mut self) -> PathBuf {
+        if let Some(s) = self.server.take() {
+            s.stop().expect("stop");
+        }
+        self.dir.clone()
+    }
+}
+
+/// A raw RESP connection.
+pub struct Raw {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    pub fn connect(port: u16) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        Raw { s, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write");
+    }
+
+    /// Send a command as an array of bulk strings.
+    pub fn cmd(&mut self, args: &[&[u8]]) -> Frame {
+        let f = Frame::command(args.iter().map(|a| bytes::Bytes::copy_from_slice(a)));
+        self.send(&f.to_bytes());
+        self.read()
+    }
+
+    /// Read one reply.
+    pub fn read(&mut self) -> Frame {
+        loop {
+            if let Some((f, n)) = parse_reply(&self.buf).expect("reply parses") {
+                self.buf.drain(..n);
+                return f;
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.s.read(&mut chunk).expect("read");
+            assert!(
+                n > 0,
+                "server closed the connection; pending: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Whether the server closed the connection (reads EOF).
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.s.read(&mut b), Ok(0))
+    }
+}
+
+pub fn err(text: &str) -> Frame {
+    Frame::Error(text.to_string())
+}
+
+pub fn ok() -> Frame {
+    Frame::ok()
+}
+
+pub fn bulk(s: &[u8]) -> Frame {
+    Frame::Bulk(bytes::Bytes::copy_from_slice(s))
+}

@@ -1,0 +1,573 @@
+//! Wire-level tests: raw RESP bytes in, exact replies out, and the connection goes on.
+
+mod common;
+
+use common::{bulk, err, ok, TestServer};
+use insitu::config::Limits;
+use insitu::resp::Frame;
+use insitu::EngineConfig;
+
+fn small_limits() -> EngineConfig {
+    EngineConfig {
+        limits: Limits {
+            max_bulk_len: 1024,
+            max_array_len: 16,
+            max_inline_len: 256,
+            max_dims: 4,
+            max_tensor_bytes: 4096,
+        },
+        ..EngineConfig::default()
+    }
+}
+
+/// After each bad request the same connection still answers.
+fn still_serving(r: &mut common::Raw) {
+    assert_eq!(r.cmd(&[b"PING"]), Frame::simple("PONG"));
+}
+
+#[test]
+fn partial_frames_byte_by_byte_and_pipelined_commands() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    let wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+    for b in wire.iter() {
+        r.send(&[*b]);
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    assert_eq!(r.read(), ok());
+    assert_eq!(r.read(), bulk(b"hello"));
+    // 100 pipelined commands in one write; replies in order.
+    let mut batch = Vec::new();
+    for i in 0..100 {
+        batch.extend_from_slice(
+            &Frame::command([b"ECHO".to_vec(), format!("m{i}").into_bytes()]).to_bytes(),
+        );
+    }
+    r.send(&batch);
+    for i in 0..100 {
+        assert_eq!(r.read(), bulk(format!("m{i}").as_bytes()));
+    }
+    // Inline commands (telnet style).
+    r.send(b"PING\r\nECHO inline\r\n");
+    assert_eq!(r.read(), Frame::simple("PONG"));
+    assert_eq!(r.read(), bulk(b"inline"));
+}
+
+#[test]
+fn oversize_bulk_array_and_dims_are_refused_and_skipped() {
+    let srv = TestServer::start_with(small_limits());
+    let mut r = srv.raw();
+    let big = vec![b'x'; 2000];
+    assert_eq!(
+        r.cmd(&[b"SET", b"k", &big]),
+        err("ERR argument of 2000 bytes exceeds the limit of 1024 bytes (proto-max-bulk-len)")
+    );
+    still_serving(&mut r);
+    assert_eq!(r.cmd(&[b"EXISTS", b"k"]), Frame::Integer(0));
+    let many: Vec<&[u8]> = std::iter::once(&b"DEL"[..])
+        .chain(std::iter::repeat_n(&b"k"[..], 20))
+        .collect();
+    assert_eq!(
+        r.cmd(&many),
+        err("ERR command of 21 arguments exceeds the limit of 16 (max-array-len)")
+    );
+    still_serving(&mut r);
+    assert_eq!(
+        r.cmd(&[
+            b"AI.TENSORSET",
+            b"t",
+            b"FLOAT",
+            b"1",
+            b"1",
+            b"1",
+            b"1",
+            b"1"
+        ]),
+        err("ERR tensor has more than 4 dims, which exceeds the limit of 4")
+    );
+    still_serving(&mut r);
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"t", b"FLOAT", b"32", b"33"]),
+        err("ERR tensor too large: shape [32, 33] of FLOAT exceeds the limit of 4096 bytes")
+    );
+    // Shape products that overflow 64 bits.
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"t", b"FLOAT", b"4294967296", b"4294967296"]),
+        err("ERR tensor too large: shape [4294967296, 4294967296] of FLOAT exceeds the limit of 4096 bytes")
+    );
+    // A declared-huge bulk whose bytes never come in full: the header alone is refused
+    // and what follows is discarded as it arrives.
+    r.send(b"*2\r\n$4\r\nECHO\r\n$9999999\r\nabc");
+    r.send(&vec![b'z'; 9999999 - 3]);
+    r.send(b"\r\n");
+    assert_eq!(
+        r.read(),
+        err("ERR argument of 9999999 bytes exceeds the limit of 1024 bytes (proto-max-bulk-len)")
+    );
+    still_serving(&mut r);
+    assert_eq!(r.cmd(&[b"DBSIZE"]), Frame::Integer(0));
+}
+
+#[test]
+fn tensor_argument_errors_have_redisai_text() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    let cases: &[(&[&[u8]], &str)] = &[
+        (&[b"AI.TENSORSET", b"t", b"FLOAT"], "ERR wrong number of arguments for 'AI.TENSORSET' command"),
+        (&[b"ai.tensorset", b"t"], "ERR wrong number of arguments for 'ai.tensorset' command"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT64", b"2"], "ERR invalid data type"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT", b"two"], "ERR invalid or negative value found in tensor shape"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT", b"0"], "ERR invalid or negative value found in tensor shape"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT", b"-2"], "ERR invalid or negative value found in tensor shape"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT", b"2", b"3", b"BLOB", b"12345678"], "ERR data length does not match tensor shape and type"),
+        (&[b"AI.TENSORSET", b"t", b"DOUBLE", b"1", b"BLOB", b"1234567"], "ERR data length does not match tensor shape and type"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT", b"2", b"VALUES", b"1"], "ERR wrong number of values was given in 'AI.TENSORSET' command"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT", b"1", b"BLOB"], "ERR a single binary string should come after the BLOB argument in 'AI.TENSORSET' command"),
+        (&[b"AI.TENSORSET", b"t", b"FLOAT", b"1", b"BLOB", b"abcd", b"efgh"], "ERR a single binary string should come after the BLOB argument in 'AI.TENSORSET' command"),
+        (&[b"AI.TENSORSET", b"t", b"INT32", b"1", b"VALUES", b"1.5"], "ERR invalid value"),
+        (&[b"AI.TENSORSET", b"t", b"UINT8", b"1", b"VALUES", b"-1"], "ERR invalid value"),
+        (&[b"AI.TENSORSET", b"t", b"BOOL", b"2", b"VALUES", b"1", b"2"], "ERR BOOL tensor elements must be 0 or 1"),
+        (&[b"AI.TENSORSET", b"t", b"BOOL", b"2", b"BLOB", b"\x01\x05"], "ERR BOOL tensor elements must be 0 or 1"),
+        (&[b"AI.TENSORGET", b"missing", b"META"], "ERR tensor key is empty or in a different shard"),
+        (&[b"AI.TENSORGET"], "ERR wrong number of arguments for 'AI.TENSORGET' command"),
+    ];
+    for (args, want) in cases {
+        assert_eq!(
+            r.cmd(args),
+            err(want),
+            "{:?}",
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(
+        r.cmd(&[b"DBSIZE"]),
+        Frame::Integer(0),
+        "no failed TENSORSET stored anything"
+    );
+    assert_eq!(
+        r.cmd(&[
+            b"AI.TENSORSET",
+            b"t",
+            b"INT16",
+            b"2",
+            b"VALUES",
+            b"-3",
+            b"7"
+        ]),
+        ok()
+    );
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"t", b"BLOB", b"VALUES"]),
+        err("ERR both BLOB and VALUES specified")
+    );
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"t", b"CSV"]),
+        err("ERR unsupported data format")
+    );
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"t", b"META", b"BLOB", b"x"]),
+        err("ERR wrong number of arguments for 'AI.TENSORGET' command")
+    );
+    r.cmd(&[b"SET", b"s", b"v"]);
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"s"]),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"s", b"INT8", b"1"]),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        r.cmd(&[b"GET", b"s"]),
+        bulk(b"v"),
+        "a refused write leaves the value"
+    );
+}
+
+#[test]
+fn tensorget_reply_shapes() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    let blob: Vec<u8> = [1.5f32, -2.0, 0.1, 4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"t", b"FLOAT", b"2", b"2", b"BLOB", &blob]),
+        ok()
+    );
+    let meta = vec![
+        bulk(b"dtype"),
+        bulk(b"FLOAT"),
+        bulk(b"shape"),
+        Frame::Array(vec![Frame::Integer(2), Frame::Integer(2)]),
+    ];
+    let mut with_blob = meta.clone();
+    with_blob.extend([bulk(b"blob"), bulk(&blob)]);
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"t", b"META", b"BLOB"]),
+        Frame::Array(with_blob.clone())
+    );
+    assert_eq!(r.cmd(&[b"AI.TENSORGET", b"t"]), Frame::Array(with_blob));
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"t", b"meta"]),
+        Frame::Array(meta.clone())
+    );
+    assert_eq!(r.cmd(&[b"AI.TENSORGET", b"t", b"BLOB"]), bulk(&blob));
+    let values = Frame::Array(vec![
+        bulk(b"1.5"),
+        bulk(b"-2"),
+        bulk(b"0.10000000149011612"),
+        bulk(b"4"),
+    ]);
+    assert_eq!(r.cmd(&[b"AI.TENSORGET", b"t", b"VALUES"]), values);
+    let mut mv = meta;
+    mv.extend([bulk(b"values"), values]);
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"t", b"META", b"VALUES"]),
+        Frame::Array(mv)
+    );
+    assert_eq!(
+        r.cmd(&[
+            b"AI.TENSORSET",
+            b"i",
+            b"INT64",
+            b"2",
+            b"VALUES",
+            b"-9223372036854775808",
+            b"5"
+        ]),
+        ok()
+    );
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"i", b"VALUES"]),
+        Frame::Array(vec![Frame::Integer(i64::MIN), Frame::Integer(5)])
+    );
+    assert_eq!(r.cmd(&[b"AI.TENSORSET", b"z", b"UINT16", b"3"]), ok());
+    assert_eq!(r.cmd(&[b"AI.TENSORGET", b"z", b"BLOB"]), bulk(&[0; 6]));
+    assert_eq!(
+        r.cmd(&[
+            b"AI.TENSORSET",
+            b"s",
+            b"STRING",
+            b"2",
+            b"VALUES",
+            b"ab",
+            b"c"
+        ]),
+        ok()
+    );
+    assert_eq!(r.cmd(&[b"AI.TENSORGET", b"s", b"BLOB"]), bulk(b"ab\0c\0"));
+    assert_eq!(r.cmd(&[b"TYPE", b"t"]), Frame::simple("AI_TENSOR"));
+}
+
+#[test]
+fn malformed_resp_gets_an_error_then_a_clean_close() {
+    let srv = TestServer::start();
+    for wire in [
+        &b"*1\r\n+PING\r\n"[..],
+        b"*1\r\n$-5\r\n",
+        b"*abc\r\n",
+        b"*1\r\n$4\r\nPINGXX\r\n",
+        b"*2\r\n*1\r\n$4\r\nPING\r\n",
+    ] {
+        let mut r = srv.raw();
+        r.send(wire);
+        match r.read() {
+            Frame::Error(e) => assert!(e.starts_with("ERR Protocol error: "), "{e}"),
+            other => panic!("expected a protocol error for {wire:?}, got {other:?}"),
+        }
+        assert!(r.closed(), "connection closed after {wire:?}");
+    }
+    // The server still serves new connections.
+    let mut r = srv.raw();
+    still_serving(&mut r);
+}
+
+#[test]
+fn generic_commands_behave_like_redis() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    assert_eq!(
+        r.cmd(&[b"NOSUCH", b"a", b"b"]),
+        err("ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ")
+    );
+    still_serving(&mut r);
+    assert_eq!(
+        r.cmd(&[b"GET"]),
+        err("ERR wrong number of arguments for 'GET' command")
+    );
+    assert_eq!(r.cmd(&[b"PING", b"hi"]), bulk(b"hi"));
+    assert_eq!(r.cmd(&[b"SELECT", b"0"]), ok());
+    assert_eq!(
+        r.cmd(&[b"SELECT", b"1"]),
+        err("ERR DB index is out of range")
+    );
+    assert_eq!(r.cmd(&[b"CLIENT", b"SETNAME", b"sim"]), ok());
+    assert_eq!(r.cmd(&[b"CLIENT", b"GETNAME"]), bulk(b"sim"));
+    assert_eq!(
+        r.cmd(&[b"HSET", b"h", b"a", b"1", b"b", b"2"]),
+        Frame::Integer(2)
+    );
+    assert_eq!(r.cmd(&[b"HSET", b"h", b"a", b"3"]), Frame::Integer(0));
+    assert_eq!(
+        r.cmd(&[b"HSET", b"h", b"a"]),
+        err("ERR wrong number of arguments for 'HSET' command")
+    );
+    assert_eq!(r.cmd(&[b"HMSET", b"h", b"c", b"4"]), ok());
+    assert_eq!(r.cmd(&[b"HGET", b"h", b"a"]), bulk(b"3"));
+    assert_eq!(r.cmd(&[b"HGET", b"h", b"zz"]), Frame::Null);
+    assert_eq!(r.cmd(&[b"HEXISTS", b"h", b"c"]), Frame::Integer(1));
+    assert_eq!(r.cmd(&[b"HDEL", b"h", b"c", b"zz"]), Frame::Integer(1));
+    let Frame::Array(mut all) = r.cmd(&[b"HGETALL", b"h"]) else {
+        panic!("array")
+    };
+    assert_eq!(all.len(), 4);
+    let pairs: Vec<_> = all
+        .chunks(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    assert!(pairs.contains(&(bulk(b"a"), bulk(b"3"))) && pairs.contains(&(bulk(b"b"), bulk(b"2"))));
+    all.clear();
+    assert_eq!(r.cmd(&[b"HGETALL", b"nope"]), Frame::Array(vec![]));
+    assert_eq!(
+        r.cmd(&[b"RPUSH", b"l", b"a", b"b", b"c"]),
+        Frame::Integer(3)
+    );
+    assert_eq!(r.cmd(&[b"LPUSH", b"l", b"z"]), Frame::Integer(4));
+    assert_eq!(
+        r.cmd(&[b"LRANGE", b"l", b"0", b"-1"]),
+        Frame::Array(vec![bulk(b"z"), bulk(b"a"), bulk(b"b"), bulk(b"c")])
+    );
+    assert_eq!(
+        r.cmd(&[b"LRANGE", b"l", b"-2", b"100"]),
+        Frame::Array(vec![bulk(b"b"), bulk(b"c")])
+    );
+    assert_eq!(r.cmd(&[b"LRANGE", b"l", b"5", b"9"]), Frame::Array(vec![]));
+    assert_eq!(r.cmd(&[b"LLEN", b"l"]), Frame::Integer(4));
+    assert_eq!(r.cmd(&[b"LINDEX", b"l", b"-1"]), bulk(b"c"));
+    assert_eq!(r.cmd(&[b"LINDEX", b"l", b"9"]), Frame::Null);
+    assert_eq!(
+        r.cmd(&[b"LLEN", b"h"]),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        r.cmd(&[b"RPUSH", b"h", b"x"]),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        r.cmd(&[b"HSET", b"l", b"f", b"v"]),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(
+        r.cmd(&[b"LRANGE", b"l", b"x", b"1"]),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(r.cmd(&[b"TYPE", b"l"]), Frame::simple("list"));
+    assert_eq!(r.cmd(&[b"TYPE", b"h"]), Frame::simple("hash"));
+    assert_eq!(r.cmd(&[b"TYPE", b"none"]), Frame::simple("none"));
+    assert_eq!(r.cmd(&[b"SET", b"s", b"1"]), ok());
+    assert_eq!(r.cmd(&[b"SET", b"s", b"2", b"NX"]), Frame::Null);
+    assert_eq!(
+        r.cmd(&[b"EXISTS", b"s", b"l", b"nope", b"s"]),
+        Frame::Integer(3)
+    );
+    assert_eq!(r.cmd(&[b"DBSIZE"]), Frame::Integer(3));
+    let Frame::Array(mut keys) = r.cmd(&[b"KEYS", b"*"]) else {
+        panic!("array")
+    };
+    keys.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(keys, vec![bulk(b"h"), bulk(b"l"), bulk(b"s")]);
+    assert_eq!(
+        r.cmd(&[b"KEYS", b"[hl]"]).to_bytes().len(),
+        r.cmd(&[b"KEYS", b"?"]).to_bytes().len() - 7
+    );
+    // SCAN walks every key exactly once.
+    let mut cursor = b"0".to_vec();
+    let mut seen = Vec::new();
+    loop {
+        let Frame::Array(reply) = r.cmd(&[b"SCAN", &cursor, b"COUNT", b"1"]) else {
+            panic!("array")
+        };
+        let Frame::Bulk(next) = &reply[0] else {
+            panic!("cursor")
+        };
+        let Frame::Array(batch) = &reply[1] else {
+            panic!("keys")
+        };
+        seen.extend(batch.iter().cloned());
+        if next.as_ref() == b"0" {
+            break;
+        }
+        cursor = next.to_vec();
+    }
+    seen.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(seen, vec![bulk(b"h"), bulk(b"l"), bulk(b"s")]);
+    assert_eq!(r.cmd(&[b"RENAME", b"s", b"s2"]), ok());
+    assert_eq!(r.cmd(&[b"GET", b"s2"]), bulk(b"1"));
+    assert_eq!(r.cmd(&[b"DEL", b"s2", b"nope"]), Frame::Integer(1));
+    assert_eq!(r.cmd(&[b"UNLINK", b"l"]), Frame::Integer(1));
+    assert_eq!(
+        r.cmd(&[b"CLUSTER", b"INFO"]),
+        err("ERR This instance has cluster support disabled")
+    );
+    assert_eq!(r.cmd(&[b"CONFIG", b"GET", b"nosuch"]), Frame::Array(vec![]));
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"GET", b"maxmemory"]),
+        Frame::Array(vec![bulk(b"maxmemory"), bulk(b"0")])
+    );
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"SET", b"nosuch", b"1"]),
+        err("ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'")
+    );
+    assert_eq!(r.cmd(&[b"CONFIG", b"SET", b"dir", b"/etc"]), err("ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config"));
+    assert_eq!(r.cmd(&[b"FLUSHALL"]), ok());
+    assert_eq!(r.cmd(&[b"DBSIZE"]), Frame::Integer(0));
+    assert_eq!(r.cmd(&[b"QUIT"]), ok());
+    assert!(r.closed());
+}
+
+#[test]
+fn info_sections_carry_what_clients_read() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    let Frame::Bulk(text) = r.cmd(&[b"INFO", b"persistence"]) else {
+        panic!("bulk")
+    };
+    let text = String::from_utf8(text.to_vec()).expect("utf8");
+    assert!(text.starts_with("# Persistence\r\n"), "{text}");
+    assert!(text.contains("\r\nrdb_bgsave_in_progress:0\r\n"));
+    let t: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rdb_last_save_time:"))
+        .expect("rdb_last_save_time")
+        .parse()
+        .expect("number");
+    assert!((t - insitu::engine::unix_time()).abs() < 60);
+    let Frame::Bulk(all) = r.cmd(&[b"INFO", b"EVERYTHING"]) else {
+        panic!("bulk")
+    };
+    let all = String::from_utf8(all.to_vec()).expect("utf8");
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# Keyspace",
+    ] {
+        assert!(all.contains(section), "{section} missing");
+    }
+    assert!(all.contains(&format!("tcp_port:{}\r\n", 0)) || all.contains("tcp_port:"));
+}
+
+#[test]
+fn memory_limit_gives_oom_and_keeps_data() {
+    let srv = TestServer::start_with(EngineConfig {
+        maxmemory: 64 * 1024,
+        ..EngineConfig::default()
+    });
+    let mut r = srv.raw();
+    let blob = vec![7u8; 40 * 1024];
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"a", b"UINT8", b"40960", b"BLOB", &blob]),
+        ok()
+    );
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"b", b"UINT8", b"40960", b"BLOB", &blob]),
+        err("OOM command not allowed when used memory > 'maxmemory'.")
+    );
+    assert_eq!(r.cmd(&[b"EXISTS", b"b"]), Frame::Integer(0));
+    assert_eq!(r.cmd(&[b"AI.TENSORGET", b"a", b"BLOB"]), bulk(&blob));
+    assert_eq!(r.cmd(&[b"CONFIG", b"SET", b"maxmemory", b"1mb"]), ok());
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"b", b"UINT8", b"40960", b"BLOB", &blob]),
+        ok()
+    );
+}
+
+#[test]
+fn config_set_limits_apply_to_open_connections() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"SET", b"proto-max-bulk-len", b"20"]),
+        ok()
+    );
+    assert_eq!(
+        r.cmd(&[b"ECHO", b"012345678901234567890"]),
+        err("ERR argument of 21 bytes exceeds the limit of 20 bytes (proto-max-bulk-len)")
+    );
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"SET", b"proto-max-bulk-len", b"1kb"]),
+        ok()
+    );
+    assert_eq!(
+        r.cmd(&[b"ECHO", b"012345678901234567890"]),
+        bulk(b"012345678901234567890")
+    );
+    assert_eq!(r.cmd(&[b"CONFIG", b"SET", b"max-tensor-dims", b"0"]), err("ERR CONFIG SET failed (possibly related to argument 'max-tensor-dims') - argument must be greater than 0"));
+    assert_eq!(r.cmd(&[b"CONFIG", b"SET", b"max-tensor-dims", b"x"]), err("ERR CONFIG SET failed (possibly related to argument 'max-tensor-dims') - argument couldn't be parsed into an integer"));
+}
+
+#[test]
+fn requirepass_gates_every_command() {
+    let srv = TestServer::start_with(EngineConfig {
+        requirepass: Some("s3cret".into()),
+        ..EngineConfig::default()
+    });
+    let mut r = srv.raw();
+    assert_eq!(
+        r.cmd(&[b"GET", b"k"]),
+        err("NOAUTH Authentication required.")
+    );
+    assert_eq!(
+        r.cmd(&[b"AUTH", b"wrong"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(r.cmd(&[b"AUTH", b"s3cret"]), ok());
+    assert_eq!(r.cmd(&[b"GET", b"k"]), Frame::Null);
+    let mut c = insitu::Client::connect(&srv.tcp()).err();
+    assert!(c
+        .take()
+        .is_some_and(|e| e.code() == insitu::ErrorCode::Io || e.code() == insitu::ErrorCode::Auth));
+    let plain = TestServer::start();
+    let mut p = plain.raw();
+    assert_eq!(
+        p.cmd(&[b"AUTH", b"x"]),
+        err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+    );
+}
+
+#[test]
+fn connection_limit_refuses_with_an_error() {
+    let srv = TestServer::start_with(EngineConfig {
+        maxclients: 2,
+        ..EngineConfig::default()
+    });
+    let mut a = srv.raw();
+    let mut b = srv.raw();
+    still_serving(&mut a);
+    still_serving(&mut b);
+    let mut c = srv.raw();
+    assert_eq!(c.read(), err("ERR max number of clients reached"));
+    assert!(c.closed());
+    drop(a);
+    // The slot frees once the server notices the close.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut d = srv.raw();
+        d.send(b"PING\r\n");
+        match d.read() {
+            Frame::Simple(_) => break,
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => panic!("slot never freed: {other:?}"),
+        }
+    }
+    still_serving(&mut b);
+}
