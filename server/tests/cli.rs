@@ -1,0 +1,221 @@
+//! The `insitu` binary as an operator runs it: flags, signals, snapshots, sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use insitu::resp::{parse_reply, Frame};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("insitu-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+struct Proc {
+    child: Child,
+    port: u16,
+}
+
+/// Start `insitu serve` on port 0 in `dir` and read the bound port from its log.
+fn serve(dir: &Path, extra: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_insitu"))
+        .args(["serve", "--port", "0", "--unixsocket"])
+        .arg(dir.join("s.sock"))
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn insitu");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .expect("read log");
+        if let Some(rest) = line.split("listening on tcp://").nth(1) {
+            let rest: String = rest.chars().filter(|c| !c.is_control()).collect();
+            let port = rest.rsplit(':').next().and_then(|p| {
+                p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            });
+            break port.expect("port in log");
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    wait_unix(&dir.join("s.sock"));
+    Proc { child, port }
+}
+
+fn wait_unix(p: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.exists() {
+        assert!(Instant::now() < deadline, "unix socket never appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn cmd(port: u16, args: &[&[u8]]) -> Frame {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let f = Frame::command(args.iter().map(|a| bytes::Bytes::copy_from_slice(a)));
+    s.write_all(&f.to_bytes()).expect("write");
+    let mut buf = Vec::new();
+    loop {
+        if let Some((f, _)) = parse_reply(&buf).expect("parse") {
+            return f;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).expect("read");
+        assert!(n > 0, "closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn terminate(mut p: Proc) -> i32 {
+    let st = Command::new("kill")
+        .arg("-TERM")
+        .arg(p.child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = p.child.try_wait().expect("wait") {
+            return s.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_is_graceful_and_snapshot_survives_a_restart() {
+    let dir = temp_dir("restart");
+    let p = serve(&dir, &[]);
+    let blob: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    assert_eq!(
+        cmd(
+            p.port,
+            &[
+                b"AI.TENSORSET",
+                b"t",
+                b"UINT8",
+                b"64",
+                b"64",
+                b"BLOB",
+                &blob
+            ]
+        ),
+        Frame::ok()
+    );
+    assert_eq!(cmd(p.port, &[b"SAVE"]), Frame::ok());
+    let mode = std::fs::metadata(dir.join("s.sock"))
+        .expect("sock")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "unix socket is owner-only by default");
+    assert_eq!(terminate(p), 0);
+    assert!(
+        !dir.join("s.sock").exists(),
+        "socket file removed on shutdown"
+    );
+
+    let p = serve(&dir, &[]);
+    assert_eq!(
+        cmd(p.port, &[b"AI.TENSORGET", b"t", b"BLOB"]),
+        Frame::Bulk(blob.into())
+    );
+    assert_eq!(terminate(p), 0);
+}
+
+#[test]
+fn corrupt_snapshot_and_busy_socket_refuse_to_start() {
+    let dir = temp_dir("refuse");
+    std::fs::write(dir.join("insitu.snapshot"), b"not a snapshot").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_insitu"))
+        .args(["serve", "--port", "0", "--unixsocket", "none", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "is corrupt: not an insitu snapshot (bad magic) (move the file away to start empty)"
+        ),
+        "{err}"
+    );
+    std::fs::remove_file(dir.join("insitu.snapshot")).expect("rm");
+
+    let p = serve(&dir, &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_insitu"))
+        .args(["serve", "--port", "0", "--unixsocket"])
+        .arg(dir.join("s.sock"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a server is already listening on"));
+    assert_eq!(terminate(p), 0);
+}
+
+#[test]
+fn requirepass_and_limits_from_flags() {
+    let dir = temp_dir("flags");
+    let p = serve(
+        &dir,
+        &[
+            "--requirepass",
+            "pw",
+            "--max-tensor-dims",
+            "2",
+            "--maxmemory",
+            "1mb",
+        ],
+    );
+    assert_eq!(
+        cmd(p.port, &[b"PING"]),
+        Frame::Error("NOAUTH Authentication required.".into())
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    s.write_all(b"AUTH pw\r\nAI.TENSORSET t FLOAT 1 1 1\r\nCONFIG GET maxmemory\r\n")
+        .expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).expect("read");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some((f, used)) = parse_reply(&buf).expect("parse") {
+            buf.drain(..used);
+            replies.push(f);
+        }
+    }
+    assert_eq!(replies[0], Frame::ok());
+    assert_eq!(
+        replies[1],
+        Frame::Error("ERR tensor has more than 2 dims, which exceeds the limit of 2".into())
+    );
+    assert_eq!(
+        replies[2],
+        Frame::Array(vec![
+            Frame::bulk_static("maxmemory"),
+            Frame::bulk_static("1048576")
+        ])
+    );
+    assert_eq!(terminate(p), 0);
+}
