@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# insitu developer entry point.
+#
+#   ./dev.sh serve   set everything up, build (release) and run the server:
+#                    tcp://127.0.0.1:6780 and unix:///tmp/insitu.sock
+#   ./dev.sh test    set everything up and run the whole test suite
+#   ./dev.sh setup   only set up: the Python virtualenv (.venv) with pinned packages
+#
+# Honours CARGO_TARGET_DIR and PIP_CACHE_DIR (CI points both outside the clone).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+log() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
+
+need_root_apt() {
+    # Install Debian packages when missing (root, non-interactive), e.g. on a fresh CI box.
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        die "missing Debian packages: ${missing[*]} (install them, e.g. sudo apt-get install ${missing[*]})"
+    fi
+}
+
+find_python() {
+    # SmartRedis 0.6.1 wheels exist for CPython 3.9-3.11.
+    for py in "${INSITU_SETUP_PYTHON:-}" python3.11 python3.10 python3.9 python3; do
+        [ -n "$py" ] || continue
+        command -v "$py" >/dev/null || continue
+        if "$py" -c 'import sys; sys.exit(not ((3, 9) <= sys.version_info[:2] < (3, 12)))'; then
+            echo "$py"; return 0
+        fi
+    done
+    return 1
+}
+
+setup() {
+    command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+    local py
+    if ! py=$(find_python); then
+        need_root_apt python3 python3-venv python3-pip
+        py=$(find_python) || die "need Python 3.9-3.11 for smartredis==0.6.1; set INSITU_SETUP_PYTHON"
+    fi
+    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] >= (3, 12))'; then
+        log "creating $VENV with $py"
+        rm -rf "$VENV"
+        if ! "$py" -m venv "$VENV" 2>/dev/null; then
+            need_root_apt python3-venv
+            "$py" -m venv "$VENV"
+        fi
+    fi
+    if ! cmp -s server/tests/requirements.txt "$VENV/.requirements" 2>/dev/null; then
+        log "installing Python test packages"
+        "$VENV/bin/python" -m pip install -q -r server/tests/requirements.txt
+        cp server/tests/requirements.txt "$VENV/.requirements"
+    fi
+}
+
+target_dir() { echo "${CARGO_TARGET_DIR:-$ROOT/target}"; }
+
+cmd_serve() {
+    setup
+    log "building (release)"
+    cargo build --release -p insitu-server
+    log "starting insitu: tcp://127.0.0.1:6780, unix:///tmp/insitu.sock (Ctrl-C stops)"
+    exec "$(target_dir)/release/insitu" serve "$@"
+}
+
+cmd_test() {
+    setup
+    log "cargo fmt --check"
+    cargo fmt --all -- --check
+    log "cargo clippy"
+    cargo clippy --workspace --all-targets -- -D warnings
+    log "cargo build"
+    cargo build --workspace
+    log "cargo test"
+    INSITU_PYTHON="$VENV/bin/python" INSITU_REQUIRE_PYTHON=1 cargo test --workspace
+    log "pytest (SmartRedis compatibility)"
+    INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
+}
+
+case "${1:-}" in
+    serve) shift; cmd_serve "$@" ;;
+    test) cmd_test ;;
+    setup) setup ;;
+    *) sed -n '2,10p' "$0"; exit 2 ;;
+esac
