@@ -9,6 +9,12 @@ use insitu::config::Limits;
 use insitu::server::Listener;
 use insitu::{Engine, EngineConfig};
 
+/// Large tensors are allocated and freed at a high rate; the system allocator returns
+/// them to the kernel each time (mmap/munmap and page faults on every put), mimalloc
+/// keeps and reuses them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "insitu",
@@ -96,6 +102,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| format!("--log: {e}"))?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let limits = Limits {
         max_bulk_len: size("proto-max-bulk-len", &a.proto_max_bulk_len)?,

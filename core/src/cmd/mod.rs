@@ -133,7 +133,7 @@ fn lossy(b: &[u8], max: usize) -> String {
 /// Check `min <= args.len() <= max` (`max == 0`: no upper bound).
 fn arity(args: &[Bytes], min: usize, max: usize) -> Result<()> {
     if args.len() < min || (max != 0 && args.len() > max) {
-        return Err(Error::arity(&args[0]));
+        return Err(Error::arity(args.first().map_or(&b""[..], |a| a)));
     }
     Ok(())
 }

@@ -272,6 +272,9 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>> {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
     };
+    if end == 0 {
+        return Err(protocol("empty reply line"));
+    }
     let line = &buf[1..end];
     let used = end + 2;
     let text = || String::from_utf8_lossy(line).into_owned();
@@ -441,5 +444,7 @@ mod tests {
             ])
         );
         assert_eq!(parse_reply(b"$5\r\nab").unwrap(), None);
+        assert!(parse_reply(b"\r\n").is_err());
+        assert!(parse_reply(b"*1\r\n\r\n").is_err());
     }
 }
