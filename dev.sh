@@ -66,8 +66,26 @@ setup() {
 
 target_dir() { echo "${CARGO_TARGET_DIR:-$ROOT/target}"; }
 
+# Record where the pinned onnxruntime wheel keeps its library: insitu is built with this
+# path as its default (ORT_DYLIB_PATH still overrides it at run time).
+record_ort() {
+    local lib
+    lib=$("$VENV/bin/python" -c 'import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.*")))[-1])') \
+        || die "the onnxruntime wheel in $VENV has no library"
+    export INSITU_ORT_DYLIB="$lib"
+}
+
+# Build the test models (committed generator, outputs under the target dir).
+gen_models() {
+    export INSITU_TEST_MODELS
+    INSITU_TEST_MODELS="$(target_dir)/test-models"
+    log "generating test models in $INSITU_TEST_MODELS"
+    "$VENV/bin/python" core/tests/models/gen_models.py "$INSITU_TEST_MODELS"
+}
+
 cmd_serve() {
     setup
+    record_ort
     log "building (release)"
     cargo build --release -p insitu-server
     log "starting insitu: tcp://127.0.0.1:6780, unix:///tmp/insitu.sock (Ctrl-C stops)"
@@ -76,6 +94,8 @@ cmd_serve() {
 
 cmd_test() {
     setup
+    record_ort
+    gen_models
     log "cargo fmt --check"
     cargo fmt --all -- --check
     log "cargo clippy"

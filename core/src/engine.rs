@@ -10,11 +10,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use crate::cmd::Reply;
 use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::pool::InferencePool;
+use crate::model::{Model, ModelConfig, Runner};
 use crate::persist;
-use crate::resp::Frame;
-use crate::store::Store;
+use crate::store::{Store, Value};
 
 /// How an engine is set up. `Default` is what `insitu serve` uses without flags.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct EngineConfig {
     pub dbfilename: String,
     /// TCP port reported by `INFO` (0 when not listening on TCP).
     pub port: u16,
+    /// Model execution settings.
+    pub models: ModelConfig,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +49,7 @@ impl Default for EngineConfig {
             dir: PathBuf::from("."),
             dbfilename: "insitu.snapshot".into(),
             port: 0,
+            models: ModelConfig::default(),
         }
     }
 }
@@ -78,6 +83,7 @@ pub struct Engine {
     save_lock: Mutex<()>,
     bgsave_in_progress: AtomicBool,
     last_bgsave_ok: AtomicBool,
+    pool: Mutex<Option<Arc<InferencePool>>>,
 }
 
 /// Seconds since the Unix epoch.
@@ -115,6 +121,7 @@ impl Engine {
             save_lock: Mutex::new(()),
             bgsave_in_progress: AtomicBool::new(false),
             last_bgsave_ok: AtomicBool::new(true),
+            pool: Mutex::new(None),
         }
     }
 
@@ -167,13 +174,46 @@ impl Engine {
         }
     }
 
-    /// Execute one command (its name first) and return the reply frame. Never panics on
-    /// input; every failure is an error frame.
-    pub fn execute(self: &Arc<Self>, session: &mut Session, args: Vec<Bytes>) -> Frame {
+    /// Execute one command (its name first). The reply is ready at once for data
+    /// commands; model execution and DAGs reply with a future that completes when the
+    /// inference threads are done. Never panics on input; every failure is an error frame.
+    pub fn execute(self: &Arc<Self>, session: &mut Session, args: Vec<Bytes>) -> Reply {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
         crate::cmd::execute(self, session, args)
+    }
+
+    /// The inference threads, started on first use.
+    ///
+    /// # Errors
+    /// When the threads cannot be spawned.
+    pub fn inference_pool(&self) -> Result<Arc<InferencePool>> {
+        let mut slot = self.pool.lock();
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let n = self.config.read().models.threads;
+        let p = Arc::new(
+            InferencePool::new(n).map_err(|e| Error::io("cannot start inference threads", &e))?,
+        );
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Whether the inference threads have been started.
+    pub fn inference_pool_started(&self) -> bool {
+        self.pool.lock().is_some()
+    }
+
+    /// The runner of a stored model (sessions created on first use).
+    ///
+    /// # Errors
+    /// ONNX Runtime missing, or the model cannot be loaded.
+    pub fn model_runner(&self, model: &Model) -> Result<Arc<Runner>> {
+        let pool = self.inference_pool()?;
+        let cfg = self.config.read().models.clone();
+        model.runner(&pool, &cfg)
     }
 
     /// The path of the snapshot file.
@@ -195,6 +235,14 @@ impl Engine {
         let entries = persist::load(&path)?;
         let n = entries.len();
         for (k, v) in entries {
+            if let Value::Model(m) = &v {
+                if let Err(e) = self.model_runner(m) {
+                    tracing::warn!(
+                        "model {} restored but cannot run yet: {e}",
+                        String::from_utf8_lossy(&k)
+                    );
+                }
+            }
             self.store.set(k, v)?;
         }
         self.changes_at_last_save

@@ -22,13 +22,14 @@ pub mod config;
 pub mod dataset;
 pub mod engine;
 pub mod error;
+pub mod model;
 pub mod persist;
 pub mod resp;
 pub mod server;
 pub mod store;
 pub mod tensor;
 
-pub use client::Client;
+pub use client::{Client, ModelInfo, ModelOptions};
 pub use config::Limits;
 pub use dataset::{Dataset, MetaValue};
 pub use engine::{Engine, EngineConfig};

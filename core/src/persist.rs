@@ -4,7 +4,9 @@
 //! record per key — a `u8` kind, the key, the value — then the kind byte `0xFF` and a
 //! CRC-32 of everything before it. Byte strings are a `u64` length and the bytes. A
 //! tensor is its dtype id (`u8`), rank (`u32`), each dim (`u64`) and its bytes; a hash a
-//! `u64` count of field/value pairs; a list a `u64` count of items. The file is written
+//! `u64` count of field/value pairs; a list a `u64` count of items; a model its backend,
+//! device and tag (byte strings), batch size, min batch size and min batch timeout
+//! (`u64` each) and its ONNX bytes. The file is written
 //! to a temporary name, synced, and renamed over the old one, so a crash mid-save leaves
 //! the previous snapshot intact.
 
@@ -17,6 +19,7 @@ use bytes::Bytes;
 
 use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::{Device, Model, ModelSpec};
 use crate::store::Value;
 use crate::tensor::{DType, Tensor};
 
@@ -26,6 +29,7 @@ const KIND_TENSOR: u8 = 1;
 const KIND_STRING: u8 = 2;
 const KIND_HASH: u8 = 3;
 const KIND_LIST: u8 = 4;
+const KIND_MODEL: u8 = 5;
 const KIND_END: u8 = 0xFF;
 
 struct Crc<W> {
@@ -97,6 +101,21 @@ pub fn save(path: &Path, entries: &[(Bytes, Value)]) -> Result<()> {
                         put_bytes(&mut w, f)?;
                         put_bytes(&mut w, v)?;
                     }
+                }
+                Value::Model(m) => {
+                    w.write_all(&[KIND_MODEL])?;
+                    put_bytes(&mut w, k)?;
+                    put_bytes(&mut w, m.spec.backend.as_bytes())?;
+                    put_bytes(&mut w, m.spec.device.to_string().as_bytes())?;
+                    put_bytes(&mut w, &m.spec.tag)?;
+                    for n in [
+                        m.spec.batchsize as u64,
+                        m.spec.minbatchsize as u64,
+                        m.spec.minbatchtimeout,
+                    ] {
+                        w.write_all(&n.to_le_bytes())?;
+                    }
+                    put_bytes(&mut w, &m.blob)?;
                 }
                 Value::List(l) => {
                     w.write_all(&[KIND_LIST])?;
@@ -262,6 +281,25 @@ pub fn load(path: &Path) -> Result<Vec<(Bytes, Value)>> {
                     l.push_back(r.bytes().map_err(io)?);
                 }
                 Value::List(l)
+            }
+            KIND_MODEL => {
+                let backend = String::from_utf8_lossy(&r.bytes().map_err(io)?).into_owned();
+                let device = Device::parse(&r.bytes().map_err(io)?)
+                    .map_err(|_| corrupt(format!("model {key:?}: bad device")))?;
+                let tag = r.bytes().map_err(io)?;
+                let batchsize = r.count().map_err(io)?;
+                let minbatchsize = r.count().map_err(io)?;
+                let minbatchtimeout = r.u64().map_err(io)?;
+                let blob = r.bytes().map_err(io)?;
+                let spec = ModelSpec {
+                    backend,
+                    device,
+                    tag,
+                    batchsize,
+                    minbatchsize,
+                    minbatchtimeout,
+                };
+                Value::Model(std::sync::Arc::new(Model::unloaded(spec, blob)))
             }
             k => return Err(corrupt(format!("unknown record kind {k}"))),
         };

@@ -11,6 +11,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::tensor::Tensor;
 
 /// Fixed cost charged per key and per hash field / list entry, for the map's own memory.
@@ -35,6 +37,8 @@ pub enum Value {
     Hash(HashMap<Bytes, Bytes>),
     /// A list (`RPUSH`), e.g. an aggregation list.
     List(VecDeque<Bytes>),
+    /// A model (`AI.MODELSTORE`).
+    Model(Arc<Model>),
 }
 
 impl Value {
@@ -45,6 +49,7 @@ impl Value {
             Value::String(_) => "string",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
+            Value::Model(_) => "AI__MODEL",
         }
     }
 
@@ -58,6 +63,7 @@ impl Value {
                 .map(|(k, v)| k.len() + v.len() + ITEM_OVERHEAD)
                 .sum(),
             Value::List(l) => l.iter().map(|v| v.len() + ITEM_OVERHEAD).sum(),
+            Value::Model(m) => m.blob.len() + m.spec.tag.len(),
         }
     }
 }
@@ -467,7 +473,6 @@ pub fn release(v: &Value, charge: &dyn Fn(usize, usize) -> Result<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn t(n: usize) -> Value {
         Value::String(Bytes::from(vec![7u8; n]))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use insitu::config::Limits;
+use insitu::model::ModelConfig;
 use insitu::server::Listener;
 use insitu::{Engine, EngineConfig};
 
@@ -73,6 +74,21 @@ struct ServeArgs {
     /// Largest tensor, bytes (e.g. 512mb).
     #[arg(long, default_value = "512mb")]
     max_tensor_bytes: String,
+    /// Inference worker threads (RedisAI's THREADS_PER_QUEUE; default: the core count).
+    #[arg(long)]
+    threads_per_queue: Option<usize>,
+    /// ONNX Runtime intra-op threads per session.
+    #[arg(long, default_value_t = 1)]
+    intra_op_threads: usize,
+    /// ONNX Runtime inter-op threads per session.
+    #[arg(long, default_value_t = 1)]
+    inter_op_threads: usize,
+    /// Largest model, bytes (e.g. 1gb).
+    #[arg(long, default_value = "2047mb")]
+    max_model_bytes: String,
+    /// Directory models may read external data files from (default: refused).
+    #[arg(long)]
+    model_external_data_dir: Option<PathBuf>,
     /// Log filter (tracing's env-filter syntax), e.g. info or insitu=debug.
     #[arg(long, default_value = "info", env = "INSITU_LOG")]
     log: String,
@@ -151,6 +167,17 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             dir: a.dir,
             dbfilename: a.dbfilename,
             port,
+            models: ModelConfig {
+                threads: a
+                    .threads_per_queue
+                    .unwrap_or(ModelConfig::default().threads)
+                    .max(1),
+                intra_op_threads: a.intra_op_threads.max(1),
+                inter_op_threads: a.inter_op_threads.max(1),
+                max_model_bytes: size("max-model-bytes", &a.max_model_bytes)?,
+                external_data_dir: a.model_external_data_dir,
+                ..ModelConfig::default()
+            },
         };
         let engine = Arc::new(Engine::new(config));
         let loaded = engine

@@ -19,6 +19,8 @@ pub struct KeyPrefixes {
     pub datasets: bool,
     /// Prefix aggregation list keys.
     pub lists: bool,
+    /// Prefix model keys (off by default, as in SmartRedis).
+    pub models: bool,
 }
 
 impl Default for KeyPrefixes {
@@ -30,6 +32,7 @@ impl Default for KeyPrefixes {
             tensors: true,
             datasets: true,
             lists: true,
+            models: false,
         }
     }
 }
@@ -112,6 +115,15 @@ impl KeyPrefixes {
     /// The key of aggregation list `name`.
     pub fn list_key(&self, name: &str, on_get: bool) -> String {
         if self.lists {
+            format!("{}{name}", self.prefix(on_get))
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// The key of model `name`.
+    pub fn model_key(&self, name: &str, on_get: bool) -> String {
+        if self.models {
             format!("{}{name}", self.prefix(on_get))
         } else {
             name.to_string()

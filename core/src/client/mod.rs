@@ -25,6 +25,53 @@ pub struct Client {
     con: redis::Connection,
     address: Address,
     keys: KeyPrefixes,
+    /// Input and output names per model key, for `infer`.
+    model_io: std::collections::HashMap<String, (Vec<String>, Vec<String>)>,
+}
+
+/// How to store a model ([`Client::set_model`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// `ONNX` (the only backend insitu runs).
+    pub backend: String,
+    /// `CPU`, `GPU`, `CPU:n`, `GPU:n`.
+    pub device: String,
+    /// Free-form tag.
+    pub tag: String,
+    /// Dynamic batching: most rows per run (0: off).
+    pub batch_size: usize,
+    /// Dynamic batching: wait for this many rows.
+    pub min_batch_size: usize,
+    /// Dynamic batching: wait at most this long, ms.
+    pub min_batch_timeout_ms: u64,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            backend: "ONNX".into(),
+            device: "CPU".into(),
+            tag: String::new(),
+            batch_size: 0,
+            min_batch_size: 0,
+            min_batch_timeout_ms: 0,
+        }
+    }
+}
+
+/// A model's run statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Microseconds in ONNX Runtime.
+    pub duration_us: u64,
+    /// Rows processed.
+    pub samples: u64,
+    /// Requests.
+    pub calls: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// ONNX Runtime runs (fewer than calls when batched).
+    pub runs: u64,
 }
 
 fn conv(e: redis::RedisError) -> Error {
@@ -157,7 +204,12 @@ impl Client {
         redis::cmd("PING")
             .query::<redis::Value>(&mut con)
             .map_err(ctx)?;
-        Ok(Client { con, address, keys })
+        Ok(Client {
+            con,
+            address,
+            keys,
+            model_io: Default::default(),
+        })
     }
 
     /// The address this client is connected to.
@@ -638,6 +690,268 @@ impl Client {
     pub fn rename_list(&mut self, old: &str, new: &str) -> Result<()> {
         self.copy_list(old, new)?;
         self.delete_list(old)
+    }
+
+    // ----- models -----
+
+    /// Store an ONNX model, sent in chunks of the server's `MODEL_CHUNK_SIZE`.
+    ///
+    /// # Errors
+    /// The server's error: malformed model, unsupported backend or device, limits.
+    pub fn set_model(&mut self, name: &str, model: &[u8], opts: &ModelOptions) -> Result<()> {
+        let chunk = match self.query(redis::cmd("AI.CONFIG").arg("GET").arg("MODEL_CHUNK_SIZE"))? {
+            redis::Value::Int(n) if n > 0 => n as usize,
+            _ => model.len().max(1),
+        };
+        let key = self.keys.model_key(name, false);
+        let mut c = redis::cmd("AI.MODELSTORE");
+        c.arg(&key).arg(&opts.backend).arg(&opts.device);
+        if !opts.tag.is_empty() {
+            c.arg("TAG").arg(&opts.tag);
+        }
+        if opts.batch_size > 0 {
+            c.arg("BATCHSIZE").arg(opts.batch_size);
+            if opts.min_batch_size > 0 {
+                c.arg("MINBATCHSIZE").arg(opts.min_batch_size);
+                if opts.min_batch_timeout_ms > 0 {
+                    c.arg("MINBATCHTIMEOUT").arg(opts.min_batch_timeout_ms);
+                }
+            }
+        }
+        c.arg("BLOB");
+        for part in model.chunks(chunk) {
+            c.arg(part);
+        }
+        self.query(&c)?;
+        self.model_io.remove(&key);
+        Ok(())
+    }
+
+    /// Store an ONNX model from a file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or [`Client::set_model`]'s errors.
+    pub fn set_model_from_file(
+        &mut self,
+        name: &str,
+        path: impl AsRef<std::path::Path>,
+        opts: &ModelOptions,
+    ) -> Result<()> {
+        let p = path.as_ref();
+        let bytes = std::fs::read(p)
+            .map_err(|e| Error::io(format!("cannot read model {}", p.display()), &e))?;
+        self.set_model(name, &bytes, opts)
+    }
+
+    /// A stored model's bytes.
+    ///
+    /// # Errors
+    /// `NotFound` (`ERR model key is empty`).
+    pub fn get_model(&mut self, name: &str) -> Result<Bytes> {
+        let key = self.keys.model_key(name, true);
+        Ok(Bytes::from(bulk(
+            self.query(redis::cmd("AI.MODELGET").arg(key).arg("BLOB"))?,
+            "AI.MODELGET",
+        )?))
+    }
+
+    /// Delete a model.
+    ///
+    /// # Errors
+    /// `NotFound` (`ERR model key is empty`).
+    pub fn delete_model(&mut self, name: &str) -> Result<()> {
+        let key = self.keys.model_key(name, true);
+        self.model_io.remove(&key);
+        self.query(redis::cmd("AI.MODELDEL").arg(key)).map(|_| ())
+    }
+
+    /// Whether a model exists.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub fn model_exists(&mut self, name: &str) -> Result<bool> {
+        let key = self.keys.model_key(name, true);
+        self.key_exists(&key)
+    }
+
+    /// Check for a model up to `tries` times, `interval_ms` apart.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub fn poll_model(&mut self, name: &str, interval_ms: u64, tries: u32) -> Result<bool> {
+        self.poll(interval_ms, tries, |c| c.model_exists(name))
+    }
+
+    /// Run a model on stored tensors, storing its outputs (`AI.MODELEXECUTE`). Tensor
+    /// names are prefixed like any tensor.
+    ///
+    /// # Errors
+    /// Missing model or inputs, inputs that do not fit the model, `Timeout`.
+    pub fn run_model(&mut self, name: &str, inputs: &[&str], outputs: &[&str]) -> Result<()> {
+        let key = self.keys.model_key(name, true);
+        let mut c = redis::cmd("AI.MODELEXECUTE");
+        c.arg(key).arg("INPUTS").arg(inputs.len());
+        for i in inputs {
+            c.arg(self.keys.tensor_key(i, true));
+        }
+        c.arg("OUTPUTS").arg(outputs.len());
+        for o in outputs {
+            c.arg(self.keys.tensor_key(o, false));
+        }
+        match self.query(&c)? {
+            redis::Value::SimpleString(s) if s == "TIMEDOUT" => {
+                Err(Error::new(ErrorCode::Timeout, "TIMEDOUT"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A model's input and output names (cached per model).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing model.
+    pub fn model_io(&mut self, name: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let key = self.keys.model_key(name, true);
+        if let Some(io) = self.model_io.get(&key) {
+            return Ok(io.clone());
+        }
+        let reply = self.query(redis::cmd("AI.MODELGET").arg(&key).arg("META"))?;
+        let redis::Value::Array(items) = reply else {
+            return Err(Error::err(
+                ErrorCode::Protocol,
+                "unexpected reply to AI.MODELGET META",
+            ));
+        };
+        let mut io = (Vec::new(), Vec::new());
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            let k = bulk(k, "AI.MODELGET")?;
+            let names = || -> Result<Vec<String>> {
+                match &v {
+                    redis::Value::Array(a) => a
+                        .iter()
+                        .map(|n| {
+                            bulk(n.clone(), "AI.MODELGET")
+                                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        })
+                        .collect(),
+                    _ => Ok(Vec::new()),
+                }
+            };
+            match k.as_slice() {
+                b"inputs" => io.0 = names()?,
+                b"outputs" => io.1 = names()?,
+                _ => {}
+            }
+        }
+        self.model_io.insert(key, io.clone());
+        Ok(io)
+    }
+
+    /// Run a model on `inputs` and return its outputs in one round trip
+    /// (`AI.DAGEXECUTE`): nothing is stored on the server.
+    ///
+    /// # Errors
+    /// Missing model, inputs that do not fit it, `Timeout`.
+    pub fn infer(&mut self, name: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let (_, outs) = self.model_io(name)?;
+        let key = self.keys.model_key(name, true);
+        let mut c = redis::cmd("AI.DAGEXECUTE");
+        c.arg("ROUTING").arg(&key);
+        for (i, t) in inputs.iter().enumerate() {
+            c.arg("|>")
+                .arg("AI.TENSORSET")
+                .arg(format!("in{i}"))
+                .arg(t.dtype().name());
+            for d in t.shape() {
+                c.arg(*d);
+            }
+            c.arg("BLOB").arg(t.data().as_ref());
+        }
+        c.arg("|>")
+            .arg("AI.MODELEXECUTE")
+            .arg(&key)
+            .arg("INPUTS")
+            .arg(inputs.len());
+        for i in 0..inputs.len() {
+            c.arg(format!("in{i}"));
+        }
+        c.arg("OUTPUTS").arg(outs.len());
+        for i in 0..outs.len() {
+            c.arg(format!("out{i}"));
+        }
+        for i in 0..outs.len() {
+            c.arg("|>")
+                .arg("AI.TENSORGET")
+                .arg(format!("out{i}"))
+                .arg("META")
+                .arg("BLOB");
+        }
+        let reply = self.query(&c)?;
+        let items = match reply {
+            redis::Value::Array(items) => items,
+            redis::Value::SimpleString(s) if s == "TIMEDOUT" => {
+                return Err(Error::new(ErrorCode::Timeout, "TIMEDOUT"))
+            }
+            other => return Err(unexpected("AI.DAGEXECUTE", &other)),
+        };
+        let mut out = Vec::with_capacity(outs.len());
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                redis::Value::ServerError(e) => {
+                    return Err(Error::from_server_text(format!(
+                        "{} {}",
+                        e.code(),
+                        e.details().unwrap_or("")
+                    )))
+                }
+                v if i > inputs.len() => out.push(decode_tensor(v)?),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// A model's run statistics (`AI.INFO`).
+    ///
+    /// # Errors
+    /// `NotFound` when no such model.
+    pub fn model_info(&mut self, name: &str) -> Result<ModelInfo> {
+        let key = self.keys.model_key(name, true);
+        let redis::Value::Array(items) = self.query(redis::cmd("AI.INFO").arg(key))? else {
+            return Err(Error::err(
+                ErrorCode::Protocol,
+                "unexpected reply to AI.INFO",
+            ));
+        };
+        let mut info = ModelInfo::default();
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            let n = if let redis::Value::Int(n) = v {
+                n.max(0) as u64
+            } else {
+                0
+            };
+            match bulk(k, "AI.INFO")?.as_slice() {
+                b"duration" => info.duration_us = n,
+                b"samples" => info.samples = n,
+                b"calls" => info.calls = n,
+                b"errors" => info.errors = n,
+                b"runs" => info.runs = n,
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// Zero a model's statistics.
+    ///
+    /// # Errors
+    /// `NotFound` when no such model.
+    pub fn reset_model_info(&mut self, name: &str) -> Result<()> {
+        let key = self.keys.model_key(name, true);
+        self.query(redis::cmd("AI.INFO").arg(key).arg("RESETSTAT"))
+            .map(|_| ())
     }
 
     // ----- server -----

@@ -4,9 +4,13 @@
 //! error's exact text. Nothing here panics on input.
 
 mod admin;
+mod dag;
 mod keys;
+mod model;
 mod tensor;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,32 +25,68 @@ pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
 /// Longest command name we look up; longer names are unknown by definition.
 const MAX_NAME: usize = 32;
 
-/// Execute `args` (command name first).
-pub(crate) fn execute(engine: &Arc<Engine>, session: &mut Session, args: Vec<Bytes>) -> Frame {
-    match dispatch(engine, session, &args) {
-        Ok(f) => f,
-        Err(e) => Frame::error(&e),
+/// A command's reply: ready now, or computed by the inference threads.
+pub enum Reply {
+    /// The reply frame.
+    Ready(Frame),
+    /// A future that yields the reply frame (await it on any tokio runtime).
+    Pending(Pin<Box<dyn Future<Output = Frame> + Send>>),
+}
+
+impl From<Frame> for Reply {
+    fn from(f: Frame) -> Self {
+        Reply::Ready(f)
     }
 }
 
-fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+impl Reply {
+    /// The reply frame, awaiting it if pending.
+    pub async fn resolve(self) -> Frame {
+        match self {
+            Reply::Ready(f) => f,
+            Reply::Pending(fut) => fut.await,
+        }
+    }
+}
+
+/// Execute `args` (command name first).
+pub(crate) fn execute(engine: &Arc<Engine>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    match dispatch(engine, session, &args) {
+        Ok(r) => r,
+        Err(e) => Reply::Ready(Frame::error(&e)),
+    }
+}
+
+fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<Reply> {
     let Some(raw) = args.first() else {
         return Err(Error::bad_input("empty command"));
     };
-    let mut name = [0u8; MAX_NAME];
     if raw.len() > MAX_NAME {
         return Err(unknown_command(args));
     }
-    for (d, s) in name.iter_mut().zip(raw.iter()) {
+    let mut buf = [0u8; MAX_NAME];
+    for (d, s) in buf.iter_mut().zip(raw.iter()) {
         *d = s.to_ascii_uppercase();
     }
-    let name = &name[..raw.len()];
+    let name = &buf[..raw.len()];
     if !session.authenticated && !matches!(name, b"AUTH" | b"QUIT") {
         return Err(Error::new(
             ErrorCode::Auth,
             "NOAUTH Authentication required.",
         ));
     }
+    if let Some(r) = model::dispatch(engine, name, args) {
+        return r;
+    }
+    dispatch_data(engine, session, name, args).map(Reply::Ready)
+}
+
+fn dispatch_data(
+    engine: &Arc<Engine>,
+    session: &mut Session,
+    name: &[u8],
+    args: &[Bytes],
+) -> Result<Frame> {
     let s = engine.store();
     match name {
         b"PING" => admin::ping(args),

@@ -213,7 +213,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             match parser.next(&mut buf) {
                 Ok(Some(Request::Command(args))) => {
                     tracing::trace!(cmd = %String::from_utf8_lossy(&args[0]), "command");
-                    engine.execute(&mut session, args).encode(&mut out);
+                    engine
+                        .execute(&mut session, args)
+                        .resolve()
+                        .await
+                        .encode(&mut out);
                     if session.quit {
                         return flush(&mut stream, &mut out).await;
                     }

@@ -164,3 +164,109 @@ pub fn ok() -> Frame {
 pub fn bulk(s: &[u8]) -> Frame {
     Frame::Bulk(bytes::Bytes::copy_from_slice(s))
 }
+
+/// The generated test models (core/tests/models/gen_models.py), or `None` when they have
+/// not been generated and the run does not require them.
+pub fn models_dir() -> Option<PathBuf> {
+    match std::env::var("INSITU_TEST_MODELS") {
+        Ok(d) if PathBuf::from(&d).join("manifest.json").exists() => Some(PathBuf::from(d)),
+        _ => {
+            assert!(
+                std::env::var("INSITU_REQUIRE_PYTHON").is_err(),
+                "INSITU_TEST_MODELS is not set to a directory of generated models"
+            );
+            eprintln!("skipped: no generated models (run ./dev.sh test)");
+            None
+        }
+    }
+}
+
+/// One reference case: inputs and the outputs Python onnxruntime computed.
+pub struct Case {
+    pub inputs: Vec<insitu::Tensor>,
+    pub outputs: Vec<insitu::Tensor>,
+}
+
+fn load_tensor(dir: &std::path::Path, e: &serde_json::Value) -> insitu::Tensor {
+    let dtype =
+        insitu::DType::parse(e["dtype"].as_str().expect("dtype").as_bytes()).expect("known dtype");
+    let shape: Vec<usize> = e["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().expect("dim") as usize)
+        .collect();
+    let data = std::fs::read(dir.join(e["file"].as_str().expect("file"))).expect("case file");
+    insitu::Tensor::new(
+        dtype,
+        shape,
+        data.into(),
+        &insitu::Limits {
+            max_tensor_bytes: usize::MAX,
+            ..Default::default()
+        },
+    )
+    .expect("case tensor")
+}
+
+/// The model file and reference cases of `name`.
+pub fn model_cases(dir: &std::path::Path, name: &str) -> (PathBuf, Vec<Case>) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let entry = &m[name];
+    let file = dir.join(entry["file"].as_str().expect("model file"));
+    let cases = entry["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| Case {
+            inputs: c["inputs"]
+                .as_array()
+                .expect("inputs")
+                .iter()
+                .map(|e| load_tensor(dir, e))
+                .collect(),
+            outputs: c["outputs"]
+                .as_array()
+                .expect("outputs")
+                .iter()
+                .map(|e| load_tensor(dir, e))
+                .collect(),
+        })
+        .collect();
+    (file, cases)
+}
+
+/// Assert `got` equals `want`: within 1e-5 for floats, exactly otherwise.
+pub fn assert_close(got: &insitu::Tensor, want: &insitu::Tensor, what: &str) {
+    assert_eq!(got.dtype(), want.dtype(), "{what}: dtype");
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    match got.dtype() {
+        insitu::DType::Float32 => {
+            let (g, w) = (
+                got.to_vec::<f32>().expect("f32"),
+                want.to_vec::<f32>().expect("f32"),
+            );
+            for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{what}: element {i}: {a} vs {b}"
+                );
+            }
+        }
+        insitu::DType::Float64 => {
+            let (g, w) = (
+                got.to_vec::<f64>().expect("f64"),
+                want.to_vec::<f64>().expect("f64"),
+            );
+            for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{what}: element {i}: {a} vs {b}"
+                );
+            }
+        }
+        _ => assert_eq!(got.data(), want.data(), "{what}: bytes"),
+    }
+}

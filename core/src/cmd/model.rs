@@ -1,0 +1,520 @@
+//! RedisAI's model commands: AI.CONFIG, AI.MODELSTORE, AI.MODELGET, AI.MODELDEL,
+//! AI.MODELEXECUTE, AI.INFO, AI._MODELSCAN; the TorchScript commands answer that they are
+//! not supported.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+use super::{arity, dag, int_arg, Reply};
+use crate::engine::Engine;
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::runner::{RunResult, StatsSink};
+use crate::model::{runtime, unsupported_backend, Device, Model, ModelSpec, ModelStats, Runner};
+use crate::resp::Frame;
+use crate::store::Value;
+use crate::tensor::Tensor;
+
+impl StatsSink for Model {
+    fn stats(&self) -> &ModelStats {
+        &self.stats
+    }
+}
+
+/// Commands of this module, or `None` for others.
+pub(super) fn dispatch(engine: &Arc<Engine>, name: &[u8], args: &[Bytes]) -> Option<Result<Reply>> {
+    let ready = |r: Result<Frame>| r.map(Reply::Ready);
+    Some(match name {
+        b"AI.CONFIG" => ready(config(engine, args)),
+        b"AI.MODELSTORE" => modelstore(engine, args),
+        b"AI.MODELGET" => ready(modelget(engine, args)),
+        b"AI.MODELDEL" => ready(modeldel(engine, args)),
+        b"AI.MODELEXECUTE" => modelexecute(engine, args),
+        b"AI.INFO" => ready(info(engine, args)),
+        b"AI._MODELSCAN" => ready(modelscan(engine, args)),
+        b"AI.DAGEXECUTE" => dag::execute(engine, args, false),
+        b"AI.DAGEXECUTE_RO" => dag::execute(engine, args, true),
+        b"AI.SCRIPTSET" | b"AI.SCRIPTSTORE" | b"AI.SCRIPTGET" | b"AI.SCRIPTDEL"
+        | b"AI.SCRIPTRUN" | b"AI.SCRIPTEXECUTE" | b"AI._SCRIPTSCAN" => Err(Error::err(
+            ErrorCode::Unsupported,
+            "TorchScript is not supported by insitu (it needs the Torch backend): express the computation as an ONNX model and use AI.MODELSTORE / AI.MODELEXECUTE",
+        )),
+        b"AI.MODELSET" | b"AI.MODELRUN" => Err(Error::err(
+            ErrorCode::Unsupported,
+            "this deprecated RedisAI command is not supported: use AI.MODELSTORE / AI.MODELEXECUTE",
+        )),
+        _ => return None,
+    })
+}
+
+fn model_missing() -> Error {
+    Error::err(ErrorCode::NotFound, "model key is empty")
+}
+
+/// The model stored under `key`.
+pub(super) fn get_model(engine: &Engine, key: &[u8]) -> Result<Arc<Model>> {
+    engine.store().with(key, |v| match v {
+        Some(Value::Model(m)) => Ok(m.clone()),
+        Some(_) => Err(Error::wrong_type()),
+        None => Err(model_missing()),
+    })
+}
+
+fn batch_arg(v: Option<&Bytes>, what: &str) -> Result<usize> {
+    let bad = || Error::bad_input(format!("Invalid argument for {what}"));
+    let v = v.ok_or_else(bad)?;
+    usize::try_from(int_arg(v).map_err(|_| bad())?).map_err(|_| bad())
+}
+
+/// Parse `AI.MODELSTORE key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m
+/// [MINBATCHTIMEOUT ms]]] BLOB chunk...` into the key, spec and the chunks.
+fn parse_modelstore(args: &[Bytes]) -> Result<(Bytes, ModelSpec, Vec<Bytes>)> {
+    arity(args, 4, 0)?;
+    let key = args[1].clone();
+    if !args[2].eq_ignore_ascii_case(b"ONNX") {
+        return Err(unsupported_backend(&args[2]));
+    }
+    let device = Device::parse(&args[3])?;
+    let mut spec = ModelSpec {
+        backend: "ONNX".into(),
+        device,
+        tag: Bytes::new(),
+        batchsize: 0,
+        minbatchsize: 0,
+        minbatchtimeout: 0,
+    };
+    let (mut has_batch, mut has_min) = (false, false);
+    let mut i = 4;
+    while i < args.len() {
+        let a = args[i].to_ascii_uppercase();
+        match a.as_slice() {
+            b"TAG" => {
+                spec.tag = args
+                    .get(i + 1)
+                    .cloned()
+                    .ok_or_else(|| Error::bad_input("Invalid argument for TAG"))?;
+                i += 2;
+            }
+            b"BATCHSIZE" => {
+                spec.batchsize = batch_arg(args.get(i + 1), "BATCHSIZE")?;
+                has_batch = true;
+                i += 2;
+            }
+            b"MINBATCHSIZE" => {
+                if !has_batch {
+                    return Err(Error::bad_input("MINBATCHSIZE specified without BATCHSIZE"));
+                }
+                spec.minbatchsize = batch_arg(args.get(i + 1), "MINBATCHSIZE")?;
+                has_min = true;
+                i += 2;
+            }
+            b"MINBATCHTIMEOUT" => {
+                if !has_min {
+                    return Err(Error::bad_input(
+                        "MINBATCHTIMEOUT specified without MINBATCHSIZE",
+                    ));
+                }
+                spec.minbatchtimeout = batch_arg(args.get(i + 1), "MINBATCHTIMEOUT")? as u64;
+                i += 2;
+            }
+            b"INPUTS" | b"OUTPUTS" => {
+                return Err(Error::bad_input(format!(
+                    "{} argument should not be specified for this backend",
+                    String::from_utf8_lossy(&a)
+                )));
+            }
+            b"BLOB" => {
+                let chunks = args[i + 1..].to_vec();
+                if chunks.is_empty() {
+                    return Err(Error::bad_input(
+                        "Insufficient arguments, missing model BLOB",
+                    ));
+                }
+                return Ok((key, spec, chunks));
+            }
+            _ => return Err(Error::bad_input("Invalid argument, expected BLOB")),
+        }
+    }
+    Err(Error::bad_input(
+        "Insufficient arguments, missing model BLOB",
+    ))
+}
+
+fn modelstore(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
+    let (key, spec, chunks) = parse_modelstore(args)?;
+    let blob = if chunks.len() == 1 {
+        chunks.into_iter().next().unwrap_or_default()
+    } else {
+        let mut b = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+        for c in &chunks {
+            b.extend_from_slice(c);
+        }
+        b.freeze()
+    };
+    let wrong_type = engine.store().with(
+        &key,
+        |v| matches!(v, Some(v) if !matches!(v, Value::Model(_))),
+    );
+    if wrong_type {
+        return Err(Error::wrong_type());
+    }
+    // Creating a session parses and optimises the graph: do it on an inference thread.
+    let pool = engine.inference_pool()?;
+    let cfg = engine.config().models;
+    let (tx, rx) = oneshot::channel();
+    let (b2, s2, p2) = (blob.clone(), spec.clone(), pool.clone());
+    pool.submit(move || {
+        let _ = tx.send(Runner::new(&b2, &s2, &cfg, &p2));
+    });
+    let engine = engine.clone();
+    Ok(Reply::Pending(Box::pin(async move {
+        let runner = match rx.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Frame::error(&e),
+            Err(_) => {
+                return Frame::error(&Error::err(
+                    ErrorCode::Internal,
+                    "inference threads stopped",
+                ))
+            }
+        };
+        let model = Model::with_runner(spec, blob, Arc::new(runner));
+        match engine.store().set(key, Value::Model(Arc::new(model))) {
+            Ok(()) => Frame::ok(),
+            Err(e) => Frame::error(&e),
+        }
+    })))
+}
+
+fn names(specs: &[crate::model::IoSpec]) -> Frame {
+    Frame::Array(specs.iter().map(|s| Frame::bulk_str(&s.name)).collect())
+}
+
+fn modelget(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 4)?;
+    let m = get_model(engine, &args[1])?;
+    let (mut meta, mut blob) = (false, false);
+    for a in &args[2..] {
+        if a.eq_ignore_ascii_case(b"META") {
+            meta = true;
+        } else if a.eq_ignore_ascii_case(b"BLOB") {
+            blob = true;
+        } else {
+            return Err(Error::bad_input("unsupported data format"));
+        }
+    }
+    if !meta && !blob {
+        meta = true;
+        blob = true;
+    }
+    if !meta {
+        return Ok(Frame::Bulk(m.blob.clone()));
+    }
+    let runner = engine.model_runner(&m).ok();
+    let (ins, outs) = match &runner {
+        Some(r) => (names(r.inputs()), names(r.outputs())),
+        None => (Frame::Array(vec![]), Frame::Array(vec![])),
+    };
+    let mut items = vec![
+        Frame::bulk_static("backend"),
+        Frame::bulk_str(&m.spec.backend),
+        Frame::bulk_static("device"),
+        Frame::bulk_str(&m.spec.device.to_string()),
+        Frame::bulk_static("tag"),
+        Frame::Bulk(m.spec.tag.clone()),
+        Frame::bulk_static("batchsize"),
+        Frame::Integer(m.spec.batchsize as i64),
+        Frame::bulk_static("minbatchsize"),
+        Frame::Integer(m.spec.minbatchsize as i64),
+        Frame::bulk_static("inputs"),
+        ins,
+        Frame::bulk_static("outputs"),
+        outs,
+        Frame::bulk_static("minbatchtimeout"),
+        Frame::Integer(m.spec.minbatchtimeout as i64),
+    ];
+    if blob {
+        items.push(Frame::bulk_static("blob"));
+        items.push(Frame::Bulk(m.blob.clone()));
+    }
+    Ok(Frame::Array(items))
+}
+
+fn modeldel(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 2)?;
+    get_model(engine, &args[1])?;
+    engine.store().delete(&args[1]);
+    Ok(Frame::ok())
+}
+
+/// The keys of a MODELEXECUTE: inputs, outputs, timeout.
+pub(super) struct ExecArgs {
+    pub inputs: Vec<Bytes>,
+    pub outputs: Vec<Bytes>,
+    pub timeout: Option<Duration>,
+}
+
+fn count(v: Option<&Bytes>, what: &str, cap: &str) -> Result<usize> {
+    let v = v.ok_or_else(|| Error::bad_input(format!("Invalid argument for {what}")))?;
+    let n = int_arg(v).map_err(|_| Error::bad_input(format!("Invalid argument for {what}")))?;
+    if n <= 0 {
+        return Err(Error::bad_input(format!(
+            "{cap} count must be a positive integer"
+        )));
+    }
+    usize::try_from(n).map_err(|_| Error::bad_input(format!("Invalid argument for {what}")))
+}
+
+/// Parse `INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]` (from `args[0]`) against a runner.
+pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
+    if !args
+        .first()
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"INPUTS"))
+    {
+        return Err(Error::bad_input("INPUTS not specified"));
+    }
+    let n = count(args.get(1), "input_count", "Input")?;
+    let inputs = args
+        .get(2..2 + n)
+        .ok_or_else(|| Error::bad_input("Invalid argument for input_count"))?
+        .to_vec();
+    if n != runner.inputs().len() {
+        return Err(Error::new(
+            ErrorCode::BadInput,
+            "Number of keys given as INPUTS here does not match model definition",
+        ));
+    }
+    let rest = &args[2 + n..];
+    if !rest
+        .first()
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"OUTPUTS"))
+    {
+        return Err(Error::bad_input("OUTPUTS not specified"));
+    }
+    let m = count(rest.get(1), "output_count", "Output")?;
+    let outputs = rest
+        .get(2..2 + m)
+        .ok_or_else(|| Error::bad_input("Invalid argument for output_count"))?
+        .to_vec();
+    if m != runner.outputs().len() {
+        return Err(Error::new(
+            ErrorCode::BadInput,
+            "Number of keys given as OUTPUTS here does not match model definition",
+        ));
+    }
+    let rest = &rest[2 + m..];
+    let timeout = match rest {
+        [] => None,
+        [t] if t.eq_ignore_ascii_case(b"TIMEOUT") => {
+            return Err(Error::bad_input("No value provided for TIMEOUT"))
+        }
+        [t, v] if t.eq_ignore_ascii_case(b"TIMEOUT") => {
+            let ms = int_arg(v)
+                .ok()
+                .filter(|&ms| ms > 0)
+                .ok_or_else(|| Error::bad_input("Invalid value for TIMEOUT"))?;
+            Some(Duration::from_millis(ms as u64))
+        }
+        _ => return Err(Error::syntax()),
+    };
+    Ok(ExecArgs {
+        inputs,
+        outputs,
+        timeout,
+    })
+}
+
+/// Submit inputs to a model and wait (asynchronously) for its outputs, or the deadline.
+pub(super) async fn run_model(
+    runner: Arc<Runner>,
+    model: Arc<Model>,
+    inputs: Vec<Tensor>,
+    deadline: Option<Instant>,
+) -> RunResult {
+    let rx = runner.submit(inputs, deadline, model)?;
+    let gone = || Error::err(ErrorCode::Internal, "inference threads stopped");
+    match deadline {
+        Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
+            Ok(r) => r.map_err(|_| gone())?,
+            Err(_) => Err(Error::new(ErrorCode::Timeout, "TIMEDOUT")),
+        },
+        None => rx.await.map_err(|_| gone())?,
+    }
+}
+
+/// Load input tensors from the store.
+pub(super) fn load_tensors(engine: &Engine, keys: &[Bytes]) -> Result<Vec<Tensor>> {
+    keys.iter()
+        .map(|k| {
+            engine.store().with(k, |v| match v {
+                Some(Value::Tensor(t)) => Ok(t.clone()),
+                Some(_) => Err(Error::wrong_type()),
+                None => Err(Error::err(
+                    ErrorCode::NotFound,
+                    "tensor key is empty or in a different shard",
+                )),
+            })
+        })
+        .collect()
+}
+
+/// The reply for a finished run: `TIMEDOUT` is a simple string, not an error.
+pub(super) fn timed_out(e: &Error) -> bool {
+    e.code() == ErrorCode::Timeout && e.text() == "TIMEDOUT"
+}
+
+fn modelexecute(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
+    arity(args, 2, 0)?;
+    let model = get_model(engine, &args[1])?;
+    let runner = engine.model_runner(&model)?;
+    let exec = parse_exec(&args[2..], &runner)?;
+    let inputs = load_tensors(engine, &exec.inputs)?;
+    runner.check(&inputs)?;
+    let deadline = exec.timeout.map(|t| Instant::now() + t);
+    let engine = engine.clone();
+    Ok(Reply::Pending(Box::pin(async move {
+        match run_model(runner, model, inputs, deadline).await {
+            Ok(outs) => {
+                for (k, t) in exec.outputs.into_iter().zip(outs) {
+                    if let Err(e) = engine.store().set(k, Value::Tensor(t)) {
+                        return Frame::error(&e);
+                    }
+                }
+                Frame::ok()
+            }
+            Err(e) if timed_out(&e) => Frame::simple("TIMEDOUT"),
+            Err(e) => Frame::error(&e),
+        }
+    })))
+}
+
+fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 3)?;
+    let m = engine.store().with(&args[1], |v| match v {
+        Some(Value::Model(m)) => Some(m.clone()),
+        _ => None,
+    });
+    let Some(m) = m else {
+        return Err(Error::err(
+            ErrorCode::NotFound,
+            "cannot find run info for key",
+        ));
+    };
+    if let Some(opt) = args.get(2) {
+        if !opt.eq_ignore_ascii_case(b"RESETSTAT") {
+            return Err(Error::bad_input("unsupported argument, expected RESETSTAT"));
+        }
+        m.stats.reset();
+        return Ok(Frame::ok());
+    }
+    let s = &m.stats;
+    let n = |c: &std::sync::atomic::AtomicU64| Frame::Integer(c.load(Ordering::Relaxed) as i64);
+    Ok(Frame::Array(vec![
+        Frame::bulk_static("key"),
+        Frame::Bulk(args[1].clone()),
+        Frame::bulk_static("type"),
+        Frame::bulk_static("MODEL"),
+        Frame::bulk_static("backend"),
+        Frame::bulk_str(&m.spec.backend),
+        Frame::bulk_static("device"),
+        Frame::bulk_str(&m.spec.device.to_string()),
+        Frame::bulk_static("tag"),
+        Frame::Bulk(m.spec.tag.clone()),
+        Frame::bulk_static("duration"),
+        n(&s.duration_us),
+        Frame::bulk_static("samples"),
+        n(&s.samples),
+        Frame::bulk_static("calls"),
+        n(&s.calls),
+        Frame::bulk_static("errors"),
+        n(&s.errors),
+        Frame::bulk_static("runs"),
+        n(&s.runs),
+    ]))
+}
+
+fn modelscan(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    let mut out = Vec::new();
+    for (k, v) in engine.store().snapshot() {
+        if let Value::Model(m) = v {
+            out.push(Frame::Array(vec![
+                Frame::Bulk(k),
+                Frame::Bulk(m.spec.tag.clone()),
+            ]));
+        }
+    }
+    Ok(Frame::Array(out))
+}
+
+fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 0)?;
+    let sub = args[1].to_ascii_uppercase();
+    if sub == b"GET" {
+        arity(args, 3, 3)?;
+        let c = engine.config().models;
+        return Ok(match args[2].to_ascii_uppercase().as_slice() {
+            b"MODEL_CHUNK_SIZE" => Frame::Integer(c.chunk_size as i64),
+            b"THREADS_PER_QUEUE" => Frame::Integer(c.threads as i64),
+            b"INTRA_OP_PARALLELISM" => Frame::Integer(c.intra_op_threads as i64),
+            b"INTER_OP_PARALLELISM" => Frame::Integer(c.inter_op_threads as i64),
+            b"BACKENDSPATH" => runtime::loaded().map_or(Frame::Null, |r| {
+                Frame::bulk_str(&r.path.display().to_string())
+            }),
+            _ => Frame::Null,
+        });
+    }
+    let value = || -> Result<usize> {
+        let v = args.get(2).ok_or_else(|| Error::arity(&args[0]))?;
+        usize::try_from(int_arg(v)?)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                Error::bad_input(format!(
+                    "Invalid value for {}",
+                    String::from_utf8_lossy(&sub)
+                ))
+            })
+    };
+    match sub.as_slice() {
+        b"MODEL_CHUNK_SIZE" => {
+            let n = value()?;
+            engine.update_config(|c| c.models.chunk_size = n);
+        }
+        b"INTRA_OP_PARALLELISM" => {
+            let n = value()?;
+            engine.update_config(|c| c.models.intra_op_threads = n);
+        }
+        b"INTER_OP_PARALLELISM" => {
+            let n = value()?;
+            engine.update_config(|c| c.models.inter_op_threads = n);
+        }
+        b"THREADS_PER_QUEUE" => {
+            let n = value()?;
+            if engine.inference_pool_started() {
+                return Err(Error::bad_input(
+                    "THREADS_PER_QUEUE can only be set before the first model is stored",
+                ));
+            }
+            engine.update_config(|c| c.models.threads = n);
+        }
+        b"LOADBACKEND" => {
+            arity(args, 4, 4)?;
+            if !args[2].eq_ignore_ascii_case(b"ONNX") {
+                return Err(unsupported_backend(&args[2]));
+            }
+            // The path is not used: loading a library named by a client would let any
+            // client run code in the server. ONNX Runtime is found as the operator set up
+            // (ORT_DYLIB_PATH, ...); this only makes sure it is loaded.
+            runtime::runtime()?;
+        }
+        b"BACKENDSPATH" => {
+            arity(args, 3, 3)?;
+        }
+        _ => return Err(Error::bad_input("unsupported subcommand")),
+    }
+    Ok(Frame::ok())
+}

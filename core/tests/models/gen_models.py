@@ -1,0 +1,188 @@
+"""Build the test models with the `onnx` helper API and their reference outputs with
+Python onnxruntime.
+
+    python gen_models.py OUT_DIR
+
+Writes OUT_DIR/<model>.onnx, OUT_DIR/manifest.json and, per reference case, the raw
+little-endian bytes of every input and output (OUT_DIR/<model>.<case>.<in|out><i>.bin).
+The manifest lists for each model its file and cases: inputs and outputs with dtype
+(RedisAI names) and shape. Deterministic: fixed seeds."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = [helper.make_opsetid("", 17)]
+NAMES = {"float32": "FLOAT", "float64": "DOUBLE", "int64": "INT64", "int32": "INT32",
+         "int8": "INT8", "uint8": "UINT8", "int16": "INT16", "uint16": "UINT16"}
+
+
+def init(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def model(graph, opsets=OPSET):
+    m = helper.make_model(graph, opset_imports=opsets, producer_name="insitu-tests")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def mlp(rng, width_in=16, hidden=32, width_out=4, layers=1, name="mlp"):
+    """Gemm -> Relu (x layers) -> Gemm, dynamic batch dim."""
+    nodes, inits = [], []
+    prev, prev_w = "x", width_in
+    for i in range(layers):
+        w = rng.standard_normal((prev_w, hidden)).astype(np.float32) / np.float32(np.sqrt(prev_w))
+        b = rng.standard_normal(hidden).astype(np.float32) * 0.1
+        inits += [init(f"w{i}", w), init(f"b{i}", b)]
+        nodes += [helper.make_node("Gemm", [prev, f"w{i}", f"b{i}"], [f"h{i}"]),
+                  helper.make_node("Relu", [f"h{i}"], [f"r{i}"])]
+        prev, prev_w = f"r{i}", hidden
+    w = rng.standard_normal((prev_w, width_out)).astype(np.float32) / np.float32(np.sqrt(prev_w))
+    b = rng.standard_normal(width_out).astype(np.float32) * 0.1
+    inits += [init("wo", w), init("bo", b)]
+    nodes.append(helper.make_node("Gemm", [prev, "wo", "bo"], ["y"]))
+    g = helper.make_graph(nodes, name,
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width_in])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width_out])], inits)
+    return model(g)
+
+
+def two_io(rng):
+    w = rng.standard_normal((8, 3)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["sum"]),
+         helper.make_node("MatMul", ["a", "w"], ["proj"])],
+        "two_io",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 8]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("sum", TensorProto.FLOAT, ["N", 8]),
+         helper.make_tensor_value_info("proj", TensorProto.FLOAT, ["N", 3])],
+        [init("w", w)])
+    return model(g)
+
+
+def int64_model():
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["i", "three"], ["m"]),
+         helper.make_node("Add", ["m", "seven"], ["o"])],
+        "int64",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, ["N", 5])],
+        [helper.make_tensor_value_info("o", TensorProto.INT64, ["N", 5])],
+        [init("three", np.array(3, dtype=np.int64)), init("seven", np.array(7, dtype=np.int64))])
+    return model(g)
+
+
+def ml_domain():
+    """A LinearRegressor from the ai.onnx.ml domain, as scikit-learn exports use."""
+    node = helper.make_node("LinearRegressor", ["x"], ["y"], domain="ai.onnx.ml",
+                            coefficients=[0.5, -1.25, 2.0, 1.0, 0.0, -0.5], intercepts=[0.25, -3.0],
+                            targets=2)
+    g = helper.make_graph([node], "ml",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
+    return model(g, OPSET + [helper.make_opsetid("ai.onnx.ml", 3)])
+
+
+def conv(rng):
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    b = np.array([0.1, -0.2], dtype=np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["img", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["out"])],
+        "conv",
+        [helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 2, 8, 8])],
+        [init("w", w), init("b", b)])
+    return model(g)
+
+
+def bad_batch():
+    """Output dim 0 is always 1, whatever the batch: wrong for batching."""
+    axes = init("axes", np.array([0], dtype=np.int64))
+    g = helper.make_graph([helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)], "bad_batch",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [axes])
+    return model(g)
+
+
+def sequence_output():
+    seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, ["N", 4])
+    g = helper.make_graph([helper.make_node("SequenceConstruct", ["x", "x"], ["s"])], "seq",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])], [seq])
+    return model(g)
+
+
+def external_data(out: Path, rng):
+    """A model whose weights live in a separate file next to it."""
+    m = mlp(rng, 4, 8, 2, name="ext")
+    onnx.save_model(m, str(out / "ext.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="ext_weights.bin", size_threshold=0)
+    return out / "ext.onnx"
+
+
+def run_cases(path, cases):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names_in = [i.name for i in sess.get_inputs()]
+    out = []
+    for inputs in cases:
+        results = sess.run(None, dict(zip(names_in, inputs)))
+        out.append((inputs, results))
+    return out
+
+
+def write_case(out: Path, model_name, idx, inputs, outputs):
+    entry = {"inputs": [], "outputs": []}
+    for kind, arrays in (("in", inputs), ("out", outputs)):
+        for i, a in enumerate(arrays):
+            a = np.ascontiguousarray(a)
+            f = f"{model_name}.{idx}.{kind}{i}.bin"
+            (out / f).write_bytes(a.astype(a.dtype.newbyteorder("<")).tobytes())
+            entry["inputs" if kind == "in" else "outputs"].append(
+                {"dtype": NAMES[a.dtype.name], "shape": list(a.shape), "file": f})
+    return entry
+
+
+def main():
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    models = {
+        "mlp": (mlp(rng), lambda n: [rng.standard_normal((n, 16)).astype(np.float32)]),
+        "mlp_wide": (mlp(rng, 512, 512, 512, layers=4, name="mlp_wide"),
+                     lambda n: [rng.standard_normal((n, 512)).astype(np.float32)]),
+        "two_io": (two_io(rng), lambda n: [rng.standard_normal((n, 8)).astype(np.float32),
+                                           rng.standard_normal((n, 8)).astype(np.float32)]),
+        "int64": (int64_model(), lambda n: [rng.integers(-10**12, 10**12, (n, 5), dtype=np.int64)]),
+        "ml": (ml_domain(), lambda n: [rng.standard_normal((n, 3)).astype(np.float32)]),
+        "conv": (conv(rng), lambda n: [rng.standard_normal((n, 1, 8, 8)).astype(np.float32)]),
+        "bad_batch": (bad_batch(), lambda n: [rng.standard_normal((n, 4)).astype(np.float32)]),
+    }
+    manifest = {}
+    for name, (m, make) in models.items():
+        path = out / f"{name}.onnx"
+        onnx.save_model(m, str(path))
+        cases = [make(1), make(3)] + ([make(1024)] if name == "mlp" else [])
+        manifest[name] = {"file": path.name, "cases": [
+            write_case(out, name, i, ins, outs) for i, (ins, outs) in enumerate(run_cases(path, cases))]}
+    # Models insitu must refuse, each for its own reason.
+    onnx.save_model(sequence_output(), str(out / "seq.onnx"))
+    ext = external_data(out, rng)
+    manifest["ext"] = {"file": ext.name, "cases": [
+        write_case(out, "ext", 0, ins, outs)
+        for ins, outs in run_cases(ext, [[rng.standard_normal((2, 4)).astype(np.float32)]])]}
+    valid = (out / "mlp.onnx").read_bytes()
+    (out / "truncated.onnx").write_bytes(valid[: len(valid) // 2])
+    (out / "garbage.onnx").write_bytes(bytes(rng.integers(0, 256, 4096, dtype=np.uint8)))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(f"wrote {len(manifest)} models with reference cases to {out}")
+
+
+if __name__ == "__main__":
+    main()
