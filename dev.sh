@@ -4,6 +4,7 @@
 #   ./dev.sh serve   set everything up, build (release) and run the server:
 #                    tcp://127.0.0.1:6780 and unix:///tmp/insitu.sock
 #   ./dev.sh test    set everything up and run the whole test suite
+#   ./dev.sh bench   run the benchmarks (side by side, ratios) [--quick]
 #   ./dev.sh setup   only set up: the Python virtualenv (.venv) with pinned packages
 #
 # Honours CARGO_TARGET_DIR and PIP_CACHE_DIR (CI points both outside the clone).
@@ -108,8 +109,17 @@ cmd_test() {
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
 }
 
+cmd_bench() {
+    setup
+    record_ort
+    gen_models
+    log "cargo bench (inference vs raw ONNX Runtime)"
+    cargo bench -p insitu-benches --bench inference -- "$@"
+}
+
 case "${1:-}" in
     serve) shift; cmd_serve "$@" ;;
+    bench) shift; cmd_bench "$@" ;;
     test) cmd_test ;;
     setup) setup ;;
     *) sed -n '2,10p' "$0"; exit 2 ;;

@@ -571,3 +571,35 @@ fn connection_limit_refuses_with_an_error() {
     }
     still_serving(&mut b);
 }
+
+#[test]
+fn info_modules_lists_redisai_sections_in_order() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    let Frame::Bulk(text) = r.cmd(&[b"INFO", b"MODULES"]) else {
+        panic!("bulk")
+    };
+    let text = String::from_utf8(text.to_vec()).expect("utf8");
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
+    assert_eq!(
+        headers,
+        [
+            "# Modules",
+            "# ai_versions",
+            "# ai_git",
+            "# ai_load_time_configs",
+            "# ai_backends_info",
+            "# ai_cpu"
+        ]
+    );
+    assert!(text.contains("\r\nRedisAI_version:1.2.7\r\n"));
+    assert!(text.contains("\r\nai_threads_per_queue:"));
+    let Frame::Bulk(all) = r.cmd(&[b"INFO", b"everything"]) else {
+        panic!("bulk")
+    };
+    assert!(String::from_utf8_lossy(&all).contains("# ai_backends_info"));
+    let Frame::Bulk(default) = r.cmd(&[b"INFO"]) else {
+        panic!("bulk")
+    };
+    assert!(!String::from_utf8_lossy(&default).contains("# ai_versions"));
+}

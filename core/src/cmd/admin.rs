@@ -204,6 +204,22 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
             );
         }
         "replication" => s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+        "modules" => {
+            // RedisAI's sections, in its order, so tools that read them keep working.
+            let ort = crate::model::runtime::loaded();
+            let m = &cfg.models;
+            let _ = write!(
+                s,
+                "# Modules\r\nmodule:name=ai,ver=10207,api=1,filters=0,usedby=[],using=[],options=[]\r\n\r\n# ai_versions\r\nRedisAI_version:1.2.7\r\nlow_level_API_version:1.0.0\r\nrdb_version:4\r\ninsitu_version:{}\r\n\r\n# ai_git\r\nai_git_sha:insitu-{}\r\n\r\n# ai_load_time_configs\r\nai_threads_per_queue:{}\r\nai_inter_op_parallelism:{}\r\nai_intra_op_parallelism:{}\r\nai_model_execution_timeout:0\r\nai_backend_memory_limit:0\r\n\r\n# ai_backends_info\r\nai_onnxruntime_version:{}\r\nai_onnxruntime_path:{}\r\n\r\n# ai_cpu\r\nai_self_used_cpu_sys:0\r\nai_self_used_cpu_user:0\r\n",
+                env!("CARGO_PKG_VERSION"),
+                env!("CARGO_PKG_VERSION"),
+                m.threads,
+                m.inter_op_threads,
+                m.intra_op_threads,
+                ort.as_ref().map_or("not loaded".to_string(), |r| r.version.clone()),
+                ort.as_ref().map_or(String::new(), |r| r.path.display().to_string()),
+            );
+        }
         "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
         "keyspace" => {
             s.push_str("# Keyspace\r\n");
@@ -228,21 +244,32 @@ const DEFAULT_SECTIONS: [&str; 8] = [
     "keyspace",
 ];
 
+/// Every section, in output order (`INFO EVERYTHING`).
+const ALL_SECTIONS: [&str; 9] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cluster",
+    "modules",
+    "keyspace",
+];
+
 pub(super) fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     let cfg = engine.config();
     let mut wanted: Vec<String> = args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    if wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default")
-    {
-        wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+    if wanted.iter().any(|w| w == "everything") {
+        wanted = ALL_SECTIONS.iter().map(|s| s.to_string()).collect();
+    } else if wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "default") {
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
     }
     let mut out = String::new();
-    for name in DEFAULT_SECTIONS {
+    for name in ALL_SECTIONS {
         if wanted.iter().any(|w| w == name) {
             if let Some(sec) = info_section(engine, name, &cfg) {
                 if !out.is_empty() {
