@@ -219,3 +219,57 @@ fn requirepass_and_limits_from_flags() {
     );
     assert_eq!(terminate(p), 0);
 }
+
+#[test]
+fn without_onnx_runtime_data_commands_work_and_model_commands_say_why() {
+    let dir = temp_dir("noort");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_insitu"))
+        .args(["serve", "--port", "0", "--unixsocket"])
+        .arg(dir.join("s.sock"))
+        .arg("--dir")
+        .arg(&dir)
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1.31.1")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let port: u16 = loop {
+        let line = lines.next().expect("log").expect("line");
+        if let Some(rest) = line.split("listening on tcp://").nth(1) {
+            break rest
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.trim().parse().ok())
+                .expect("port");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    wait_unix(&dir.join("s.sock"));
+    assert_eq!(cmd(port, &[b"SET", b"k", b"v"]), Frame::ok());
+    let Frame::Error(e) = cmd(
+        port,
+        &[
+            b"AI.MODELSTORE",
+            b"m",
+            b"ONNX",
+            b"CPU",
+            b"BLOB",
+            b"\x08\x07",
+        ],
+    ) else {
+        panic!("model store must fail")
+    };
+    assert!(
+        e.starts_with("ERR ONNX Runtime (>= 1.31) not found; set ORT_DYLIB_PATH to libonnxruntime.so.1.31.x, run ./dev.sh setup, or pip install onnxruntime==1.31.1. Looked at: ORT_DYLIB_PATH: cannot load ONNX Runtime from /nonexistent/libonnxruntime.so.1.31.1: failed to load from"),
+        "{e}"
+    );
+    assert_eq!(
+        cmd(port, &[b"GET", b"k"]),
+        Frame::Bulk(bytes::Bytes::from_static(b"v"))
+    );
+    assert_eq!(terminate(Proc { child, port }), 0);
+}

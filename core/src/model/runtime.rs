@@ -1,7 +1,7 @@
 //! Finding and loading ONNX Runtime at run time (`ort` with `load-dynamic`).
 //!
 //! Nothing is linked at build time. The library is looked for, in order, at
-//! `ORT_DYLIB_PATH`; at the path recorded by the project's set-up when insitu was built
+//! `ORT_DYLIB_PATH` (when set, nothing else is tried); at the path recorded by the project's set-up when insitu was built
 //! (`INSITU_ORT_DYLIB`, which `./dev.sh` sets to the pinned `onnxruntime` wheel's
 //! library); and in the `onnxruntime` Python package of `INSITU_PYTHON` or `python3`.
 //! Failing all three, every model command answers one message that names each place and
@@ -71,15 +71,15 @@ fn from_python(python: &str) -> std::result::Result<PathBuf, String> {
 }
 
 /// Candidate library paths in search order, each with a note for the error message.
+/// An explicit `ORT_DYLIB_PATH` is the only candidate: silently using another library
+/// than the one the operator named would be worse than failing.
 fn candidates() -> Vec<(String, std::result::Result<PathBuf, String>)> {
-    let mut out = Vec::new();
-    out.push((
-        "ORT_DYLIB_PATH".to_string(),
-        match std::env::var("ORT_DYLIB_PATH") {
-            Ok(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-            _ => Err("not set".into()),
-        },
-    ));
+    if let Ok(p) = std::env::var("ORT_DYLIB_PATH") {
+        if !p.is_empty() {
+            return vec![("ORT_DYLIB_PATH".to_string(), Ok(PathBuf::from(p)))];
+        }
+    }
+    let mut out = vec![("ORT_DYLIB_PATH".to_string(), Err("not set".to_string()))];
     out.push((
         "the set-up's recorded path".to_string(),
         match option_env!("INSITU_ORT_DYLIB") {
@@ -100,6 +100,30 @@ fn candidates() -> Vec<(String, std::result::Result<PathBuf, String>)> {
         from_python(&python),
     ));
     out
+}
+
+/// Try each candidate in turn; the error names every one and why it failed.
+fn locate(
+    cands: Vec<(String, std::result::Result<PathBuf, String>)>,
+    load: impl Fn(&Path) -> Result<Arc<OrtRuntime>>,
+) -> Result<Arc<OrtRuntime>> {
+    let mut tried = Vec::new();
+    for (what, cand) in cands {
+        match cand {
+            Ok(p) => match load(&p) {
+                Ok(rt) => return Ok(rt),
+                Err(e) => tried.push(format!("{what}: {}", e.message())),
+            },
+            Err(why) => tried.push(format!("{what}: {why}")),
+        }
+    }
+    Err(Error::err(
+        ErrorCode::Unsupported,
+        format!(
+            "ONNX Runtime (>= 1.31) not found; set ORT_DYLIB_PATH to libonnxruntime.so.1.31.x, run ./dev.sh setup, or pip install onnxruntime==1.31.1. Looked at: {}",
+            tried.join("; ")
+        ),
+    ))
 }
 
 fn load(path: &Path) -> Result<Arc<OrtRuntime>> {
@@ -135,29 +159,7 @@ pub fn runtime() -> Result<Arc<OrtRuntime>> {
     if let Some(r) = slot.as_ref() {
         return r.clone();
     }
-    let mut tried = Vec::new();
-    let mut result = None;
-    for (what, cand) in candidates() {
-        match cand {
-            Ok(p) => match load(&p) {
-                Ok(rt) => {
-                    result = Some(Ok(rt));
-                    break;
-                }
-                Err(e) => tried.push(format!("{what}: {}", e.message())),
-            },
-            Err(why) => tried.push(format!("{what}: {why}")),
-        }
-    }
-    let r = result.unwrap_or_else(|| {
-        Err(Error::err(
-            ErrorCode::Unsupported,
-            format!(
-                "ONNX Runtime (>= 1.31) not found; set ORT_DYLIB_PATH to libonnxruntime.so.1.31.x, run ./dev.sh setup, or pip install onnxruntime==1.31.1. Looked at: {}",
-                tried.join("; ")
-            ),
-        ))
-    });
+    let r = locate(candidates(), load);
     *slot = Some(r.clone());
     r
 }
@@ -193,5 +195,40 @@ pub fn loaded() -> Option<Arc<OrtRuntime>> {
     match RUNTIME.lock().as_ref() {
         Some(Ok(rt)) => Some(rt.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_names_every_place_looked_at() {
+        let cands = vec![
+            ("ORT_DYLIB_PATH".to_string(), Err("not set".to_string())),
+            (
+                "the set-up's recorded path".to_string(),
+                Ok(PathBuf::from("/nowhere/libonnxruntime.so.1.31.1")),
+            ),
+            (
+                "the onnxruntime Python package".to_string(),
+                Err("python3: ModuleNotFoundError: No module named 'onnxruntime'".to_string()),
+            ),
+        ];
+        let e = locate(cands, |p| {
+            Err(Error::bad_input(format!("cannot load {}", p.display())))
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e.code(), ErrorCode::Unsupported);
+        assert_eq!(
+            e.text(),
+            "ERR ONNX Runtime (>= 1.31) not found; set ORT_DYLIB_PATH to libonnxruntime.so.1.31.x, run ./dev.sh setup, or pip install onnxruntime==1.31.1. Looked at: ORT_DYLIB_PATH: not set; the set-up's recorded path: cannot load /nowhere/libonnxruntime.so.1.31.1; the onnxruntime Python package: python3: ModuleNotFoundError: No module named 'onnxruntime'"
+        );
+        assert_eq!(
+            version_of(Path::new("/x/libonnxruntime.so.1.31.1")),
+            "1.31.1"
+        );
+        assert_eq!(version_of(Path::new("/x/onnxruntime.dll")), "unknown");
     }
 }

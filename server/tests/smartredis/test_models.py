@@ -10,7 +10,7 @@ import pytest
 from smartredis.error import RedisReplyError
 
 DTYPES = {"FLOAT": np.float32, "DOUBLE": np.float64, "INT64": np.int64, "INT32": np.int32}
-MODELS = ["mlp", "two_io", "int64", "ml", "conv"]
+MODELS = ["mlp", "mlp_wide", "two_io", "int64", "ml", "conv", "bad_batch"]
 
 
 @pytest.fixture(scope="module")
