@@ -441,15 +441,7 @@ impl Client {
     }
 
     fn read_dataset(&mut self, name: &str, base: &str) -> Result<Dataset> {
-        let pairs = decode_pairs(self.query(redis::cmd("HGETALL").arg(format!("{base}.meta")))?)?;
-        if pairs.is_empty() {
-            return Err(Error::err(
-                ErrorCode::NotFound,
-                format!("The requested DataSet, \"{name}\", does not exist."),
-            ));
-        }
-        let mut ds = Dataset::new(name);
-        let names = ds.decode_meta(&pairs)?;
+        let (mut ds, names) = self.read_dataset_meta(name, base)?;
         if !names.is_empty() {
             let mut p = redis::pipe();
             for t in &names {
@@ -499,8 +491,8 @@ impl Client {
     /// # Errors
     /// `NotFound` when it does not exist.
     pub fn delete_dataset(&mut self, name: &str) -> Result<()> {
-        let ds = self.get_dataset_meta(name)?;
         let base = self.keys.dataset_key(name, true);
+        let ds = self.read_dataset_meta(name, &base)?;
         let mut c = redis::cmd("DEL");
         c.arg(format!("{base}.meta"));
         for t in ds.1 {
@@ -509,8 +501,8 @@ impl Client {
         self.query(&c).map(|_| ())
     }
 
-    fn get_dataset_meta(&mut self, name: &str) -> Result<(Dataset, Vec<String>)> {
-        let base = self.keys.dataset_key(name, true);
+    /// A dataset's metadata and tensor names, from the hash at `base.meta`.
+    fn read_dataset_meta(&mut self, name: &str, base: &str) -> Result<(Dataset, Vec<String>)> {
         let pairs = decode_pairs(self.query(redis::cmd("HGETALL").arg(format!("{base}.meta")))?)?;
         if pairs.is_empty() {
             return Err(Error::err(

@@ -268,44 +268,38 @@ fn count(v: Option<&Bytes>, what: &str, cap: &str) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::bad_input(format!("Invalid argument for {what}")))
 }
 
-/// Parse `INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]` (from `args[0]`) against a runner.
-pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
+/// Parse `<KW> n k1 .. kn` at the start of `args` (KW is `INPUTS` or `OUTPUTS`), checking
+/// `n` against the model's `expected` count; returns the keys and what follows.
+fn key_list<'a>(args: &'a [Bytes], kw: &str, expected: usize) -> Result<(Vec<Bytes>, &'a [Bytes])> {
     if !args
         .first()
-        .is_some_and(|a| a.eq_ignore_ascii_case(b"INPUTS"))
+        .is_some_and(|a| a.eq_ignore_ascii_case(kw.as_bytes()))
     {
-        return Err(Error::bad_input("INPUTS not specified"));
+        return Err(Error::bad_input(format!("{kw} not specified")));
     }
-    let n = count(args.get(1), "input_count", "Input")?;
-    let inputs = args
+    let (what, cap) = if kw == "INPUTS" {
+        ("input_count", "Input")
+    } else {
+        ("output_count", "Output")
+    };
+    let n = count(args.get(1), what, cap)?;
+    let keys = args
         .get(2..2 + n)
-        .ok_or_else(|| Error::bad_input("Invalid argument for input_count"))?
+        .ok_or_else(|| Error::bad_input(format!("Invalid argument for {what}")))?
         .to_vec();
-    if n != runner.inputs().len() {
+    if n != expected {
         return Err(Error::new(
             ErrorCode::BadInput,
-            "Number of keys given as INPUTS here does not match model definition",
+            format!("Number of keys given as {kw} here does not match model definition"),
         ));
     }
-    let rest = &args[2 + n..];
-    if !rest
-        .first()
-        .is_some_and(|a| a.eq_ignore_ascii_case(b"OUTPUTS"))
-    {
-        return Err(Error::bad_input("OUTPUTS not specified"));
-    }
-    let m = count(rest.get(1), "output_count", "Output")?;
-    let outputs = rest
-        .get(2..2 + m)
-        .ok_or_else(|| Error::bad_input("Invalid argument for output_count"))?
-        .to_vec();
-    if m != runner.outputs().len() {
-        return Err(Error::new(
-            ErrorCode::BadInput,
-            "Number of keys given as OUTPUTS here does not match model definition",
-        ));
-    }
-    let rest = &rest[2 + m..];
+    Ok((keys, &args[2 + n..]))
+}
+
+/// Parse `INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]` (from `args[0]`) against a runner.
+pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
+    let (inputs, rest) = key_list(args, "INPUTS", runner.inputs().len())?;
+    let (outputs, rest) = key_list(rest, "OUTPUTS", runner.outputs().len())?;
     let timeout = match rest {
         [] => None,
         [t] if t.eq_ignore_ascii_case(b"TIMEOUT") => {

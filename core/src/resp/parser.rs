@@ -73,6 +73,24 @@ fn header(buf: &[u8], what: &str) -> Result<Option<(i64, usize)>> {
     Ok(Some((n, end + 2)))
 }
 
+/// Parse a `$<len>\r\n` header at the start of `buf`: `Ok(None)` if incomplete.
+fn bulk_header(buf: &[u8]) -> Result<Option<(usize, usize)>> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    if first != b'$' {
+        return Err(protocol(&format!(
+            "expected '$', got '{}'",
+            char::from(first).escape_default()
+        )));
+    }
+    let Some((len, hl)) = header(buf, "bulk")? else {
+        return Ok(None);
+    };
+    let len = usize::try_from(len).map_err(|_| protocol("invalid bulk length"))?;
+    Ok(Some((len, hl)))
+}
+
 impl RequestParser {
     /// A parser enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
@@ -138,22 +156,9 @@ impl RequestParser {
                         self.state = State::Idle;
                         return Ok(Some(Request::Command(args)));
                     }
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    if buf[0] != b'$' {
-                        return Err(protocol(&format!(
-                            "expected '$', got '{}'",
-                            char::from(buf[0]).escape_default()
-                        )));
-                    }
-                    let Some((len, hl)) = header(buf, "bulk")? else {
+                    let Some((len, hl)) = bulk_header(buf)? else {
                         return Ok(None);
                     };
-                    if len < 0 {
-                        return Err(protocol("invalid bulk length"));
-                    }
-                    let len = len as usize;
                     if len > self.limits.max_bulk_len {
                         buf.advance(hl);
                         let error = Error::limit(format!(
@@ -205,23 +210,11 @@ impl RequestParser {
                         self.state = State::Idle;
                         return Ok(Some(Request::Rejected(error)));
                     }
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    if buf[0] != b'$' {
-                        return Err(protocol(&format!(
-                            "expected '$', got '{}'",
-                            char::from(buf[0]).escape_default()
-                        )));
-                    }
-                    let Some((len, hl)) = header(buf, "bulk")? else {
+                    let Some((len, hl)) = bulk_header(buf)? else {
                         return Ok(None);
                     };
-                    if len < 0 {
-                        return Err(protocol("invalid bulk length"));
-                    }
                     buf.advance(hl);
-                    *bytes = len as usize + 2;
+                    *bytes = len + 2;
                     *items -= 1;
                 }
             }
