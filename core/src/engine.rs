@@ -105,6 +105,9 @@ pub struct Session {
     pub authenticated: bool,
     /// Set by `QUIT`: close after the reply.
     pub quit: bool,
+    /// Run inference on the calling thread when a model does not batch (in-process
+    /// clients); server connections never do, their threads serve I/O.
+    pub inline_inference: bool,
 }
 
 impl Engine {
@@ -171,6 +174,7 @@ impl Engine {
             name: None,
             authenticated: self.config.read().requirepass.is_none(),
             quit: false,
+            inline_inference: false,
         }
     }
 

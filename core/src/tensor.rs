@@ -431,6 +431,26 @@ impl Tensor {
         Ok(out)
     }
 
+    /// Copy the elements into `out` (which must hold exactly [`Tensor::len`] of them).
+    ///
+    /// # Errors
+    /// Wrong dtype or length.
+    pub fn copy_to<T: Element>(&self, out: &mut [T]) -> Result<()> {
+        self.check_dtype::<T>()?;
+        if out.len() != self.len() {
+            return Err(Error::bad_input(format!(
+                "tensor has {} elements but the buffer holds {}",
+                self.len(),
+                out.len()
+            )));
+        }
+        match T::try_view(&self.data) {
+            Some(s) => out.copy_from_slice(s),
+            None => out.copy_from_slice(&self.to_vec::<T>()?),
+        }
+        Ok(())
+    }
+
     /// The elements of a `STRING` tensor.
     ///
     /// # Errors

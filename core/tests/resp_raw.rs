@@ -530,10 +530,14 @@ fn requirepass_gates_every_command() {
     );
     assert_eq!(r.cmd(&[b"AUTH", b"s3cret"]), ok());
     assert_eq!(r.cmd(&[b"GET", b"k"]), Frame::Null);
-    let mut c = insitu::Client::connect(&srv.tcp()).err();
-    assert!(c
-        .take()
-        .is_some_and(|e| e.code() == insitu::ErrorCode::Io || e.code() == insitu::ErrorCode::Auth));
+    let mut c = insitu::Client::connect(&srv.tcp()).expect("connects, then must authenticate");
+    let e = c.tensor_exists("k").unwrap_err();
+    assert_eq!(e.code(), insitu::ErrorCode::Auth);
+    assert_eq!(e.text(), "NOAUTH Authentication required.");
+    let e = c.auth("nope").unwrap_err();
+    assert_eq!(e.code(), insitu::ErrorCode::Auth);
+    c.auth("s3cret").expect("auth");
+    assert!(!c.tensor_exists("k").expect("exists"));
     let plain = TestServer::start();
     let mut p = plain.raw();
     assert_eq!(

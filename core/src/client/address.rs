@@ -1,5 +1,5 @@
-//! Server addresses: `host:port`, `tcp://host:port`, `unix:///path`, and the `SSDB`
-//! convention (a comma list, one entry picked at random).
+//! Addresses: `inproc` (the engine in this process), `host:port`, `tcp://host:port`,
+//! `unix:///path`, and the `SSDB` convention (a comma list, one entry picked at random).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -10,6 +10,8 @@ use crate::error::{Error, ErrorCode, Result};
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
+    /// The engine in this process: no socket, no serialization.
+    Inproc,
     /// TCP host and port.
     Tcp(String, u16),
     /// A Unix-domain socket path.
@@ -20,7 +22,7 @@ fn invalid(addr: &str, why: &str) -> Error {
     Error::err(
         ErrorCode::BadInput,
         format!(
-            "invalid address '{addr}': {why} (expected host:port, tcp://host:port or unix:///path)"
+            "invalid address '{addr}': {why} (expected inproc, host:port, tcp://host:port or unix:///path)"
         ),
     )
 }
@@ -32,6 +34,9 @@ impl Address {
     /// When the address has none of the accepted forms.
     pub fn parse(addr: &str) -> Result<Address> {
         let a = addr.trim();
+        if a == "inproc" || a == "inproc://" {
+            return Ok(Address::Inproc);
+        }
         if let Some(path) = a.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(invalid(addr, "a Unix socket path must be absolute"));
@@ -84,23 +89,15 @@ impl Address {
         }
         Err(Error::err(
             ErrorCode::BadInput,
-            "no server address: set SSDB or INSITU_ADDRESS (e.g. 127.0.0.1:6780 or unix:///tmp/insitu.sock)",
+            "no server address: set SSDB or INSITU_ADDRESS (e.g. inproc, 127.0.0.1:6780 or unix:///tmp/insitu.sock)",
         ))
-    }
-
-    /// The URL the `redis` crate understands.
-    pub(crate) fn redis_url(&self) -> String {
-        match self {
-            Address::Tcp(h, p) if h.contains(':') => format!("redis://[{h}]:{p}/"),
-            Address::Tcp(h, p) => format!("redis://{h}:{p}/"),
-            Address::Unix(p) => format!("unix://{}", p.display()),
-        }
     }
 }
 
 impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Address::Inproc => f.write_str("inproc"),
             Address::Tcp(h, p) => write!(f, "tcp://{h}:{p}"),
             Address::Unix(p) => write!(f, "unix://{}", p.display()),
         }
@@ -126,9 +123,10 @@ mod tests {
             Address::Unix("/tmp/s.sock".into())
         );
         assert_eq!(
-            Address::parse("[::1]:5").unwrap().redis_url(),
-            "redis://[::1]:5/"
+            Address::parse("[::1]:5").unwrap(),
+            Address::Tcp("::1".into(), 5)
         );
+        assert_eq!(Address::parse("inproc").unwrap(), Address::Inproc);
         for bad in ["nohost", ":1", "h:0", "h:70000", "unix://rel", ""] {
             let e = Address::parse(bad).unwrap_err();
             assert!(e.text().starts_with("ERR invalid address"), "{bad}: {e}");

@@ -1,28 +1,48 @@
-//! The native Rust client: tensors, datasets, aggregation lists and ensemble prefixes over
-//! TCP or a Unix socket, speaking the same RedisAI protocol as SmartRedis, so it works
-//! against `insitu serve` and interoperates with SmartRedis programs key for key.
+//! The native client: tensors, datasets, aggregation lists, models and ensemble prefixes,
+//! with one API whatever the coupling — the engine in this process (`inproc`), a server
+//! on this node (`unix:///path`) or across the network (`host:port`). It speaks the same
+//! RedisAI protocol as SmartRedis, so it works against `insitu serve` (and Redis +
+//! RedisAI) and interoperates with SmartRedis programs key for key.
 //!
-//! Built on the `redis` crate's connection (RESP framing, pipelining); the command
-//! vocabulary and key layout are SmartRedis'.
+//! Every operation is a command (an argument vector of shared [`Bytes`]); in process the
+//! engine executes it directly — a tensor put hands over its buffer, a get returns the
+//! stored one, nothing is copied or serialized — and over a socket it travels as RESP.
+//! Polls wait on the server (`INSITU.WAIT`) instead of sleeping, falling back to
+//! SmartRedis' sleep loop against servers that lack the extension.
 
 mod address;
+mod conn;
 mod keys;
 
+use std::sync::{Arc, OnceLock};
 use std::thread::sleep;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 pub use address::Address;
+pub use conn::{Arg, Cmd};
 pub use keys::KeyPrefixes;
 
 use crate::dataset::{Dataset, ACK_FIELD};
+use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, ErrorCode, Result};
+use crate::resp::Frame;
+use crate::server::{EmbeddedServer, ListenOptions};
 use crate::tensor::{DType, Element, Tensor};
+use conn::{Conn, Inproc, Remote};
+
+/// The engine `inproc` clients of this process share, created on first use.
+pub fn process_engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| Arc::new(Engine::new(EngineConfig::default())))
+        .clone()
+}
 
 /// A connection to an insitu (or Redis + RedisAI) server.
 pub struct Client {
-    con: redis::Connection,
+    con: Conn,
     address: Address,
     keys: KeyPrefixes,
     /// Input and output names per model key, for `infer`.
@@ -74,52 +94,46 @@ pub struct ModelInfo {
     pub runs: u64,
 }
 
-fn conv(e: redis::RedisError) -> Error {
-    if let Some(code) = e.code() {
-        let detail = e.detail().unwrap_or("");
-        return Error::from_server_text(if detail.is_empty() {
-            code.to_string()
-        } else {
-            format!("{code} {detail}")
-        });
-    }
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-        return Error::err(ErrorCode::Io, e.to_string());
-    }
-    if e.is_timeout() {
-        return Error::err(ErrorCode::Timeout, e.to_string());
-    }
-    Error::err(ErrorCode::Protocol, e.to_string())
-}
-
-fn unexpected(what: &str, v: &redis::Value) -> Error {
+fn unexpected(what: &str, v: &Frame) -> Error {
     Error::err(
         ErrorCode::Protocol,
         format!("unexpected reply to {what}: {v:?}"),
     )
 }
 
-fn bulk(v: redis::Value, what: &str) -> Result<Vec<u8>> {
+fn bulk(v: Frame, what: &str) -> Result<Bytes> {
     match v {
-        redis::Value::BulkString(b) => Ok(b),
-        redis::Value::SimpleString(s) => Ok(s.into_bytes()),
+        Frame::Bulk(b) | Frame::Simple(b) => Ok(b),
         other => Err(unexpected(what, &other)),
     }
 }
 
-fn int(v: &redis::Value, what: &str) -> Result<i64> {
+fn int(v: &Frame, what: &str) -> Result<i64> {
     match v {
-        redis::Value::Int(i) => Ok(*i),
+        Frame::Integer(i) => Ok(*i),
         other => Err(unexpected(what, other)),
     }
 }
 
-/// Decode a `AI.TENSORGET key META BLOB` reply.
-fn decode_tensor(v: redis::Value) -> Result<Tensor> {
-    let redis::Value::Array(items) = v else {
-        return Err(unexpected("AI.TENSORGET", &v));
-    };
+fn array(v: Frame, what: &str) -> Result<Vec<Frame>> {
+    match v {
+        Frame::Array(a) => Ok(a),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
+/// An error reply inside a pipeline or DAG result becomes `Err`.
+fn ok_frame(f: Frame) -> Result<Frame> {
+    match f {
+        Frame::Error(e) => Err(Error::from_server_text(e)),
+        f => Ok(f),
+    }
+}
+
+/// Decode an `AI.TENSORGET key META BLOB` reply (the blob is not copied).
+fn decode_tensor(v: Frame) -> Result<Tensor> {
     let what = "AI.TENSORGET";
+    let items = array(ok_frame(v)?, what)?;
     let mut it = items.into_iter();
     let mut next = || {
         it.next()
@@ -134,17 +148,14 @@ fn decode_tensor(v: redis::Value) -> Result<Tensor> {
         )
     })?;
     let _ = next()?;
-    let shape = match next()? {
-        redis::Value::Array(dims) => dims
-            .iter()
-            .map(|d| {
-                int(d, what).and_then(|d| {
-                    usize::try_from(d).map_err(|_| Error::err(ErrorCode::Protocol, "negative dim"))
-                })
+    let shape = array(next()?, what)?
+        .iter()
+        .map(|d| {
+            int(d, what).and_then(|d| {
+                usize::try_from(d).map_err(|_| Error::err(ErrorCode::Protocol, "negative dim"))
             })
-            .collect::<Result<Vec<usize>>>()?,
-        other => return Err(unexpected(what, &other)),
-    };
+        })
+        .collect::<Result<Vec<usize>>>()?;
     let _ = next()?;
     let data = bulk(next()?, what)?;
     let limits = crate::config::Limits {
@@ -152,27 +163,34 @@ fn decode_tensor(v: redis::Value) -> Result<Tensor> {
         max_tensor_bytes: usize::MAX,
         ..Default::default()
     };
-    Tensor::new(dtype, shape, Bytes::from(data), &limits)
+    Tensor::new(dtype, shape, data, &limits)
 }
 
-fn decode_pairs(v: redis::Value) -> Result<Vec<(Bytes, Bytes)>> {
-    let redis::Value::Array(items) = v else {
-        return Err(unexpected("HGETALL", &v));
-    };
+fn decode_pairs(v: Frame) -> Result<Vec<(Bytes, Bytes)>> {
+    let items = array(v, "HGETALL")?;
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.push((
-            Bytes::from(bulk(k, "HGETALL")?),
-            Bytes::from(bulk(v, "HGETALL")?),
-        ));
+        out.push((bulk(k, "HGETALL")?, bulk(v, "HGETALL")?));
     }
     Ok(out)
 }
 
+/// The `AI.TENSORSET` command for a tensor (its bytes shared, not copied).
+fn tensorset(key: &str, t: &Tensor) -> Cmd {
+    let mut c = Cmd::new("AI.TENSORSET");
+    c.arg(key).arg(t.dtype().name());
+    for d in t.shape() {
+        c.arg(*d);
+    }
+    c.arg("BLOB").arg(t.data());
+    c
+}
+
 impl Client {
-    /// Connect to `address` (`host:port`, `tcp://host:port`, `unix:///path`), with ensemble
-    /// prefixes from `SSKEYIN` / `SSKEYOUT`.
+    /// Connect to `address` — `inproc` (this process' engine), `unix:///path`,
+    /// `tcp://host:port` or `host:port` — with ensemble prefixes from `SSKEYIN` /
+    /// `SSKEYOUT`.
     ///
     /// # Errors
     /// An invalid address, or the server cannot be reached.
@@ -193,21 +211,37 @@ impl Client {
     /// # Errors
     /// The server cannot be reached or does not answer `PING`.
     pub fn connect_to(address: Address, keys: KeyPrefixes) -> Result<Client> {
-        let ctx = |e: redis::RedisError| {
-            Error::err(
-                ErrorCode::Io,
-                format!("cannot connect to {address}: {}", conv(e).message()),
-            )
+        let con = match &address {
+            Address::Inproc => Conn::Inproc(Box::new(Inproc::new(process_engine())?)),
+            a => Conn::Remote(Box::new(Remote::connect(a)?)),
         };
-        let client = redis::Client::open(address.redis_url()).map_err(ctx)?;
-        let mut con = client.get_connection().map_err(ctx)?;
-        redis::cmd("PING")
-            .query::<redis::Value>(&mut con)
-            .map_err(ctx)?;
-        Ok(Client {
+        let mut c = Client {
             con,
             address,
             keys,
+            model_io: Default::default(),
+        };
+        if let Err(e) = c.con.call(Cmd::new("PING")) {
+            // A server with a password answers NOAUTH: connected, authenticate next.
+            if e.code() != ErrorCode::Auth {
+                return Err(Error::err(
+                    ErrorCode::Io,
+                    format!("cannot connect to {}: {}", c.address, e.message()),
+                ));
+            }
+        }
+        Ok(c)
+    }
+
+    /// A client of `engine`, in this process (no socket, no serialization).
+    ///
+    /// # Errors
+    /// When the client's small runtime for waits cannot start.
+    pub fn inproc(engine: Arc<Engine>) -> Result<Client> {
+        Ok(Client {
+            con: Conn::Inproc(Box::new(Inproc::new(engine)?)),
+            address: Address::Inproc,
+            keys: KeyPrefixes::from_env()?,
             model_io: Default::default(),
         })
     }
@@ -217,32 +251,53 @@ impl Client {
         &self.address
     }
 
+    /// The engine of an in-process client.
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        match &self.con {
+            Conn::Inproc(i) => Some(&i.engine),
+            Conn::Remote(_) => None,
+        }
+    }
+
+    /// Serve this in-process client's engine on a Unix socket and/or TCP, so other
+    /// processes (trainers, analysis) see the same data and models. Stops when the
+    /// returned server is stopped or dropped.
+    ///
+    /// # Errors
+    /// Not an in-process client, or binding fails.
+    pub fn start_server(&self, opts: ListenOptions) -> Result<EmbeddedServer> {
+        let engine = self
+            .engine()
+            .ok_or_else(|| Error::bad_input("only an inproc client has an engine to serve"))?;
+        EmbeddedServer::start(engine.clone(), opts)
+            .map_err(|e| Error::io("cannot start the embedded server", &e))
+    }
+
     /// Authenticate (`AUTH password`).
     ///
     /// # Errors
     /// A wrong password.
     pub fn auth(&mut self, password: &str) -> Result<()> {
-        self.query(redis::cmd("AUTH").arg(password)).map(|_| ())
+        self.con.call(Cmd::new("AUTH").with(password)).map(|_| ())
     }
 
-    fn query(&mut self, cmd: &redis::Cmd) -> Result<redis::Value> {
-        cmd.query::<redis::Value>(&mut self.con).map_err(conv)
-    }
-
-    fn pipeline(&mut self, p: &redis::Pipeline) -> Result<Vec<redis::Value>> {
-        p.query::<Vec<redis::Value>>(&mut self.con).map_err(conv)
+    fn call(&mut self, cmd: Cmd) -> Result<Frame> {
+        self.con.call(cmd)
     }
 
     /// Send any command and return the raw reply (for admin commands and extensions).
     ///
     /// # Errors
     /// The server's error reply.
-    pub fn command<A: redis::ToRedisArgs>(&mut self, args: &[A]) -> Result<redis::Value> {
-        let mut c = redis::Cmd::new();
-        for a in args {
-            c.arg(a);
+    pub fn command<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame> {
+        let Some((name, rest)) = args.split_first() else {
+            return Err(Error::bad_input("empty command"));
+        };
+        let mut c = Cmd(vec![Bytes::copy_from_slice(name.as_ref())]);
+        for a in rest {
+            c.arg(a.as_ref());
         }
-        self.query(&c)
+        self.call(c)
     }
 
     /// The key prefixes in use.
@@ -260,30 +315,21 @@ impl Client {
 
     // ----- tensors -----
 
-    fn tensorset_cmd(key: &str, t: &Tensor) -> redis::Cmd {
-        let mut c = redis::cmd("AI.TENSORSET");
-        c.arg(key).arg(t.dtype().name());
-        for d in t.shape() {
-            c.arg(*d);
-        }
-        c.arg("BLOB").arg(t.data().as_ref());
-        c
-    }
-
-    /// Store a tensor under `name` (prefixed with `SSKEYOUT` when set).
+    /// Store a tensor under `name` (prefixed with `SSKEYOUT` when set). In process the
+    /// tensor's buffer is shared with the store, not copied.
     ///
     /// # Errors
     /// The server's error (limits, memory).
     pub fn put_tensor(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
         let key = self.keys.tensor_key(name, false);
-        self.query(&Client::tensorset_cmd(&key, tensor)).map(|_| ())
+        self.call(tensorset(&key, tensor)).map(|_| ())
     }
 
     fn get_tensor_key(&mut self, key: &str) -> Result<Tensor> {
-        decode_tensor(self.query(redis::cmd("AI.TENSORGET").arg(key).arg("META").arg("BLOB"))?)
+        decode_tensor(self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?)
     }
 
-    /// Fetch a tensor.
+    /// Fetch a tensor. In process it shares the stored buffer (no copy).
     ///
     /// # Errors
     /// `NotFound` (`ERR tensor key is empty or in a different shard`), `WrongType`.
@@ -313,7 +359,7 @@ impl Client {
                 out.len()
             )));
         }
-        out.copy_from_slice(&t.to_vec::<T>()?);
+        t.copy_to(out)?;
         Ok(t.shape().to_vec())
     }
 
@@ -327,7 +373,7 @@ impl Client {
     }
 
     fn delete_key(&mut self, key: &str) -> Result<()> {
-        let n = int(&self.query(redis::cmd("DEL").arg(key))?, "DEL")?;
+        let n = int(&self.call(Cmd::new("DEL").with(key))?, "DEL")?;
         if n == 0 {
             return Err(Error::err(
                 ErrorCode::NotFound,
@@ -351,40 +397,59 @@ impl Client {
     /// # Errors
     /// Connection errors.
     pub fn key_exists(&mut self, key: &str) -> Result<bool> {
-        Ok(int(&self.query(redis::cmd("EXISTS").arg(key))?, "EXISTS")? > 0)
+        Ok(int(&self.call(Cmd::new("EXISTS").with(key))?, "EXISTS")? > 0)
     }
 
-    fn poll(
+    /// Wait on the server until `cond` holds (`INSITU.WAIT`), for at most
+    /// `interval_ms * tries` ms — the time SmartRedis' poll would take. Against a server
+    /// without the extension, poll like SmartRedis with `check`.
+    fn wait(
         &mut self,
+        cond: Cmd,
         interval_ms: u64,
         tries: u32,
-        mut f: impl FnMut(&mut Client) -> Result<bool>,
+        mut check: impl FnMut(&mut Client) -> Result<bool>,
     ) -> Result<bool> {
-        for i in 0..tries {
-            if f(self)? {
-                return Ok(true);
+        let total = interval_ms.saturating_mul(u64::from(tries));
+        let mut c = Cmd::new("INSITU.WAIT");
+        c.arg(total);
+        c.0.extend(cond.0);
+        match self.call(c) {
+            Ok(f) => Ok(int(&f, "INSITU.WAIT")? == 1),
+            Err(e) if e.code() == ErrorCode::Unsupported => {
+                for i in 0..tries {
+                    if check(self)? {
+                        return Ok(true);
+                    }
+                    if i + 1 < tries {
+                        sleep(Duration::from_millis(interval_ms));
+                    }
+                }
+                Ok(false)
             }
-            if i + 1 < tries {
-                sleep(Duration::from_millis(interval_ms));
-            }
+            Err(e) => Err(e),
         }
-        Ok(false)
     }
 
-    /// Check for a tensor up to `tries` times, `interval_ms` apart.
+    /// Wait for a tensor, up to `tries * interval_ms` ms. Waits on the server: the call
+    /// returns as soon as the tensor is put.
     ///
     /// # Errors
     /// Connection errors.
     pub fn poll_tensor(&mut self, name: &str, interval_ms: u64, tries: u32) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| c.tensor_exists(name))
+        let key = self.keys.tensor_key(name, true);
+        self.poll_key(&key, interval_ms, tries)
     }
 
-    /// Check for a key (unprefixed) up to `tries` times, `interval_ms` apart.
+    /// Wait for a key (unprefixed), up to `tries * interval_ms` ms.
     ///
     /// # Errors
     /// Connection errors.
     pub fn poll_key(&mut self, key: &str, interval_ms: u64, tries: u32) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| c.key_exists(key))
+        let k = key.to_string();
+        self.wait(Cmd::new("EXISTS").with(key), interval_ms, tries, move |c| {
+            c.key_exists(&k)
+        })
     }
 
     /// Copy a tensor (read with the get prefix, written with the put prefix).
@@ -403,7 +468,7 @@ impl Client {
     pub fn rename_tensor(&mut self, old: &str, new: &str) -> Result<()> {
         let from = self.keys.tensor_key(old, true);
         let to = self.keys.tensor_key(new, false);
-        self.query(redis::cmd("RENAME").arg(from).arg(to))
+        self.call(Cmd::new("RENAME").with(from).with(to))
             .map(|_| ())
     }
 
@@ -415,10 +480,6 @@ impl Client {
     /// An empty dataset, or the server's error.
     pub fn put_dataset(&mut self, ds: &Dataset) -> Result<()> {
         let base = self.keys.dataset_key(ds.name(), false);
-        self.put_dataset_at(&base, ds)
-    }
-
-    fn put_dataset_at(&mut self, base: &str, ds: &Dataset) -> Result<()> {
         let meta = ds.encode_meta();
         if meta.is_empty() {
             return Err(Error::bad_input(format!(
@@ -427,32 +488,49 @@ impl Client {
             )));
         }
         let meta_key = format!("{base}.meta");
-        let mut p = redis::pipe();
-        p.cmd("DEL").arg(&meta_key);
-        let hm = p.cmd("HMSET").arg(&meta_key);
-        for (f, v) in &meta {
-            hm.arg(f.as_ref()).arg(v.as_ref());
+        let mut cmds = vec![Cmd::new("DEL").with(&meta_key)];
+        let mut hm = Cmd::new("HMSET").with(&meta_key);
+        for (f, v) in meta {
+            hm.arg(f).arg(v);
         }
+        cmds.push(hm);
         for (name, t) in ds.tensors() {
-            p.add_command(Client::tensorset_cmd(&format!("{base}.{name}"), t));
+            cmds.push(tensorset(&format!("{base}.{name}"), t));
         }
-        p.cmd("HSET").arg(&meta_key).arg(ACK_FIELD).arg("1");
-        self.pipeline(&p).map(|_| ())
+        cmds.push(Cmd::new("HSET").with(&meta_key).with(ACK_FIELD).with("1"));
+        for f in self.con.pipeline(cmds)? {
+            ok_frame(f)?;
+        }
+        Ok(())
+    }
+
+    /// A dataset's metadata and tensor names, from the hash at `base.meta`.
+    fn read_dataset_meta(&mut self, name: &str, base: &str) -> Result<(Dataset, Vec<String>)> {
+        let pairs = decode_pairs(self.call(Cmd::new("HGETALL").with(format!("{base}.meta")))?)?;
+        if pairs.is_empty() {
+            return Err(Error::err(
+                ErrorCode::NotFound,
+                format!("The requested DataSet, \"{name}\", does not exist."),
+            ));
+        }
+        let mut ds = Dataset::new(name);
+        let names = ds.decode_meta(&pairs)?;
+        Ok((ds, names))
     }
 
     fn read_dataset(&mut self, name: &str, base: &str) -> Result<Dataset> {
         let (mut ds, names) = self.read_dataset_meta(name, base)?;
-        if !names.is_empty() {
-            let mut p = redis::pipe();
-            for t in &names {
-                p.cmd("AI.TENSORGET")
-                    .arg(format!("{base}.{t}"))
-                    .arg("META")
-                    .arg("BLOB");
-            }
-            for (t, v) in names.iter().zip(self.pipeline(&p)?) {
-                ds.add_tensor(t.clone(), decode_tensor(v)?);
-            }
+        let cmds = names
+            .iter()
+            .map(|t| {
+                Cmd::new("AI.TENSORGET")
+                    .with(format!("{base}.{t}"))
+                    .with("META")
+                    .with("BLOB")
+            })
+            .collect();
+        for (t, v) in names.iter().zip(self.con.pipeline(cmds)?) {
+            ds.add_tensor(t.clone(), decode_tensor(v)?);
         }
         Ok(ds)
     }
@@ -473,17 +551,24 @@ impl Client {
     pub fn dataset_exists(&mut self, name: &str) -> Result<bool> {
         let meta = format!("{}.meta", self.keys.dataset_key(name, true));
         Ok(int(
-            &self.query(redis::cmd("HEXISTS").arg(meta).arg(ACK_FIELD))?,
+            &self.call(Cmd::new("HEXISTS").with(meta).with(ACK_FIELD))?,
             "HEXISTS",
         )? == 1)
     }
 
-    /// Check for a complete dataset up to `tries` times, `interval_ms` apart.
+    /// Wait for a complete dataset, up to `tries * interval_ms` ms, on the server.
     ///
     /// # Errors
     /// Connection errors.
     pub fn poll_dataset(&mut self, name: &str, interval_ms: u64, tries: u32) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| c.dataset_exists(name))
+        let meta = format!("{}.meta", self.keys.dataset_key(name, true));
+        let n = name.to_string();
+        self.wait(
+            Cmd::new("HEXISTS").with(meta).with(ACK_FIELD),
+            interval_ms,
+            tries,
+            move |c| c.dataset_exists(&n),
+        )
     }
 
     /// Delete a dataset: its metadata and every tensor.
@@ -492,27 +577,12 @@ impl Client {
     /// `NotFound` when it does not exist.
     pub fn delete_dataset(&mut self, name: &str) -> Result<()> {
         let base = self.keys.dataset_key(name, true);
-        let ds = self.read_dataset_meta(name, &base)?;
-        let mut c = redis::cmd("DEL");
-        c.arg(format!("{base}.meta"));
-        for t in ds.1 {
+        let (_, names) = self.read_dataset_meta(name, &base)?;
+        let mut c = Cmd::new("DEL").with(format!("{base}.meta"));
+        for t in names {
             c.arg(format!("{base}.{t}"));
         }
-        self.query(&c).map(|_| ())
-    }
-
-    /// A dataset's metadata and tensor names, from the hash at `base.meta`.
-    fn read_dataset_meta(&mut self, name: &str, base: &str) -> Result<(Dataset, Vec<String>)> {
-        let pairs = decode_pairs(self.query(redis::cmd("HGETALL").arg(format!("{base}.meta")))?)?;
-        if pairs.is_empty() {
-            return Err(Error::err(
-                ErrorCode::NotFound,
-                format!("The requested DataSet, \"{name}\", does not exist."),
-            ));
-        }
-        let mut ds = Dataset::new(name);
-        let names = ds.decode_meta(&pairs)?;
-        Ok((ds, names))
+        self.call(c).map(|_| ())
     }
 
     /// Copy a dataset to a new name.
@@ -543,7 +613,7 @@ impl Client {
     pub fn append_to_list(&mut self, list: &str, ds: &Dataset) -> Result<()> {
         let key = self.keys.list_key(list, false);
         let entry = self.keys.dataset_key(ds.name(), false);
-        self.query(redis::cmd("RPUSH").arg(key).arg(entry))
+        self.call(Cmd::new("RPUSH").with(key).with(entry))
             .map(|_| ())
     }
 
@@ -553,12 +623,36 @@ impl Client {
     /// `WrongType` when the key is not a list.
     pub fn get_list_length(&mut self, list: &str) -> Result<usize> {
         let key = self.keys.list_key(list, true);
-        let n = int(&self.query(redis::cmd("LLEN").arg(key))?, "LLEN")?;
+        let n = int(&self.call(Cmd::new("LLEN").with(key))?, "LLEN")?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// Wait until a list has exactly `len` entries, checking up to `tries` times
-    /// (SmartRedis' `poll_list_length`).
+    fn poll_len(
+        &mut self,
+        list: &str,
+        op: &'static str,
+        len: usize,
+        interval_ms: u64,
+        tries: u32,
+    ) -> Result<bool> {
+        let key = self.keys.list_key(list, true);
+        let l = list.to_string();
+        self.wait(
+            Cmd::new("LLEN").with(key).with(op).with(len),
+            interval_ms,
+            tries,
+            move |c| {
+                let n = c.get_list_length(&l)?;
+                Ok(match op {
+                    "EQ" => n == len,
+                    "GE" => n >= len,
+                    _ => n <= len,
+                })
+            },
+        )
+    }
+
+    /// Wait until a list has exactly `len` entries (SmartRedis' `poll_list_length`).
     ///
     /// # Errors
     /// Connection errors.
@@ -569,7 +663,7 @@ impl Client {
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| Ok(c.get_list_length(list)? == len))
+        self.poll_len(list, "EQ", len, interval_ms, tries)
     }
 
     /// Wait until a list has at least `len` entries.
@@ -583,7 +677,7 @@ impl Client {
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| Ok(c.get_list_length(list)? >= len))
+        self.poll_len(list, "GE", len, interval_ms, tries)
     }
 
     /// Wait until a list has at most `len` entries.
@@ -597,7 +691,17 @@ impl Client {
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| Ok(c.get_list_length(list)? <= len))
+        self.poll_len(list, "LE", len, interval_ms, tries)
+    }
+
+    fn list_entries(&mut self, key: &str, start: i64, end: i64) -> Result<Vec<Bytes>> {
+        array(
+            self.call(Cmd::new("LRANGE").with(key).with(start).with(end))?,
+            "LRANGE",
+        )?
+        .into_iter()
+        .map(|e| bulk(e, "LRANGE"))
+        .collect()
     }
 
     /// The datasets of a list from `start` to `end` inclusive (negative counts from the end).
@@ -611,17 +715,10 @@ impl Client {
         end: i64,
     ) -> Result<Vec<Dataset>> {
         let key = self.keys.list_key(list, true);
-        let redis::Value::Array(entries) =
-            self.query(redis::cmd("LRANGE").arg(key).arg(start).arg(end))?
-        else {
-            return Err(Error::err(
-                ErrorCode::Protocol,
-                "unexpected reply to LRANGE",
-            ));
-        };
+        let entries = self.list_entries(&key, start, end)?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            let base = String::from_utf8_lossy(&bulk(e, "LRANGE")?).into_owned();
+            let base = String::from_utf8_lossy(&e).into_owned();
             let name = KeyPrefixes::dataset_name_of(&base);
             out.push(self.read_dataset(&name, &base)?);
         }
@@ -642,7 +739,7 @@ impl Client {
     /// Connection errors.
     pub fn delete_list(&mut self, list: &str) -> Result<()> {
         let key = self.keys.list_key(list, true);
-        self.query(redis::cmd("DEL").arg(key)).map(|_| ())
+        self.call(Cmd::new("DEL").with(key)).map(|_| ())
     }
 
     /// Copy a list's entries to another list (replacing it).
@@ -652,27 +749,21 @@ impl Client {
     pub fn copy_list(&mut self, src: &str, dst: &str) -> Result<()> {
         let from = self.keys.list_key(src, true);
         let to = self.keys.list_key(dst, false);
-        let redis::Value::Array(entries) =
-            self.query(redis::cmd("LRANGE").arg(&from).arg(0).arg(-1))?
-        else {
-            return Err(Error::err(
-                ErrorCode::Protocol,
-                "unexpected reply to LRANGE",
-            ));
-        };
+        let entries = self.list_entries(&from, 0, -1)?;
         if entries.is_empty() {
             return Err(Error::err(
                 ErrorCode::NotFound,
                 format!("list '{src}' does not exist"),
             ));
         }
-        let mut p = redis::pipe();
-        p.cmd("DEL").arg(&to);
-        let push = p.cmd("RPUSH").arg(&to);
+        let mut push = Cmd::new("RPUSH").with(&to);
         for e in entries {
-            push.arg(bulk(e, "LRANGE")?);
+            push.arg(e);
         }
-        self.pipeline(&p).map(|_| ())
+        for f in self.con.pipeline(vec![Cmd::new("DEL").with(&to), push])? {
+            ok_frame(f)?;
+        }
+        Ok(())
     }
 
     /// Rename a list.
@@ -691,12 +782,12 @@ impl Client {
     /// # Errors
     /// The server's error: malformed model, unsupported backend or device, limits.
     pub fn set_model(&mut self, name: &str, model: &[u8], opts: &ModelOptions) -> Result<()> {
-        let chunk = match self.query(redis::cmd("AI.CONFIG").arg("GET").arg("MODEL_CHUNK_SIZE"))? {
-            redis::Value::Int(n) if n > 0 => n as usize,
+        let chunk = match self.call(Cmd::new("AI.CONFIG").with("GET").with("MODEL_CHUNK_SIZE"))? {
+            Frame::Integer(n) if n > 0 => n as usize,
             _ => model.len().max(1),
         };
         let key = self.keys.model_key(name, false);
-        let mut c = redis::cmd("AI.MODELSTORE");
+        let mut c = Cmd::new("AI.MODELSTORE");
         c.arg(&key).arg(&opts.backend).arg(&opts.device);
         if !opts.tag.is_empty() {
             c.arg("TAG").arg(&opts.tag);
@@ -711,10 +802,17 @@ impl Client {
             }
         }
         c.arg("BLOB");
-        for part in model.chunks(chunk) {
-            c.arg(part);
+        let blob = Bytes::copy_from_slice(model);
+        let mut at = 0;
+        while at < blob.len() || at == 0 {
+            let end = (at + chunk).min(blob.len());
+            c.arg(blob.slice(at..end));
+            at = end;
+            if end == blob.len() {
+                break;
+            }
         }
-        self.query(&c)?;
+        self.call(c)?;
         self.model_io.remove(&key);
         Ok(())
     }
@@ -741,10 +839,10 @@ impl Client {
     /// `NotFound` (`ERR model key is empty`).
     pub fn get_model(&mut self, name: &str) -> Result<Bytes> {
         let key = self.keys.model_key(name, true);
-        Ok(Bytes::from(bulk(
-            self.query(redis::cmd("AI.MODELGET").arg(key).arg("BLOB"))?,
+        bulk(
+            self.call(Cmd::new("AI.MODELGET").with(key).with("BLOB"))?,
             "AI.MODELGET",
-        )?))
+        )
     }
 
     /// Delete a model.
@@ -754,7 +852,7 @@ impl Client {
     pub fn delete_model(&mut self, name: &str) -> Result<()> {
         let key = self.keys.model_key(name, true);
         self.model_io.remove(&key);
-        self.query(redis::cmd("AI.MODELDEL").arg(key)).map(|_| ())
+        self.call(Cmd::new("AI.MODELDEL").with(key)).map(|_| ())
     }
 
     /// Whether a model exists.
@@ -766,22 +864,24 @@ impl Client {
         self.key_exists(&key)
     }
 
-    /// Check for a model up to `tries` times, `interval_ms` apart.
+    /// Wait for a model, up to `tries * interval_ms` ms, on the server.
     ///
     /// # Errors
     /// Connection errors.
     pub fn poll_model(&mut self, name: &str, interval_ms: u64, tries: u32) -> Result<bool> {
-        self.poll(interval_ms, tries, |c| c.model_exists(name))
+        let key = self.keys.model_key(name, true);
+        self.poll_key(&key, interval_ms, tries)
     }
 
     /// Run a model on stored tensors, storing its outputs (`AI.MODELEXECUTE`). Tensor
-    /// names are prefixed like any tensor.
+    /// names are prefixed like any tensor. In process, a model without batching runs on
+    /// the calling thread.
     ///
     /// # Errors
     /// Missing model or inputs, inputs that do not fit the model, `Timeout`.
     pub fn run_model(&mut self, name: &str, inputs: &[&str], outputs: &[&str]) -> Result<()> {
         let key = self.keys.model_key(name, true);
-        let mut c = redis::cmd("AI.MODELEXECUTE");
+        let mut c = Cmd::new("AI.MODELEXECUTE");
         c.arg(key).arg("INPUTS").arg(inputs.len());
         for i in inputs {
             c.arg(self.keys.tensor_key(i, true));
@@ -790,8 +890,8 @@ impl Client {
         for o in outputs {
             c.arg(self.keys.tensor_key(o, false));
         }
-        match self.query(&c)? {
-            redis::Value::SimpleString(s) if s == "TIMEDOUT" => {
+        match self.call(c)? {
+            Frame::Simple(s) if s.as_ref() == b"TIMEDOUT" => {
                 Err(Error::new(ErrorCode::Timeout, "TIMEDOUT"))
             }
             _ => Ok(()),
@@ -807,32 +907,25 @@ impl Client {
         if let Some(io) = self.model_io.get(&key) {
             return Ok(io.clone());
         }
-        let reply = self.query(redis::cmd("AI.MODELGET").arg(&key).arg("META"))?;
-        let redis::Value::Array(items) = reply else {
-            return Err(Error::err(
-                ErrorCode::Protocol,
-                "unexpected reply to AI.MODELGET META",
-            ));
-        };
+        let items = array(
+            self.call(Cmd::new("AI.MODELGET").with(&key).with("META"))?,
+            "AI.MODELGET",
+        )?;
         let mut io = (Vec::new(), Vec::new());
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
             let k = bulk(k, "AI.MODELGET")?;
-            let names = || -> Result<Vec<String>> {
-                match &v {
-                    redis::Value::Array(a) => a
-                        .iter()
-                        .map(|n| {
-                            bulk(n.clone(), "AI.MODELGET")
-                                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        })
-                        .collect(),
-                    _ => Ok(Vec::new()),
-                }
+            let names = |v: Frame| -> Result<Vec<String>> {
+                array(v, "AI.MODELGET")?
+                    .into_iter()
+                    .map(|n| {
+                        bulk(n, "AI.MODELGET").map(|b| String::from_utf8_lossy(&b).into_owned())
+                    })
+                    .collect()
             };
-            match k.as_slice() {
-                b"inputs" => io.0 = names()?,
-                b"outputs" => io.1 = names()?,
+            match k.as_ref() {
+                b"inputs" => io.0 = names(v)?,
+                b"outputs" => io.1 = names(v)?,
                 _ => {}
             }
         }
@@ -841,24 +934,18 @@ impl Client {
     }
 
     /// Run a model on `inputs` and return its outputs in one round trip
-    /// (`AI.DAGEXECUTE`): nothing is stored on the server.
+    /// (`AI.DAGEXECUTE`): nothing is stored.
     ///
     /// # Errors
     /// Missing model, inputs that do not fit it, `Timeout`.
     pub fn infer(&mut self, name: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let (_, outs) = self.model_io(name)?;
         let key = self.keys.model_key(name, true);
-        let mut c = redis::cmd("AI.DAGEXECUTE");
+        let mut c = Cmd::new("AI.DAGEXECUTE");
         c.arg("ROUTING").arg(&key);
         for (i, t) in inputs.iter().enumerate() {
-            c.arg("|>")
-                .arg("AI.TENSORSET")
-                .arg(format!("in{i}"))
-                .arg(t.dtype().name());
-            for d in t.shape() {
-                c.arg(*d);
-            }
-            c.arg("BLOB").arg(t.data().as_ref());
+            c.arg("|>");
+            c.0.extend(tensorset(&format!("in{i}"), t).0);
         }
         c.arg("|>")
             .arg("AI.MODELEXECUTE")
@@ -879,26 +966,18 @@ impl Client {
                 .arg("META")
                 .arg("BLOB");
         }
-        let reply = self.query(&c)?;
-        let items = match reply {
-            redis::Value::Array(items) => items,
-            redis::Value::SimpleString(s) if s == "TIMEDOUT" => {
+        let items = match self.call(c)? {
+            Frame::Array(items) => items,
+            Frame::Simple(s) if s.as_ref() == b"TIMEDOUT" => {
                 return Err(Error::new(ErrorCode::Timeout, "TIMEDOUT"))
             }
             other => return Err(unexpected("AI.DAGEXECUTE", &other)),
         };
         let mut out = Vec::with_capacity(outs.len());
         for (i, item) in items.into_iter().enumerate() {
-            match item {
-                redis::Value::ServerError(e) => {
-                    return Err(Error::from_server_text(format!(
-                        "{} {}",
-                        e.code(),
-                        e.details().unwrap_or("")
-                    )))
-                }
-                v if i > inputs.len() => out.push(decode_tensor(v)?),
-                _ => {}
+            let item = ok_frame(item)?;
+            if i > inputs.len() {
+                out.push(decode_tensor(item)?);
             }
         }
         Ok(out)
@@ -910,21 +989,16 @@ impl Client {
     /// `NotFound` when no such model.
     pub fn model_info(&mut self, name: &str) -> Result<ModelInfo> {
         let key = self.keys.model_key(name, true);
-        let redis::Value::Array(items) = self.query(redis::cmd("AI.INFO").arg(key))? else {
-            return Err(Error::err(
-                ErrorCode::Protocol,
-                "unexpected reply to AI.INFO",
-            ));
-        };
+        let items = array(self.call(Cmd::new("AI.INFO").with(key))?, "AI.INFO")?;
         let mut info = ModelInfo::default();
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            let n = if let redis::Value::Int(n) = v {
+            let n = if let Frame::Integer(n) = v {
                 n.max(0) as u64
             } else {
                 0
             };
-            match bulk(k, "AI.INFO")?.as_slice() {
+            match bulk(k, "AI.INFO")?.as_ref() {
                 b"duration" => info.duration_us = n,
                 b"samples" => info.samples = n,
                 b"calls" => info.calls = n,
@@ -942,7 +1016,7 @@ impl Client {
     /// `NotFound` when no such model.
     pub fn reset_model_info(&mut self, name: &str) -> Result<()> {
         let key = self.keys.model_key(name, true);
-        self.query(redis::cmd("AI.INFO").arg(key).arg("RESETSTAT"))
+        self.call(Cmd::new("AI.INFO").with(key).with("RESETSTAT"))
             .map(|_| ())
     }
 
@@ -953,7 +1027,7 @@ impl Client {
     /// # Errors
     /// Connection errors.
     pub fn info(&mut self, section: &str) -> Result<Vec<(String, String, String)>> {
-        let text = bulk(self.query(redis::cmd("INFO").arg(section))?, "INFO")?;
+        let text = bulk(self.call(Cmd::new("INFO").with(section))?, "INFO")?;
         let mut out = Vec::new();
         let mut current = String::new();
         for line in String::from_utf8_lossy(&text).lines() {
@@ -966,19 +1040,19 @@ impl Client {
         Ok(out)
     }
 
-    /// Remove every key on the server.
+    /// Remove every key.
     ///
     /// # Errors
     /// Connection errors.
     pub fn flush_db(&mut self) -> Result<()> {
-        self.query(&redis::cmd("FLUSHDB")).map(|_| ())
+        self.call(Cmd::new("FLUSHDB")).map(|_| ())
     }
 
-    /// Write a snapshot on the server (`SAVE`).
+    /// Write a snapshot (`SAVE`).
     ///
     /// # Errors
     /// The server's I/O error.
     pub fn save(&mut self) -> Result<()> {
-        self.query(&redis::cmd("SAVE")).map(|_| ())
+        self.call(Cmd::new("SAVE")).map(|_| ())
     }
 }

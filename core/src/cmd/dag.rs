@@ -74,7 +74,12 @@ fn parse_op(engine: &Engine, op: &[Bytes]) -> Result<Op> {
     }
 }
 
-pub(super) fn execute(engine: &Arc<Engine>, args: &[Bytes], read_only: bool) -> Result<Reply> {
+pub(super) fn execute(
+    engine: &Arc<Engine>,
+    args: &[Bytes],
+    read_only: bool,
+    inline: bool,
+) -> Result<Reply> {
     arity(args, 2, 0)?;
     let (mut load, mut persist, mut routing) = (Vec::new(), Vec::new(), false);
     let mut timeout = None;
@@ -184,7 +189,7 @@ pub(super) fn execute(engine: &Arc<Engine>, args: &[Bytes], read_only: bool) -> 
                         .collect();
                     match ins {
                         Err(e) => Err(e),
-                        Ok(ins) => match run_model(runner, model, ins, deadline).await {
+                        Ok(ins) => match run_model(runner, model, ins, deadline, inline).await {
                             Ok(outs) => {
                                 context.extend(outputs.into_iter().zip(outs));
                                 Ok(Frame::ok())

@@ -8,6 +8,7 @@ mod dag;
 mod keys;
 mod model;
 mod tensor;
+mod wait;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,8 +76,11 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
             "NOAUTH Authentication required.",
         ));
     }
-    if let Some(r) = model::dispatch(engine, name, args) {
+    if let Some(r) = model::dispatch(engine, session, name, args) {
         return r;
+    }
+    if name == b"INSITU.WAIT" {
+        return wait::wait(engine, args);
     }
     dispatch_data(engine, session, name, args).map(Reply::Ready)
 }

@@ -10,9 +10,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
 use super::{arity, dag, int_arg, Reply};
-use crate::engine::Engine;
+use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::runner::{RunResult, StatsSink};
+use crate::model::runner::{run_direct, RunResult, StatsSink};
 use crate::model::{runtime, unsupported_backend, Device, Model, ModelSpec, ModelStats, Runner};
 use crate::resp::Frame;
 use crate::store::Value;
@@ -25,18 +25,24 @@ impl StatsSink for Model {
 }
 
 /// Commands of this module, or `None` for others.
-pub(super) fn dispatch(engine: &Arc<Engine>, name: &[u8], args: &[Bytes]) -> Option<Result<Reply>> {
+pub(super) fn dispatch(
+    engine: &Arc<Engine>,
+    session: &Session,
+    name: &[u8],
+    args: &[Bytes],
+) -> Option<Result<Reply>> {
+    let inline = session.inline_inference;
     let ready = |r: Result<Frame>| r.map(Reply::Ready);
     Some(match name {
         b"AI.CONFIG" => ready(config(engine, args)),
         b"AI.MODELSTORE" => modelstore(engine, args),
         b"AI.MODELGET" => ready(modelget(engine, args)),
         b"AI.MODELDEL" => ready(modeldel(engine, args)),
-        b"AI.MODELEXECUTE" => modelexecute(engine, args),
+        b"AI.MODELEXECUTE" => modelexecute(engine, args, inline),
         b"AI.INFO" => ready(info(engine, args)),
         b"AI._MODELSCAN" => ready(modelscan(engine, args)),
-        b"AI.DAGEXECUTE" => dag::execute(engine, args, false),
-        b"AI.DAGEXECUTE_RO" => dag::execute(engine, args, true),
+        b"AI.DAGEXECUTE" => dag::execute(engine, args, false, inline),
+        b"AI.DAGEXECUTE_RO" => dag::execute(engine, args, true, inline),
         b"AI.SCRIPTSET" | b"AI.SCRIPTSTORE" | b"AI.SCRIPTGET" | b"AI.SCRIPTDEL"
         | b"AI.SCRIPTRUN" | b"AI.SCRIPTEXECUTE" | b"AI._SCRIPTSCAN" => Err(Error::err(
             ErrorCode::Unsupported,
@@ -321,13 +327,43 @@ pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
     })
 }
 
+/// Run a model on the calling thread (in-process clients, models without batching),
+/// with the same checks and statistics as a queued request.
+pub(super) fn run_inline(runner: &Runner, model: &Model, inputs: &[Tensor]) -> RunResult {
+    let started = Instant::now();
+    let r = run_direct(runner, inputs);
+    let s = &model.stats;
+    s.duration_us
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    s.runs.fetch_add(1, Ordering::Relaxed);
+    s.calls.fetch_add(1, Ordering::Relaxed);
+    match &r {
+        Ok(_) => {
+            let rows = inputs
+                .first()
+                .and_then(|t| t.shape().first().copied())
+                .unwrap_or(1);
+            s.samples.fetch_add(rows as u64, Ordering::Relaxed);
+        }
+        Err(_) => {
+            s.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    r
+}
+
 /// Submit inputs to a model and wait (asynchronously) for its outputs, or the deadline.
+/// With `inline` (in-process callers) a model without batching runs right here.
 pub(super) async fn run_model(
     runner: Arc<Runner>,
     model: Arc<Model>,
     inputs: Vec<Tensor>,
     deadline: Option<Instant>,
+    inline: bool,
 ) -> RunResult {
+    if inline && model.spec.batchsize == 0 {
+        return run_inline(&runner, &model, &inputs);
+    }
     let rx = runner.submit(inputs, deadline, model)?;
     let gone = || Error::err(ErrorCode::Internal, "inference threads stopped");
     match deadline {
@@ -360,25 +396,31 @@ pub(super) fn timed_out(e: &Error) -> bool {
     e.code() == ErrorCode::Timeout && e.text() == "TIMEDOUT"
 }
 
-fn modelexecute(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
+fn store_outputs(engine: &Engine, keys: Vec<Bytes>, outs: Vec<Tensor>) -> Frame {
+    for (k, t) in keys.into_iter().zip(outs) {
+        if let Err(e) = engine.store().set(k, Value::Tensor(t)) {
+            return Frame::error(&e);
+        }
+    }
+    Frame::ok()
+}
+
+fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Reply> {
     arity(args, 2, 0)?;
     let model = get_model(engine, &args[1])?;
     let runner = engine.model_runner(&model)?;
     let exec = parse_exec(&args[2..], &runner)?;
     let inputs = load_tensors(engine, &exec.inputs)?;
     runner.check(&inputs)?;
+    if inline && model.spec.batchsize == 0 {
+        let outs = run_inline(&runner, &model, &inputs)?;
+        return Ok(Reply::Ready(store_outputs(engine, exec.outputs, outs)));
+    }
     let deadline = exec.timeout.map(|t| Instant::now() + t);
     let engine = engine.clone();
     Ok(Reply::Pending(Box::pin(async move {
-        match run_model(runner, model, inputs, deadline).await {
-            Ok(outs) => {
-                for (k, t) in exec.outputs.into_iter().zip(outs) {
-                    if let Err(e) = engine.store().set(k, Value::Tensor(t)) {
-                        return Frame::error(&e);
-                    }
-                }
-                Frame::ok()
-            }
+        match run_model(runner, model, inputs, deadline, false).await {
+            Ok(outs) => store_outputs(&engine, exec.outputs, outs),
             Err(e) if timed_out(&e) => Frame::simple("TIMEDOUT"),
             Err(e) => Frame::error(&e),
         }

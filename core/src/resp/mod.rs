@@ -9,7 +9,7 @@
 
 mod parser;
 
-pub use parser::{parse_reply, Request, RequestParser};
+pub use parser::{decode_reply, parse_reply, Request, RequestParser};
 
 use bytes::{BufMut, Bytes, BytesMut};
 

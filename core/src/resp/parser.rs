@@ -246,69 +246,116 @@ impl RequestParser {
 }
 
 /// Parse one complete reply frame from the start of `buf`: `Ok(None)` if incomplete, else
-/// the frame and the bytes it used. Bulk payloads are copied; this serves tests and small
-/// control messages, not bulk transfer.
+/// the frame and the bytes it used. Copies `buf`; clients use [`decode_reply`].
 ///
 /// # Errors
 /// A `Protocol error` for malformed input or nesting deeper than 32.
 pub fn parse_reply(buf: &[u8]) -> Result<Option<(Frame, usize)>> {
-    parse_at(buf, 0)
+    let Some(n) = check_at(buf, 0)? else {
+        return Ok(None);
+    };
+    let mut b = Bytes::copy_from_slice(&buf[..n]);
+    Ok(Some((take_frame(&mut b)?, n)))
 }
 
-fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>> {
-    if depth > MAX_REPLY_DEPTH {
-        return Err(protocol("reply nested too deeply"));
-    }
-    if buf.is_empty() {
+/// Take one complete reply frame off the front of `buf`, without copying bulk payloads
+/// (they become slices of the read buffer); `Ok(None)` when more bytes are needed.
+///
+/// # Errors
+/// A `Protocol error` for malformed input or nesting deeper than 32.
+pub fn decode_reply(buf: &mut BytesMut) -> Result<Option<Frame>> {
+    let Some(n) = check_at(buf, 0)? else {
         return Ok(None);
-    }
+    };
+    let mut b = buf.split_to(n).freeze();
+    take_frame(&mut b).map(Some)
+}
+
+/// The header line at the start of `buf`: its type byte, the text after it, and the
+/// bytes it spans; `None` if incomplete.
+fn reply_line(buf: &[u8]) -> Result<Option<(u8, &[u8], usize)>> {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
     };
     if end == 0 {
         return Err(protocol("empty reply line"));
     }
-    let line = &buf[1..end];
-    let used = end + 2;
-    let text = || String::from_utf8_lossy(line).into_owned();
-    Ok(Some(match buf[0] {
-        b'+' => (Frame::Simple(Bytes::copy_from_slice(line)), used),
-        b'-' => (Frame::Error(text()), used),
-        b':' => (
-            Frame::Integer(parse_int(line).ok_or_else(|| protocol("invalid integer"))?),
-            used,
-        ),
+    Ok(Some((buf[0], &buf[1..end], end + 2)))
+}
+
+/// The length of the complete frame at the start of `buf`, or `None` if incomplete.
+fn check_at(buf: &[u8], depth: usize) -> Result<Option<usize>> {
+    if depth > MAX_REPLY_DEPTH {
+        return Err(protocol("reply nested too deeply"));
+    }
+    let Some((kind, line, used)) = reply_line(buf)? else {
+        return Ok(None);
+    };
+    match kind {
+        b'+' | b'-' => Ok(Some(used)),
+        b':' => parse_int(line)
+            .map(|_| Some(used))
+            .ok_or_else(|| protocol("invalid integer")),
         b'$' => {
             let n = parse_int(line).ok_or_else(|| protocol("invalid bulk length"))?;
             if n < 0 {
-                return Ok(Some((Frame::Null, used)));
+                return Ok(Some(used));
             }
-            let n = n as usize;
-            if buf.len() < used + n + 2 {
-                return Ok(None);
-            }
-            (
-                Frame::Bulk(Bytes::copy_from_slice(&buf[used..used + n])),
-                used + n + 2,
-            )
+            let total = used + n as usize + 2;
+            Ok((buf.len() >= total).then_some(total))
         }
         b'*' => {
             let n = parse_int(line).ok_or_else(|| protocol("invalid multibulk length"))?;
-            if n < 0 {
-                return Ok(Some((Frame::NullArray, used)));
-            }
-            let mut items = Vec::new();
             let mut at = used;
-            for _ in 0..n {
-                match parse_at(&buf[at..], depth + 1)? {
-                    Some((f, u)) => {
-                        items.push(f);
-                        at += u;
-                    }
+            for _ in 0..n.max(0) {
+                match check_at(&buf[at..], depth + 1)? {
+                    Some(u) => at += u,
                     None => return Ok(None),
                 }
             }
-            (Frame::Array(items), at)
+            Ok(Some(at))
+        }
+        c => Err(protocol(&format!(
+            "unexpected reply type '{}'",
+            char::from(c).escape_default()
+        ))),
+    }
+}
+
+/// Decode a frame known to be complete (checked by [`check_at`]) off the front of `b`.
+fn take_frame(b: &mut Bytes) -> Result<Frame> {
+    let (kind, line, used) = reply_line(b)?.ok_or_else(|| protocol("truncated reply"))?;
+    let text = String::from_utf8_lossy(line).into_owned();
+    let int = parse_int(line);
+    let simple = Bytes::copy_from_slice(line);
+    b.advance(used);
+    Ok(match kind {
+        b'+' => Frame::Simple(simple),
+        b'-' => Frame::Error(text),
+        b':' => Frame::Integer(int.ok_or_else(|| protocol("invalid integer"))?),
+        b'$' => {
+            let n = int.ok_or_else(|| protocol("invalid bulk length"))?;
+            if n < 0 {
+                return Ok(Frame::Null);
+            }
+            let n = n as usize;
+            if b.len() < n + 2 {
+                return Err(protocol("truncated bulk"));
+            }
+            let data = b.split_to(n);
+            b.advance(2);
+            Frame::Bulk(data)
+        }
+        b'*' => {
+            let n = int.ok_or_else(|| protocol("invalid multibulk length"))?;
+            if n < 0 {
+                return Ok(Frame::NullArray);
+            }
+            let mut items = Vec::with_capacity((n as usize).min(1024));
+            for _ in 0..n {
+                items.push(take_frame(b)?);
+            }
+            Frame::Array(items)
         }
         c => {
             return Err(protocol(&format!(
@@ -316,7 +363,7 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Frame, usize)>> {
                 char::from(c).escape_default()
             )))
         }
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,268 @@
+//! How a client reaches an engine: over a socket (TCP or Unix, RESP2 with the same frame
+//! codec the server uses), or directly in process.
+//!
+//! Commands are argument vectors of [`Bytes`]: a tensor's payload is one shared `Bytes`,
+//! written to a socket without a copy (vectored write) or handed to an in-process engine
+//! as is. Replies are [`Frame`]s whose bulk payloads are slices of the read buffer.
+
+use std::io::{IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::address::Address;
+use crate::cmd::Reply;
+use crate::engine::{Engine, Session};
+use crate::error::{Error, ErrorCode, Result};
+use crate::resp::{decode_reply, Frame, Output};
+
+/// A command under construction.
+#[derive(Debug, Clone, Default)]
+pub struct Cmd(pub(crate) Vec<Bytes>);
+
+/// Values that can be command arguments.
+pub trait Arg {
+    /// As bytes (shared, not copied, for `Bytes`).
+    fn into_arg(self) -> Bytes;
+}
+
+impl Arg for Bytes {
+    fn into_arg(self) -> Bytes {
+        self
+    }
+}
+impl Arg for &Bytes {
+    fn into_arg(self) -> Bytes {
+        self.clone()
+    }
+}
+impl Arg for &str {
+    fn into_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+impl Arg for &String {
+    fn into_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+impl Arg for String {
+    fn into_arg(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+impl Arg for &[u8] {
+    fn into_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+macro_rules! int_arg {
+    ($($t:ty),*) => {$(
+        impl Arg for $t {
+            fn into_arg(self) -> Bytes {
+                Bytes::from(self.to_string())
+            }
+        }
+    )*};
+}
+int_arg!(usize, u64, i64, u32, i32);
+
+impl Cmd {
+    /// A command named `name`.
+    pub fn new(name: &'static str) -> Cmd {
+        Cmd(vec![Bytes::from_static(name.as_bytes())])
+    }
+
+    /// Append an argument.
+    pub fn arg(&mut self, a: impl Arg) -> &mut Cmd {
+        self.0.push(a.into_arg());
+        self
+    }
+
+    /// Append an argument (by value, for chains).
+    pub fn with(mut self, a: impl Arg) -> Cmd {
+        self.0.push(a.into_arg());
+        self
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A RESP connection to a server.
+pub(crate) struct Remote {
+    stream: Stream,
+    rbuf: BytesMut,
+    out: Output,
+}
+
+fn io_err(context: &str, e: std::io::Error) -> Error {
+    Error::err(ErrorCode::Io, format!("{context}: {e}"))
+}
+
+impl Remote {
+    pub(crate) fn connect(addr: &Address) -> Result<Remote> {
+        let ctx = |e: std::io::Error| io_err(&format!("cannot connect to {addr}"), e);
+        let stream = match addr {
+            Address::Tcp(h, p) => {
+                let s = TcpStream::connect((h.as_str(), *p)).map_err(ctx)?;
+                let _ = s.set_nodelay(true);
+                Stream::Tcp(s)
+            }
+            Address::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(ctx)?),
+            Address::Inproc => {
+                return Err(Error::err(
+                    ErrorCode::Internal,
+                    "inproc is not a socket address",
+                ))
+            }
+        };
+        Ok(Remote {
+            stream,
+            rbuf: BytesMut::with_capacity(64 * 1024),
+            out: Output::default(),
+        })
+    }
+
+    fn write(&mut self, cmds: &[Cmd]) -> Result<()> {
+        for c in cmds {
+            Frame::Array(c.0.iter().map(|a| Frame::Bulk(a.clone())).collect())
+                .encode(&mut self.out);
+        }
+        let mut chunks = self.out.take_chunks();
+        let io = self.stream.io();
+        let mut first = 0;
+        while first < chunks.len() {
+            let slices: Vec<IoSlice<'_>> = chunks[first..]
+                .iter()
+                .take(64)
+                .map(|c| IoSlice::new(c))
+                .collect();
+            let mut n = io.write_vectored(&slices).map_err(|e| io_err("write", e))?;
+            if n == 0 {
+                return Err(io_err("write", std::io::ErrorKind::WriteZero.into()));
+            }
+            while n > 0 && first < chunks.len() {
+                let len = chunks[first].len();
+                if n >= len {
+                    n -= len;
+                    first += 1;
+                } else {
+                    let rest = chunks[first].split_off(n);
+                    chunks[first] = rest;
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&mut self) -> Result<Frame> {
+        loop {
+            if let Some(f) = decode_reply(&mut self.rbuf)? {
+                return Ok(f);
+            }
+            // Read straight into the buffer (zero-filled first: safe code only); the read
+            // size grows with the pending reply so a large tensor takes few reads.
+            let len = self.rbuf.len();
+            let want = (64 * 1024).max(len);
+            self.rbuf.resize(len + want, 0);
+            let r = self.stream.io().read(&mut self.rbuf[len..]);
+            let n = match r {
+                Ok(n) => n,
+                Err(e) => {
+                    self.rbuf.truncate(len);
+                    return Err(io_err("read", e));
+                }
+            };
+            self.rbuf.truncate(len + n);
+            if n == 0 {
+                return Err(Error::err(ErrorCode::Io, "connection closed by the server"));
+            }
+        }
+    }
+}
+
+/// An engine in this process, reached without a socket.
+pub(crate) struct Inproc {
+    pub(crate) engine: Arc<Engine>,
+    session: Session,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Inproc {
+    pub(crate) fn new(engine: Arc<Engine>) -> Result<Inproc> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::io("cannot start the in-process client runtime", &e))?;
+        let mut session = engine.new_session();
+        session.inline_inference = true;
+        session.authenticated = true;
+        Ok(Inproc {
+            engine,
+            session,
+            rt,
+        })
+    }
+
+    fn call(&mut self, cmd: Cmd) -> Frame {
+        match self.engine.execute(&mut self.session, cmd.0) {
+            Reply::Ready(f) => f,
+            Reply::Pending(fut) => self.rt.block_on(fut),
+        }
+    }
+}
+
+/// A client's connection.
+pub(crate) enum Conn {
+    Remote(Box<Remote>),
+    Inproc(Box<Inproc>),
+}
+
+fn check(f: Frame) -> Result<Frame> {
+    match f {
+        Frame::Error(e) => Err(Error::from_server_text(e)),
+        f => Ok(f),
+    }
+}
+
+impl Conn {
+    /// Run one command; an error reply becomes `Err`.
+    pub(crate) fn call(&mut self, cmd: Cmd) -> Result<Frame> {
+        match self {
+            Conn::Remote(r) => {
+                r.write(std::slice::from_ref(&cmd))?;
+                check(r.read()?)
+            }
+            Conn::Inproc(i) => check(i.call(cmd)),
+        }
+    }
+
+    /// Run commands in one round trip; error replies stay in the result, in place.
+    pub(crate) fn pipeline(&mut self, cmds: Vec<Cmd>) -> Result<Vec<Frame>> {
+        match self {
+            Conn::Remote(r) => {
+                r.write(&cmds)?;
+                (0..cmds.len()).map(|_| r.read()).collect()
+            }
+            Conn::Inproc(i) => Ok(cmds.into_iter().map(|c| i.call(c)).collect()),
+        }
+    }
+}
