@@ -4,8 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestServer;
-use insitu::client::{Address, KeyPrefixes};
+use common::{connect_mode, TestServer, MODES};
+use insitu::client::KeyPrefixes;
 use insitu::dataset::MetaValue;
 use insitu::{Client, DType, Dataset, ErrorCode, Tensor};
 
@@ -79,8 +79,9 @@ fn unpack_check<T: insitu::Element + PartialEq + std::fmt::Debug + Default>(
 #[test]
 fn tensors_of_every_dtype_and_rank_round_trip() {
     let srv = TestServer::start();
-    for addr in srv.addresses() {
-        let mut c = Client::connect(&addr).expect("connect");
+    let mut host = None;
+    for mode in MODES {
+        let mut c = connect_mode(mode, &srv, &mut host, "embedded_host");
         for dtype in DType::ALL {
             for (r, shape) in SHAPES.iter().enumerate() {
                 let name = format!("t.{dtype}.{r}");
@@ -126,8 +127,9 @@ fn tensors_of_every_dtype_and_rank_round_trip() {
 #[test]
 fn tensor_errors_carry_codes_and_exact_text() {
     let srv = TestServer::start();
-    for addr in srv.addresses() {
-        let mut c = Client::connect(&addr).expect("connect");
+    let mut host = None;
+    for mode in MODES {
+        let mut c = connect_mode(mode, &srv, &mut host, "embedded_host");
         let e = c.get_tensor("missing").unwrap_err();
         assert_eq!(e.code(), ErrorCode::NotFound);
         assert_eq!(e.text(), "ERR tensor key is empty or in a different shard");
@@ -169,25 +171,6 @@ fn tensor_errors_carry_codes_and_exact_text() {
     }
 }
 
-#[test]
-fn polling_sees_a_tensor_put_by_another_client() {
-    let srv = TestServer::start();
-    let addr = srv.tcp();
-    let mut c = Client::connect(&addr).expect("connect");
-    assert!(!c.poll_tensor("late", 5, 3).expect("poll"));
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        let mut w = Client::connect(&addr).expect("connect");
-        w.put_tensor("late", &sample(DType::Int32, &[3], 1))
-            .expect("put");
-    });
-    let t0 = Instant::now();
-    assert!(c.poll_tensor("late", 10, 500).expect("poll"));
-    assert!(t0.elapsed() >= Duration::from_millis(90));
-    assert!(c.poll_key("late", 10, 1).expect("poll key"));
-    writer.join().expect("writer");
-}
-
 fn sample_dataset(name: &str, seed: u64) -> Dataset {
     let mut d = Dataset::new(name);
     d.add_tensor("u", sample(DType::Float64, &[4, 3], seed));
@@ -227,8 +210,9 @@ fn assert_same_dataset(a: &Dataset, b: &Dataset) {
 #[test]
 fn datasets_round_trip_with_every_metadata_type() {
     let srv = TestServer::start();
-    for addr in srv.addresses() {
-        let mut c = Client::connect(&addr).expect("connect");
+    let mut host = None;
+    for mode in MODES {
+        let mut c = connect_mode(mode, &srv, &mut host, "embedded_host");
         let d = sample_dataset("ds", 3);
         assert!(!c.dataset_exists("ds").expect("exists"));
         c.put_dataset(&d).expect("put");
@@ -271,8 +255,9 @@ fn datasets_round_trip_with_every_metadata_type() {
 #[test]
 fn aggregation_lists_of_datasets() {
     let srv = TestServer::start();
-    for addr in srv.addresses() {
-        let mut c = Client::connect(&addr).expect("connect");
+    let mut host = None;
+    for mode in MODES {
+        let mut c = connect_mode(mode, &srv, &mut host, "embedded_host");
         let sets: Vec<Dataset> = (0..5)
             .map(|i| sample_dataset(&format!("d{i}"), i))
             .collect();
@@ -316,19 +301,16 @@ fn aggregation_lists_of_datasets() {
 #[test]
 fn ensemble_prefixes_route_reads_and_writes() {
     let srv = TestServer::start();
-    for addr in srv.addresses() {
-        let a = Address::parse(&addr).expect("addr");
-        let mut sim0 =
-            Client::connect_to(a.clone(), KeyPrefixes::new(Some("sim0"), None).expect("p"))
-                .expect("c");
-        let mut sim1 =
-            Client::connect_to(a.clone(), KeyPrefixes::new(Some("sim1"), None).expect("p"))
-                .expect("c");
-        let mut reader = Client::connect_to(
-            a.clone(),
-            KeyPrefixes::new(None, Some("sim0,sim1")).expect("p"),
-        )
-        .expect("c");
+    let mut host = None;
+    for mode in MODES {
+        let mut with = |out: Option<&str>, inp: Option<&str>| {
+            let mut c = connect_mode(mode, &srv, &mut host, "embedded_host");
+            *c.prefixes() = KeyPrefixes::new(out, inp).expect("prefixes");
+            c
+        };
+        let mut sim0 = with(Some("sim0"), None);
+        let mut sim1 = with(Some("sim1"), None);
+        let mut reader = with(None, Some("sim0,sim1"));
         let t0 = sample(DType::Float32, &[3], 0);
         let t1 = sample(DType::Float32, &[3], 1);
         sim0.put_tensor("field", &t0).expect("put");
@@ -371,4 +353,53 @@ fn address_comes_from_ssdb() {
             .starts_with("ERR cannot connect to tcp://127.0.0.1:1"),
         "{e}"
     );
+}
+
+/// The host process of the "embedded" mode (does nothing in a normal test run).
+#[test]
+fn embedded_host() {
+    common::embedded_host();
+}
+
+#[test]
+fn data_crosses_between_an_embedding_process_and_its_remote_clients() {
+    let host = common::HostProcess::start("embedded_host");
+    let mut c = Client::connect(&host.address()).expect("connect");
+    // Put in process by the host, read remotely.
+    let t = c.get_tensor("from_host").expect("from_host");
+    assert_eq!(t.to_vec::<i32>().expect("i32"), vec![7, 8, 9]);
+    // Put remotely, seen (and copied) by the host's in-process client.
+    let mine = sample(DType::Float64, &[2, 2], 5);
+    c.put_tensor("to_host", &mine).expect("put");
+    assert!(c.poll_tensor("host_saw", 100, 100).expect("poll"), "host never saw the tensor");
+    assert_eq!(c.get_tensor("host_saw").expect("get"), mine);
+}
+
+#[test]
+fn a_poll_wakes_within_milliseconds_of_the_put_in_every_mode() {
+    let srv = TestServer::start();
+    let mut host = None;
+    for mode in MODES {
+        let mut waiter = connect_mode(mode, &srv, &mut host, "embedded_host");
+        let mut putter = connect_mode(mode, &srv, &mut host, "embedded_host");
+        let key = format!("late.{mode}");
+        let k2 = key.clone();
+        let t = std::thread::spawn(move || {
+            // A client-side sleep loop at this interval would wake 1 s after the start.
+            let ok = waiter.poll_tensor(&k2, 1000, 10).expect("poll");
+            (ok, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        let put_at = Instant::now();
+        putter.put_tensor(&key, &sample(DType::Int8, &[4], 3)).expect("put");
+        let (ok, woke) = t.join().expect("waiter");
+        assert!(ok, "{mode}: waiter saw the tensor");
+        let lag = woke.saturating_duration_since(put_at);
+        assert!(lag < Duration::from_millis(100), "{mode}: waiter woke {lag:?} after the put");
+        // Timing out also works, and returns false.
+        let t0 = Instant::now();
+        assert!(!putter.poll_tensor("never", 20, 5).expect("poll"));
+        assert!(t0.elapsed() >= Duration::from_millis(95), "{mode}: waited the whole budget");
+        let _ = srv.engine.store().delete(key.as_bytes());
+    }
 }

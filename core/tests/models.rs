@@ -25,8 +25,9 @@ const MODELS: [&str; 7] = [
 fn every_model_matches_onnxruntime_through_run_model_and_infer() {
     let Some(dir) = models_dir() else { return };
     let srv = TestServer::start();
-    for addr in srv.addresses() {
-        let mut c = Client::connect(&addr).expect("connect");
+    let mut host = None;
+    for mode in common::MODES {
+        let mut c = common::connect_mode(mode, &srv, &mut host, "embedded_host");
         for name in MODELS {
             let (file, cases) = model_cases(&dir, name);
             c.set_model_from_file(name, &file, &ModelOptions::default())
@@ -680,4 +681,35 @@ fn models_survive_save_and_restart() {
     };
     assert_eq!(meta[5], common::bulk(b"t1"));
     assert_eq!(meta[7], Frame::Integer(4));
+}
+
+/// The host process of the "embedded" mode (does nothing in a normal test run).
+#[test]
+fn embedded_host() {
+    common::embedded_host();
+}
+
+#[test]
+fn inproc_run_model_runs_on_the_calling_thread_and_batched_models_still_batch() {
+    let Some(dir) = models_dir() else { return };
+    let engine = std::sync::Arc::new(insitu::Engine::new(EngineConfig::default()));
+    let mut c = Client::inproc(engine.clone()).expect("inproc");
+    let (file, cases) = model_cases(&dir, "conv");
+    c.set_model_from_file("conv", &file, &ModelOptions::default()).expect("store");
+    let got = c.infer("conv", &cases[1].inputs).expect("infer");
+    assert_close(&got[0], &cases[1].outputs[0], "inproc infer");
+    c.put_tensor("img", &cases[0].inputs[0]).expect("put");
+    c.run_model("conv", &["img"], &["out"]).expect("run");
+    assert_close(&c.get_tensor("out").expect("out"), &cases[0].outputs[0], "inproc run_model");
+    let info = c.model_info("conv").expect("info");
+    assert_eq!((info.calls, info.runs, info.errors), (2, 2, 0));
+    // The stored output is the very buffer the model produced: a get shares it.
+    let a = c.get_tensor("out").expect("out");
+    let b = c.get_tensor("out").expect("out");
+    assert_eq!(a.data().as_ptr(), b.data().as_ptr(), "inproc get does not copy");
+    // A put hands over the caller's buffer.
+    let mine = Tensor::from_vec(vec![1 << 20], vec![1.5f32; 1 << 20]).expect("t");
+    c.put_tensor("big", &mine).expect("put");
+    let back = c.get_tensor("big").expect("get");
+    assert_eq!(back.data().as_ptr(), mine.data().as_ptr(), "inproc put does not copy");
 }

@@ -270,3 +270,92 @@ pub fn assert_close(got: &insitu::Tensor, want: &insitu::Tensor, what: &str) {
         _ => assert_eq!(got.data(), want.data(), "{what}: bytes"),
     }
 }
+
+/// The coupling modes every client test runs in.
+pub const MODES: [&str; 4] = ["inproc", "unix", "tcp", "embedded"];
+
+/// A process hosting an in-process engine that also serves it (the "simulation serves
+/// its own trainers" case): the test binary itself, re-run as [`embedded_host`].
+pub struct HostProcess {
+    child: std::process::Child,
+    pub dir: PathBuf,
+}
+
+impl HostProcess {
+    /// Start the host; returns once it listens. `test_name` is the `#[test]` in the
+    /// calling test binary that calls [`embedded_host`].
+    pub fn start(test_name: &str) -> HostProcess {
+        let dir = temp_dir("host");
+        let child = std::process::Command::new(std::env::current_exe().expect("test exe"))
+            .args([test_name, "--exact", "--nocapture", "--test-threads", "1"])
+            .env("INSITU_EMBEDDED_HOST_DIR", &dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn host");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !dir.join("ready").exists() {
+            assert!(std::time::Instant::now() < deadline, "embedded host did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        HostProcess { child, dir }
+    }
+
+    pub fn address(&self) -> String {
+        format!("unix://{}", self.dir.join("s.sock").display())
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        // Closing its stdin tells the host to stop.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of the host process: an inproc client puts `from_host`, serves its engine on
+/// a Unix socket, and copies every `to_host` a remote client puts to `host_saw`, until
+/// its stdin closes. Returns at once when not asked to host.
+pub fn embedded_host() {
+    let Ok(dir) = std::env::var("INSITU_EMBEDDED_HOST_DIR") else { return };
+    let dir = PathBuf::from(dir);
+    let mut c = insitu::Client::connect("inproc").expect("inproc");
+    c.put_tensor("from_host", &insitu::Tensor::from_vec(vec![3], vec![7i32, 8, 9]).expect("t"))
+        .expect("put");
+    let server = c
+        .start_server(ListenOptions { unix: Some(dir.join("s.sock")), ..Default::default() })
+        .expect("serve");
+    std::fs::write(dir.join("ready"), b"1").expect("ready");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        s2.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if c.poll_tensor("to_host", 50, 1).unwrap_or(false) {
+            if let Ok(t) = c.get_tensor("to_host") {
+                let _ = c.put_tensor("host_saw", &t);
+                let _ = c.delete_tensor("to_host");
+            }
+        }
+    }
+    server.stop().expect("stop");
+    std::process::exit(0);
+}
+
+/// A client in `mode` against `srv` (or the host process for "embedded").
+pub fn connect_mode(mode: &str, srv: &TestServer, host: &mut Option<HostProcess>, test_name: &str) -> insitu::Client {
+    match mode {
+        "inproc" => insitu::Client::inproc(srv.engine.clone()).expect("inproc"),
+        "unix" => insitu::Client::connect(&srv.unix()).expect("unix"),
+        "tcp" => insitu::Client::connect(&srv.tcp()).expect("tcp"),
+        "embedded" => {
+            let h = host.get_or_insert_with(|| HostProcess::start(test_name));
+            insitu::Client::connect(&h.address()).expect("embedded")
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}
