@@ -67,6 +67,10 @@ pub struct Stats {
     pub commands_processed: AtomicU64,
     /// Client ids handed out.
     pub next_client_id: AtomicU64,
+    /// Bytes read from client sockets.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to client sockets.
+    pub net_output_bytes: AtomicU64,
 }
 
 /// The engine. Share it as `Arc<Engine>`.
@@ -108,6 +112,12 @@ pub struct Session {
     /// Run inference on the calling thread when a model does not batch (in-process
     /// clients); server connections never do, their threads serve I/O.
     pub inline_inference: bool,
+    /// Whether the connection is a Unix socket (shared-memory transfers possible).
+    pub unix: bool,
+    /// File descriptors received with the connection's bytes, in order (shared memory).
+    pub fds_in: std::collections::VecDeque<std::os::fd::OwnedFd>,
+    /// File descriptors to send with the next replies, in order.
+    pub fds_out: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Engine {
@@ -175,6 +185,9 @@ impl Engine {
             authenticated: self.config.read().requirepass.is_none(),
             quit: false,
             inline_inference: false,
+            unix: false,
+            fds_in: Default::default(),
+            fds_out: Vec::new(),
         }
     }
 

@@ -26,6 +26,7 @@ pub mod model;
 pub mod persist;
 pub mod resp;
 pub mod server;
+pub mod shm;
 pub mod store;
 pub mod tensor;
 

@@ -371,7 +371,10 @@ fn data_crosses_between_an_embedding_process_and_its_remote_clients() {
     // Put remotely, seen (and copied) by the host's in-process client.
     let mine = sample(DType::Float64, &[2, 2], 5);
     c.put_tensor("to_host", &mine).expect("put");
-    assert!(c.poll_tensor("host_saw", 100, 100).expect("poll"), "host never saw the tensor");
+    assert!(
+        c.poll_tensor("host_saw", 100, 100).expect("poll"),
+        "host never saw the tensor"
+    );
     assert_eq!(c.get_tensor("host_saw").expect("get"), mine);
 }
 
@@ -391,15 +394,23 @@ fn a_poll_wakes_within_milliseconds_of_the_put_in_every_mode() {
         });
         std::thread::sleep(Duration::from_millis(150));
         let put_at = Instant::now();
-        putter.put_tensor(&key, &sample(DType::Int8, &[4], 3)).expect("put");
+        putter
+            .put_tensor(&key, &sample(DType::Int8, &[4], 3))
+            .expect("put");
         let (ok, woke) = t.join().expect("waiter");
         assert!(ok, "{mode}: waiter saw the tensor");
         let lag = woke.saturating_duration_since(put_at);
-        assert!(lag < Duration::from_millis(100), "{mode}: waiter woke {lag:?} after the put");
+        assert!(
+            lag < Duration::from_millis(100),
+            "{mode}: waiter woke {lag:?} after the put"
+        );
         // Timing out also works, and returns false.
         let t0 = Instant::now();
         assert!(!putter.poll_tensor("never", 20, 5).expect("poll"));
-        assert!(t0.elapsed() >= Duration::from_millis(95), "{mode}: waited the whole budget");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(95),
+            "{mode}: waited the whole budget"
+        );
         let _ = srv.engine.store().delete(key.as_bytes());
     }
 }

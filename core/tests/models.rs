@@ -695,21 +695,34 @@ fn inproc_run_model_runs_on_the_calling_thread_and_batched_models_still_batch() 
     let engine = std::sync::Arc::new(insitu::Engine::new(EngineConfig::default()));
     let mut c = Client::inproc(engine.clone()).expect("inproc");
     let (file, cases) = model_cases(&dir, "conv");
-    c.set_model_from_file("conv", &file, &ModelOptions::default()).expect("store");
+    c.set_model_from_file("conv", &file, &ModelOptions::default())
+        .expect("store");
     let got = c.infer("conv", &cases[1].inputs).expect("infer");
     assert_close(&got[0], &cases[1].outputs[0], "inproc infer");
     c.put_tensor("img", &cases[0].inputs[0]).expect("put");
     c.run_model("conv", &["img"], &["out"]).expect("run");
-    assert_close(&c.get_tensor("out").expect("out"), &cases[0].outputs[0], "inproc run_model");
+    assert_close(
+        &c.get_tensor("out").expect("out"),
+        &cases[0].outputs[0],
+        "inproc run_model",
+    );
     let info = c.model_info("conv").expect("info");
     assert_eq!((info.calls, info.runs, info.errors), (2, 2, 0));
     // The stored output is the very buffer the model produced: a get shares it.
     let a = c.get_tensor("out").expect("out");
     let b = c.get_tensor("out").expect("out");
-    assert_eq!(a.data().as_ptr(), b.data().as_ptr(), "inproc get does not copy");
+    assert_eq!(
+        a.data().as_ptr(),
+        b.data().as_ptr(),
+        "inproc get does not copy"
+    );
     // A put hands over the caller's buffer.
     let mine = Tensor::from_vec(vec![1 << 20], vec![1.5f32; 1 << 20]).expect("t");
     c.put_tensor("big", &mine).expect("put");
     let back = c.get_tensor("big").expect("get");
-    assert_eq!(back.data().as_ptr(), mine.data().as_ptr(), "inproc put does not copy");
+    assert_eq!(
+        back.data().as_ptr(),
+        mine.data().as_ptr(),
+        "inproc put does not copy"
+    );
 }

@@ -5,8 +5,10 @@
 //! written to a socket without a copy (vectored write) or handed to an in-process engine
 //! as is. Replies are [`Frame`]s whose bulk payloads are slices of the read buffer.
 
+use std::collections::VecDeque;
 use std::io::{IoSlice, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -110,6 +112,10 @@ pub(crate) struct Remote {
     stream: Stream,
     rbuf: BytesMut,
     out: Output,
+    /// File descriptors received with replies (shared memory), in order.
+    fds_in: VecDeque<OwnedFd>,
+    /// Whether the server takes shared-memory transfers on this connection.
+    pub(crate) shm: bool,
 }
 
 fn io_err(context: &str, e: std::io::Error) -> Error {
@@ -137,17 +143,43 @@ impl Remote {
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
             out: Output::default(),
+            fds_in: VecDeque::new(),
+            shm: false,
         })
     }
 
-    fn write(&mut self, cmds: &[Cmd]) -> Result<()> {
+    fn write(&mut self, cmds: &[Cmd], fds: &[OwnedFd]) -> Result<()> {
         for c in cmds {
             Frame::Array(c.0.iter().map(|a| Frame::Bulk(a.clone())).collect())
                 .encode(&mut self.out);
         }
         let mut chunks = self.out.take_chunks();
-        let io = self.stream.io();
         let mut first = 0;
+        if !fds.is_empty() {
+            // The descriptors travel with the first bytes of the command.
+            let Stream::Unix(u) = &self.stream else {
+                return Err(Error::bad_input(
+                    "shared memory transfers need a Unix socket",
+                ));
+            };
+            let raws: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            let slices: Vec<IoSlice<'_>> =
+                chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
+            let mut n = crate::shm::send_with_fds(u.as_raw_fd(), &slices, &raws)
+                .map_err(|e| io_err("write", e))?;
+            while n > 0 && first < chunks.len() {
+                let len = chunks[first].len();
+                if n >= len {
+                    n -= len;
+                    first += 1;
+                } else {
+                    let rest = chunks[first].split_off(n);
+                    chunks[first] = rest;
+                    n = 0;
+                }
+            }
+        }
+        let io = self.stream.io();
         while first < chunks.len() {
             let slices: Vec<IoSlice<'_>> = chunks[first..]
                 .iter()
@@ -183,7 +215,14 @@ impl Remote {
             let len = self.rbuf.len();
             let want = (64 * 1024).max(len);
             self.rbuf.resize(len + want, 0);
-            let r = self.stream.io().read(&mut self.rbuf[len..]);
+            let r = match &mut self.stream {
+                Stream::Unix(u) => crate::shm::recv_with_fds(
+                    u.as_raw_fd(),
+                    &mut self.rbuf[len..],
+                    &mut self.fds_in,
+                ),
+                s => s.io().read(&mut self.rbuf[len..]),
+            };
             let n = match r {
                 Ok(n) => n,
                 Err(e) => {
@@ -246,20 +285,51 @@ fn check(f: Frame) -> Result<Frame> {
 impl Conn {
     /// Run one command; an error reply becomes `Err`.
     pub(crate) fn call(&mut self, cmd: Cmd) -> Result<Frame> {
+        self.call_with_fds(cmd, &[])
+    }
+
+    /// Run one command with file descriptors attached (shared memory, Unix only).
+    pub(crate) fn call_with_fds(&mut self, cmd: Cmd, fds: &[OwnedFd]) -> Result<Frame> {
         match self {
             Conn::Remote(r) => {
-                r.write(std::slice::from_ref(&cmd))?;
+                r.write(std::slice::from_ref(&cmd), fds)?;
                 check(r.read()?)
             }
             Conn::Inproc(i) => check(i.call(cmd)),
         }
     }
 
+    /// The next file descriptor that came with a reply.
+    pub(crate) fn take_fd(&mut self) -> Option<OwnedFd> {
+        match self {
+            Conn::Remote(r) => r.fds_in.pop_front(),
+            Conn::Inproc(_) => None,
+        }
+    }
+
+    /// Whether large tensors go through shared memory on this connection.
+    pub(crate) fn shm(&self) -> bool {
+        matches!(self, Conn::Remote(r) if r.shm)
+    }
+
+    /// Turn shared-memory transfers on (when the server takes them) or off.
+    pub(crate) fn set_shm(&mut self, on: bool) -> Result<bool> {
+        let Conn::Remote(r) = self else {
+            return Ok(false);
+        };
+        r.shm = false;
+        if on && matches!(r.stream, Stream::Unix(_)) {
+            r.write(&[Cmd::new("INSITU.SHM")], &[])?;
+            r.shm = matches!(r.read()?, Frame::Simple(_));
+        }
+        Ok(r.shm)
+    }
+
     /// Run commands in one round trip; error replies stay in the result, in place.
     pub(crate) fn pipeline(&mut self, cmds: Vec<Cmd>) -> Result<Vec<Frame>> {
         match self {
             Conn::Remote(r) => {
-                r.write(&cmds)?;
+                r.write(&cmds, &[])?;
                 (0..cmds.len()).map(|_| r.read()).collect()
             }
             Conn::Inproc(i) => Ok(cmds.into_iter().map(|c| i.call(c)).collect()),

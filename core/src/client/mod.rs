@@ -221,13 +221,21 @@ impl Client {
             keys,
             model_io: Default::default(),
         };
-        if let Err(e) = c.con.call(Cmd::new("PING")) {
+        match c.con.call(Cmd::new("PING")) {
+            Ok(_) => {
+                // On a Unix socket, large tensors go through shared memory when the server
+                // takes it (INSITU_SHM=0 turns it off).
+                if std::env::var("INSITU_SHM").map_or(true, |v| v != "0") {
+                    c.con.set_shm(true)?;
+                }
+            }
             // A server with a password answers NOAUTH: connected, authenticate next.
-            if e.code() != ErrorCode::Auth {
+            Err(e) if e.code() == ErrorCode::Auth => {}
+            Err(e) => {
                 return Err(Error::err(
                     ErrorCode::Io,
                     format!("cannot connect to {}: {}", c.address, e.message()),
-                ));
+                ))
             }
         }
         Ok(c)
@@ -278,7 +286,25 @@ impl Client {
     /// # Errors
     /// A wrong password.
     pub fn auth(&mut self, password: &str) -> Result<()> {
-        self.con.call(Cmd::new("AUTH").with(password)).map(|_| ())
+        self.con.call(Cmd::new("AUTH").with(password))?;
+        if std::env::var("INSITU_SHM").map_or(true, |v| v != "0") {
+            self.con.set_shm(true)?;
+        }
+        Ok(())
+    }
+
+    /// Use shared memory for large tensors on a Unix socket (on by default when the
+    /// server supports it). Returns whether it is in use.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub fn set_shared_memory(&mut self, on: bool) -> Result<bool> {
+        self.con.set_shm(on)
+    }
+
+    /// Whether large tensors travel through shared memory on this connection.
+    pub fn shared_memory(&self) -> bool {
+        self.con.shm()
     }
 
     fn call(&mut self, cmd: Cmd) -> Result<Frame> {
@@ -322,11 +348,42 @@ impl Client {
     /// The server's error (limits, memory).
     pub fn put_tensor(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
         let key = self.keys.tensor_key(name, false);
+        if self.con.shm() && tensor.data().len() >= crate::shm::SHM_MIN {
+            let fd = crate::shm::segment_from(tensor.data())?;
+            let mut c = Cmd::new("AI.TENSORSET");
+            c.arg(&key).arg(tensor.dtype().name());
+            for d in tensor.shape() {
+                c.arg(*d);
+            }
+            c.arg("SHM").arg(tensor.data().len());
+            return self.con.call_with_fds(c, &[fd]).map(|_| ());
+        }
         self.call(tensorset(&key, tensor)).map(|_| ())
     }
 
     fn get_tensor_key(&mut self, key: &str) -> Result<Tensor> {
-        decode_tensor(self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?)
+        if !self.con.shm() {
+            return decode_tensor(
+                self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?,
+            );
+        }
+        let mut items = array(
+            self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("SHM"))?,
+            "AI.TENSORGET",
+        )?;
+        if items.len() == 6 && matches!(&items[4], Frame::Bulk(b) if b.as_ref() == b"shm") {
+            let len = usize::try_from(int(&items[5], "AI.TENSORGET")?)
+                .map_err(|_| Error::err(ErrorCode::Protocol, "negative shm length"))?;
+            let fd = self.con.take_fd().ok_or_else(|| {
+                Error::err(
+                    ErrorCode::Protocol,
+                    "the shared memory segment did not arrive",
+                )
+            })?;
+            items[4] = Frame::bulk_static("blob");
+            items[5] = Frame::Bulk(crate::shm::map_sealed(fd, len)?);
+        }
+        decode_tensor(Frame::Array(items))
     }
 
     /// Fetch a tensor. In process it shares the stored buffer (no copy).

@@ -197,9 +197,11 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
         "stats" => {
             let _ = write!(
                 s,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n",
                 st.connections_received.load(Ordering::Relaxed),
                 st.commands_processed.load(Ordering::Relaxed),
+                st.net_input_bytes.load(Ordering::Relaxed),
+                st.net_output_bytes.load(Ordering::Relaxed),
                 st.rejected_connections.load(Ordering::Relaxed)
             );
         }

@@ -146,8 +146,18 @@ fn dispatch_data(
         b"LRANGE" => keys::lrange(s, args),
         b"LLEN" => keys::llen(s, args),
         b"LINDEX" => keys::lindex(s, args),
-        b"AI.TENSORSET" => tensor::tensorset(engine, args),
-        b"AI.TENSORGET" => tensor::tensorget(s, args),
+        b"AI.TENSORSET" => tensor::tensorset(engine, session, args),
+        b"AI.TENSORGET" => tensor::tensorget(s, session, args),
+        b"INSITU.SHM" => {
+            arity(args, 1, 1)?;
+            if session.unix {
+                Ok(Frame::ok())
+            } else {
+                Err(Error::bad_input(
+                    "shared memory transfers need a Unix socket connection",
+                ))
+            }
+        }
         _ => Err(unknown_command(args)),
     }
 }

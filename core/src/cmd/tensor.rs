@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::arity;
 use crate::config::Limits;
-use crate::engine::Engine;
+use crate::engine::{Engine, Session};
 use crate::error::{Error, Result};
 use crate::resp::Frame;
 use crate::store::{Store, Value};
@@ -115,9 +115,52 @@ fn encode_values(dtype: DType, values: &[Bytes]) -> Result<Bytes> {
     Ok(Bytes::from(out))
 }
 
-pub(super) fn tensorset(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
+/// `... SHM nbytes` at the end of a TENSORSET: the bytes are in the memfd that came with
+/// the command. Returns the arguments with `BLOB <mapped bytes>` in its place, so the
+/// ordinary parser validates them.
+fn resolve_shm(
+    args: &[Bytes],
+    session: &mut Session,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>> {
+    let n = args.len();
+    if n < 6 || !args[n - 2].eq_ignore_ascii_case(b"SHM") {
+        return Ok(None);
+    }
+    if !session.unix {
+        return Err(Error::bad_input(
+            "shared memory transfers need a Unix socket connection",
+        ));
+    }
+    let len = std::str::from_utf8(&args[n - 1])
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .ok_or_else(|| Error::bad_input("invalid SHM length"))?;
+    let fd = session
+        .fds_in
+        .pop_front()
+        .ok_or_else(|| Error::bad_input("no shared memory segment came with the command"))?;
+    if len > limits.max_tensor_bytes {
+        return Err(Error::limit(format!(
+            "tensor of {len} bytes exceeds the limit of {} bytes",
+            limits.max_tensor_bytes
+        )));
+    }
+    let data = crate::shm::map_sealed(fd, len)?;
+    let mut out = args[..n - 2].to_vec();
+    out.push(Bytes::from_static(b"BLOB"));
+    out.push(data);
+    Ok(Some(out))
+}
+
+pub(super) fn tensorset(
+    engine: &Arc<Engine>,
+    session: &mut Session,
+    args: &[Bytes],
+) -> Result<Frame> {
     let limits = engine.with_config(|c| c.limits.clone());
-    let (key, tensor) = parse_tensorset(args, &limits)?;
+    let shm_args = resolve_shm(args, session, &limits)?;
+    let (key, tensor) = parse_tensorset(shm_args.as_deref().unwrap_or(args), &limits)?;
     let store = engine.store();
     let wrong_type = store.with(
         &key,
@@ -137,6 +180,8 @@ pub struct TensorFormat {
     pub meta: bool,
     /// Include the data: `Some(true)` as a blob, `Some(false)` as values, `None` not at all.
     pub blob: Option<bool>,
+    /// Large blobs may come as a shared memory segment (`SHM`, Unix sockets only).
+    pub shm: bool,
 }
 
 impl TensorFormat {
@@ -149,17 +194,23 @@ impl TensorFormat {
             return Ok(TensorFormat {
                 meta: true,
                 blob: Some(true),
+                shm: false,
             });
         }
         let mut f = TensorFormat {
             meta: false,
             blob: None,
+            shm: false,
         };
         for a in args {
             if a.eq_ignore_ascii_case(b"META") {
                 f.meta = true;
-            } else if a.eq_ignore_ascii_case(b"BLOB") || a.eq_ignore_ascii_case(b"VALUES") {
-                let blob = a.eq_ignore_ascii_case(b"BLOB");
+            } else if a.eq_ignore_ascii_case(b"BLOB")
+                || a.eq_ignore_ascii_case(b"VALUES")
+                || a.eq_ignore_ascii_case(b"SHM")
+            {
+                f.shm |= a.eq_ignore_ascii_case(b"SHM");
+                let blob = !a.eq_ignore_ascii_case(b"VALUES");
                 if f.blob.is_some_and(|b| b != blob) {
                     return Err(Error::bad_input("both BLOB and VALUES specified"));
                 }
@@ -244,7 +295,7 @@ fn values(t: &Tensor) -> Vec<Frame> {
     }
 }
 
-pub(super) fn tensorget(store: &Store, args: &[Bytes]) -> Result<Frame> {
+pub(super) fn tensorget(store: &Store, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 4)?;
     let tensor = store.with(&args[1], |v| match v {
         Some(Value::Tensor(t)) => Ok(t.clone()),
@@ -255,6 +306,30 @@ pub(super) fn tensorget(store: &Store, args: &[Bytes]) -> Result<Frame> {
         )),
     })?;
     let format = TensorFormat::parse(&args[2..])?;
+    if format.shm {
+        if !session.unix {
+            return Err(Error::bad_input(
+                "shared memory transfers need a Unix socket connection",
+            ));
+        }
+        if format.meta && tensor.data().len() >= crate::shm::SHM_MIN {
+            session
+                .fds_out
+                .push(crate::shm::segment_from(tensor.data())?);
+            let mut f = tensor_reply(
+                &tensor,
+                TensorFormat {
+                    blob: None,
+                    ..format
+                },
+            );
+            if let Frame::Array(items) = &mut f {
+                items.push(Frame::bulk_static("shm"));
+                items.push(Frame::Integer(tensor.data().len() as i64));
+            }
+            return Ok(f);
+        }
+    }
     Ok(tensor_reply(&tensor, format))
 }
 

@@ -12,12 +12,15 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Session};
 use crate::resp::{Frame, Output, Request, RequestParser};
 
 /// Read buffer size per connection; grows for large arguments.
@@ -92,6 +95,86 @@ enum Conn {
     Unix(tokio::net::UnixStream),
 }
 
+impl Conn {
+    /// Read what is available into `buf`; on a Unix socket, file descriptors that came
+    /// along are queued in `fds`. Returns the bytes read (0: closed).
+    async fn read_in(
+        &mut self,
+        buf: &mut BytesMut,
+        fds: &mut VecDeque<OwnedFd>,
+    ) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read_buf(buf).await,
+            Conn::Unix(s) => loop {
+                s.readable().await?;
+                // Zero-filled, then truncated to what arrived: safe code only. Capped so a
+                // large pending argument is not zeroed in one go.
+                let len = buf.len();
+                let want = (buf.capacity() - len).clamp(4096, 1 << 20);
+                buf.resize(len + want, 0);
+                let raw = s.as_raw_fd();
+                let r = s.try_io(Interest::READABLE, || {
+                    crate::shm::recv_with_fds(raw, &mut buf[len..], fds)
+                });
+                match r {
+                    Ok(n) => {
+                        buf.truncate(len + n);
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.truncate(len),
+                    Err(e) => {
+                        buf.truncate(len);
+                        return Err(e);
+                    }
+                }
+            },
+        }
+    }
+
+    /// Write `chunks`; on a Unix socket, `fds` travel with the first bytes (so they arrive
+    /// no later than the replies that name them).
+    async fn write_out(
+        &mut self,
+        mut chunks: Vec<Bytes>,
+        fds: Vec<OwnedFd>,
+    ) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => write_chunks(s, chunks).await,
+            Conn::Unix(s) => {
+                if !fds.is_empty() && !chunks.is_empty() {
+                    let raws: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+                    let raw = s.as_raw_fd();
+                    let n = loop {
+                        s.writable().await?;
+                        let slices: Vec<IoSlice<'_>> =
+                            chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
+                        match s.try_io(Interest::WRITABLE, || {
+                            crate::shm::send_with_fds(raw, &slices, &raws)
+                        }) {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            Err(e) => return Err(e),
+                        }
+                    };
+                    drop(fds);
+                    let mut n = n;
+                    while n > 0 && !chunks.is_empty() {
+                        if n >= chunks[0].len() {
+                            n -= chunks[0].len();
+                            chunks.remove(0);
+                        } else {
+                            let rest = chunks[0].split_off(n);
+                            chunks[0] = rest;
+                            n = 0;
+                        }
+                    }
+                }
+                write_chunks(s, chunks).await
+            }
+        }
+    }
+}
+
 async fn accept(l: &Listener) -> std::io::Result<Conn> {
     match l {
         Listener::Tcp(t) => {
@@ -136,10 +219,7 @@ fn spawn_connection(
     let stop = shutdown.subscribe();
     let done = done.clone();
     tokio::spawn(async move {
-        let r = match conn {
-            Conn::Tcp(s) => serve(&engine, s, stop).await,
-            Conn::Unix(s) => serve(&engine, s, stop).await,
-        };
+        let r = serve(&engine, conn, stop).await;
         if let Err(e) = r {
             tracing::debug!("connection ended: {e}");
         }
@@ -182,22 +262,33 @@ async fn write_chunks<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Output) -> std::io::Result<()> {
+async fn flush(
+    conn: &mut Conn,
+    out: &mut Output,
+    session: &mut Session,
+    engine: &Engine,
+) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    write_chunks(stream, out.take_chunks()).await
+    engine
+        .stats
+        .net_output_bytes
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    let fds = std::mem::take(&mut session.fds_out);
+    conn.write_out(out.take_chunks(), fds).await
 }
 
 /// Serve one connection: read, execute every complete request, write the replies.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+async fn serve(
     engine: &Arc<Engine>,
-    mut stream: S,
+    mut conn: Conn,
     mut stop: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let (limits, mut generation) = engine.limits();
     let mut parser = RequestParser::new(limits);
     let mut session = engine.new_session();
+    session.unix = matches!(conn, Conn::Unix(_));
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Output::default();
     loop {
@@ -213,13 +304,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             match parser.next(&mut buf) {
                 Ok(Some(Request::Command(args))) => {
                     tracing::trace!(cmd = %String::from_utf8_lossy(&args[0]), "command");
-                    engine
-                        .execute(&mut session, args)
-                        .resolve()
-                        .await
-                        .encode(&mut out);
+                    let reply = match engine.execute(&mut session, args) {
+                        crate::cmd::Reply::Ready(f) => f,
+                        crate::cmd::Reply::Pending(fut) => {
+                            // Waits and model runs give way to shutdown.
+                            tokio::select! {
+                                f = fut => f,
+                                _ = stop.recv() => return flush(&mut conn, &mut out, &mut session, engine).await,
+                            }
+                        }
+                    };
+                    reply.encode(&mut out);
                     if session.quit {
-                        return flush(&mut stream, &mut out).await;
+                        return flush(&mut conn, &mut out, &mut session, engine).await;
                     }
                 }
                 Ok(Some(Request::Rejected(e))) => Frame::error(&e).encode(&mut out),
@@ -227,23 +324,25 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(e) => {
                     // The stream cannot be re-synchronised: reply, then close.
                     Frame::error(&e).encode(&mut out);
-                    flush(&mut stream, &mut out).await?;
+                    flush(&mut conn, &mut out, &mut session, engine).await?;
                     return Ok(());
                 }
             }
             if out.len() >= MAX_PENDING_OUTPUT {
-                flush(&mut stream, &mut out).await?;
+                flush(&mut conn, &mut out, &mut session, engine).await?;
             }
         }
-        flush(&mut stream, &mut out).await?;
+        flush(&mut conn, &mut out, &mut session, engine).await?;
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
         tokio::select! {
-            r = stream.read_buf(&mut buf) => {
-                if r? == 0 {
+            r = conn.read_in(&mut buf, &mut session.fds_in) => {
+                let n = r?;
+                if n == 0 {
                     return Ok(());
                 }
+                engine.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
             _ = stop.recv() => return Ok(()),
         }

@@ -295,7 +295,10 @@ impl HostProcess {
             .expect("spawn host");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !dir.join("ready").exists() {
-            assert!(std::time::Instant::now() < deadline, "embedded host did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "embedded host did not start"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         HostProcess { child, dir }
@@ -318,13 +321,21 @@ impl Drop for HostProcess {
 /// a Unix socket, and copies every `to_host` a remote client puts to `host_saw`, until
 /// its stdin closes. Returns at once when not asked to host.
 pub fn embedded_host() {
-    let Ok(dir) = std::env::var("INSITU_EMBEDDED_HOST_DIR") else { return };
+    let Ok(dir) = std::env::var("INSITU_EMBEDDED_HOST_DIR") else {
+        return;
+    };
     let dir = PathBuf::from(dir);
     let mut c = insitu::Client::connect("inproc").expect("inproc");
-    c.put_tensor("from_host", &insitu::Tensor::from_vec(vec![3], vec![7i32, 8, 9]).expect("t"))
-        .expect("put");
+    c.put_tensor(
+        "from_host",
+        &insitu::Tensor::from_vec(vec![3], vec![7i32, 8, 9]).expect("t"),
+    )
+    .expect("put");
     let server = c
-        .start_server(ListenOptions { unix: Some(dir.join("s.sock")), ..Default::default() })
+        .start_server(ListenOptions {
+            unix: Some(dir.join("s.sock")),
+            ..Default::default()
+        })
         .expect("serve");
     std::fs::write(dir.join("ready"), b"1").expect("ready");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -347,7 +358,12 @@ pub fn embedded_host() {
 }
 
 /// A client in `mode` against `srv` (or the host process for "embedded").
-pub fn connect_mode(mode: &str, srv: &TestServer, host: &mut Option<HostProcess>, test_name: &str) -> insitu::Client {
+pub fn connect_mode(
+    mode: &str,
+    srv: &TestServer,
+    host: &mut Option<HostProcess>,
+    test_name: &str,
+) -> insitu::Client {
     match mode {
         "inproc" => insitu::Client::inproc(srv.engine.clone()).expect("inproc"),
         "unix" => insitu::Client::connect(&srv.unix()).expect("unix"),

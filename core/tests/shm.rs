@@ -1,0 +1,188 @@
+//! Shared-memory transfers on a Unix socket: large tensors bypass the socket, and a
+//! client killed mid-transfer leaves nothing behind.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use insitu::{Client, Tensor};
+
+fn net_bytes(srv: &TestServer) -> (u64, u64) {
+    let s = &srv.engine.stats;
+    (
+        s.net_input_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        s.net_output_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+fn big(n: usize, seed: f32) -> Tensor {
+    Tensor::from_vec(
+        vec![n / 4, 4],
+        (0..n).map(|i| i as f32 * 0.25 + seed).collect(),
+    )
+    .expect("t")
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn shm_names() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Run as a separate process (see below): put large tensors over shared memory forever.
+#[test]
+fn shm_writer() {
+    let Ok(addr) = std::env::var("INSITU_SHM_WRITER") else {
+        return;
+    };
+    let mut c = Client::connect(&addr).expect("connect");
+    assert!(c.shared_memory());
+    std::fs::write(
+        std::env::var("INSITU_SHM_WRITER_READY").expect("ready path"),
+        b"1",
+    )
+    .expect("ready");
+    for i in 0.. {
+        c.put_tensor(&format!("w{}", i % 4), &big(8 << 20, i as f32))
+            .expect("put");
+    }
+}
+
+#[test]
+fn large_tensors_bypass_the_socket_and_killed_clients_leave_nothing() {
+    let srv = TestServer::start();
+    let t = big(4 << 20, 1.0); // 16 MiB
+    let mut u = Client::connect(&srv.unix()).expect("unix");
+    assert!(
+        u.shared_memory(),
+        "unix connections use shared memory by default"
+    );
+
+    let (in0, out0) = net_bytes(&srv);
+    u.put_tensor("t", &t).expect("put");
+    let back = u.get_tensor("t").expect("get");
+    let (in1, out1) = net_bytes(&srv);
+    assert_eq!(back, t);
+    assert!(
+        in1 - in0 < 1024,
+        "the socket carried {} bytes in for a 16 MiB put",
+        in1 - in0
+    );
+    assert!(
+        out1 - out0 < 1024,
+        "the socket carried {} bytes out for a 16 MiB get",
+        out1 - out0
+    );
+
+    // The same transfer through the socket itself, for contrast: TCP, and unix with
+    // shared memory turned off.
+    let mut tcp = Client::connect(&srv.tcp()).expect("tcp");
+    assert!(!tcp.shared_memory());
+    assert_eq!(
+        tcp.get_tensor("t").expect("tcp get"),
+        t,
+        "a tensor put through shm reads back over tcp"
+    );
+    let (in2, out2) = net_bytes(&srv);
+    assert!(out2 - out1 > 16 << 20);
+    assert!(!u.set_shared_memory(false).expect("off"));
+    u.put_tensor("t2", &t).expect("put inline");
+    assert!(net_bytes(&srv).0 - in2 > 16 << 20);
+    assert!(u.set_shared_memory(true).expect("on"));
+    // Small tensors stay inline even with shared memory on.
+    let small = big(1024, 2.0);
+    u.put_tensor("small", &small).expect("put small");
+    assert_eq!(u.get_tensor("small").expect("get small"), small);
+    // A bare SHM descriptor with no segment attached is an error, and the connection goes on.
+    let e = u
+        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "4"])
+        .unwrap_err();
+    assert_eq!(
+        e.text(),
+        "ERR no shared memory segment came with the command"
+    );
+    let e = tcp
+        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "4"])
+        .unwrap_err();
+    assert_eq!(
+        e.text(),
+        "ERR shared memory transfers need a Unix socket connection"
+    );
+    assert_eq!(u.get_tensor("t2").expect("still serving"), t);
+
+    // A writer process killed while it streams 32 MiB tensors through shared memory.
+    drop(u);
+    drop(tcp);
+    std::thread::sleep(Duration::from_millis(100));
+    let fds_before = fd_count();
+    let shm_before = shm_names();
+    let ready = common::temp_dir("shmw").join("ready");
+    for _ in 0..3 {
+        let _ = std::fs::remove_file(&ready);
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "shm_writer",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("INSITU_SHM_WRITER", srv.unix())
+            .env("INSITU_SHM_WRITER_READY", &ready)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn writer");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "writer did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+    // The server drops the dead connections and every descriptor they brought.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fd_count() > fds_before {
+        assert!(
+            Instant::now() < deadline,
+            "descriptors leaked: {} > {}",
+            fd_count(),
+            fds_before
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        shm_names(),
+        shm_before,
+        "no named segment appears in /dev/shm"
+    );
+    // Whatever the writers completed is stored whole.
+    let mut c = Client::connect(&srv.unix()).expect("connect");
+    for i in 0..4 {
+        if let Ok(w) = c.get_tensor(&format!("w{i}")) {
+            let v = w.to_vec::<f32>().expect("f32");
+            let seed = v[0];
+            assert!(
+                v.iter()
+                    .enumerate()
+                    .all(|(j, &x)| x == j as f32 * 0.25 + seed),
+                "w{i} is whole"
+            );
+        }
+    }
+}
