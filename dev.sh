@@ -113,8 +113,11 @@ cmd_bench() {
     setup
     record_ort
     gen_models
-    log "cargo bench (inference vs raw ONNX Runtime)"
+    command -v redis-server >/dev/null || need_root_apt redis-server
+    log "cargo bench: inference vs raw ONNX Runtime"
     cargo bench -p insitu-benches --bench inference -- "$@"
+    log "cargo bench: coupling modes vs memory copy, redis-server and raw ONNX Runtime"
+    cargo bench -p insitu-benches --bench coupling -- "$@"
 }
 
 case "${1:-}" in

@@ -228,6 +228,9 @@ impl Engine {
     /// # Errors
     /// ONNX Runtime missing, or the model cannot be loaded.
     pub fn model_runner(&self, model: &Model) -> Result<Arc<Runner>> {
+        if let Some(r) = model.loaded_runner() {
+            return Ok(r);
+        }
         let pool = self.inference_pool()?;
         let cfg = self.config.read().models.clone();
         model.runner(&pool, &cfg)

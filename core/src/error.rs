@@ -184,8 +184,14 @@ fn classify(text: &str) -> ErrorCode {
         || msg.contains("too large")
     {
         ErrorCode::LimitExceeded
-    } else if msg.starts_with("unknown command") {
+    } else if msg.starts_with("unknown command")
+        || msg.contains("not supported")
+        || msg.starts_with("ONNX Runtime (>= 1.31) not found")
+        || msg.starts_with("GPU requested but")
+    {
         ErrorCode::Unsupported
+    } else if msg.starts_with("TIMEDOUT") || text == "TIMEDOUT" {
+        ErrorCode::Timeout
     } else if word == "ERR" {
         ErrorCode::BadInput
     } else {
@@ -234,6 +240,10 @@ mod tests {
                 ErrorCode::LimitExceeded,
             ),
             ("BUSY something", ErrorCode::Server),
+            (
+                "ERR backend TORCH is not supported by insitu: export the model to ONNX",
+                ErrorCode::Unsupported,
+            ),
         ];
         for (text, code) in cases {
             let e = Error::from_server_text(text);

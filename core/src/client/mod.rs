@@ -938,6 +938,21 @@ impl Client {
     /// Missing model or inputs, inputs that do not fit the model, `Timeout`.
     pub fn run_model(&mut self, name: &str, inputs: &[&str], outputs: &[&str]) -> Result<()> {
         let key = self.keys.model_key(name, true);
+        if let Some(engine) = self.engine() {
+            let ins: Vec<String> = inputs
+                .iter()
+                .map(|i| self.keys.tensor_key(i, true))
+                .collect();
+            let outs: Vec<String> = outputs
+                .iter()
+                .map(|o| self.keys.tensor_key(o, false))
+                .collect();
+            let ins: Vec<&[u8]> = ins.iter().map(|k| k.as_bytes()).collect();
+            let outs: Vec<&[u8]> = outs.iter().map(|k| k.as_bytes()).collect();
+            if let Some(r) = crate::cmd::run_model_inproc(engine, key.as_bytes(), &ins, &outs) {
+                return r;
+            }
+        }
         let mut c = Cmd::new("AI.MODELEXECUTE");
         c.arg(key).arg("INPUTS").arg(inputs.len());
         for i in inputs {
@@ -996,8 +1011,13 @@ impl Client {
     /// # Errors
     /// Missing model, inputs that do not fit it, `Timeout`.
     pub fn infer(&mut self, name: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let (_, outs) = self.model_io(name)?;
         let key = self.keys.model_key(name, true);
+        if let Some(engine) = self.engine() {
+            if let Some(r) = crate::cmd::infer_inproc(engine, key.as_bytes(), inputs) {
+                return r;
+            }
+        }
+        let (_, outs) = self.model_io(name)?;
         let mut c = Cmd::new("AI.DAGEXECUTE");
         c.arg("ROUTING").arg(&key);
         for (i, t) in inputs.iter().enumerate() {

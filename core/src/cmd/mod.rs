@@ -21,6 +21,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
 pub use admin::parse_size;
+pub use model::{infer_inproc, run_model_inproc};
 pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
 
 /// Longest command name we look up; longer names are unknown by definition.

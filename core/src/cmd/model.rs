@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::{arity, dag, int_arg, Reply};
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::runner::{run_direct, RunResult, StatsSink};
+use crate::model::runner::{run_checked, RunResult, StatsSink};
 use crate::model::{runtime, unsupported_backend, Device, Model, ModelSpec, ModelStats, Runner};
 use crate::resp::Frame;
 use crate::store::Value;
@@ -293,13 +293,70 @@ fn key_list<'a>(args: &'a [Bytes], kw: &str, expected: usize) -> Result<(Vec<Byt
         .get(2..2 + n)
         .ok_or_else(|| Error::bad_input(format!("Invalid argument for {what}")))?
         .to_vec();
+    check_count(kw, n, expected)?;
+    Ok((keys, &args[2 + n..]))
+}
+
+/// RedisAI's error when a command names more or fewer keys than the model has.
+fn check_count(kw: &str, n: usize, expected: usize) -> Result<()> {
     if n != expected {
         return Err(Error::new(
             ErrorCode::BadInput,
             format!("Number of keys given as {kw} here does not match model definition"),
         ));
     }
-    Ok((keys, &args[2 + n..]))
+    Ok(())
+}
+
+/// `AI.MODELEXECUTE` for an in-process caller, without building or parsing arguments:
+/// the same lookups, checks, errors and statistics. A batched model goes through its
+/// batcher (`None` is returned and the caller sends the command instead).
+pub fn run_model_inproc(
+    engine: &Engine,
+    model_key: &[u8],
+    inputs: &[&[u8]],
+    outputs: &[&[u8]],
+) -> Option<Result<()>> {
+    let model = match get_model(engine, model_key) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
+    };
+    if model.spec.batchsize > 0 {
+        return None;
+    }
+    Some((|| {
+        let runner = engine.model_runner(&model)?;
+        check_count("INPUTS", inputs.len(), runner.inputs().len())?;
+        check_count("OUTPUTS", outputs.len(), runner.outputs().len())?;
+        let ins = inputs
+            .iter()
+            .map(|k| load_tensor(engine, k))
+            .collect::<Result<Vec<_>>>()?;
+        let outs = run_inline(&runner, &model, &ins)?;
+        for (k, t) in outputs.iter().zip(outs) {
+            engine
+                .store()
+                .set(Bytes::copy_from_slice(k), Value::Tensor(t))?;
+        }
+        Ok(())
+    })())
+}
+
+/// Run a model on given tensors for an in-process caller (the `infer` path): nothing is
+/// stored. `None` for a batched model (the caller uses a DAG so requests can merge).
+pub fn infer_inproc(engine: &Engine, model_key: &[u8], inputs: &[Tensor]) -> Option<RunResult> {
+    let model = match get_model(engine, model_key) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
+    };
+    if model.spec.batchsize > 0 {
+        return None;
+    }
+    Some(
+        engine
+            .model_runner(&model)
+            .and_then(|r| run_inline(&r, &model, inputs)),
+    )
 }
 
 /// Parse `INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]` (from `args[0]`) against a runner.
@@ -330,8 +387,9 @@ pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
 /// Run a model on the calling thread (in-process clients, models without batching),
 /// with the same checks and statistics as a queued request.
 pub(super) fn run_inline(runner: &Runner, model: &Model, inputs: &[Tensor]) -> RunResult {
+    runner.check(inputs)?;
     let started = Instant::now();
-    let r = run_direct(runner, inputs);
+    let r = run_checked(runner, inputs);
     let s = &model.stats;
     s.duration_us
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -377,18 +435,19 @@ pub(super) async fn run_model(
 
 /// Load input tensors from the store.
 pub(super) fn load_tensors(engine: &Engine, keys: &[Bytes]) -> Result<Vec<Tensor>> {
-    keys.iter()
-        .map(|k| {
-            engine.store().with(k, |v| match v {
-                Some(Value::Tensor(t)) => Ok(t.clone()),
-                Some(_) => Err(Error::wrong_type()),
-                None => Err(Error::err(
-                    ErrorCode::NotFound,
-                    "tensor key is empty or in a different shard",
-                )),
-            })
-        })
-        .collect()
+    keys.iter().map(|k| load_tensor(engine, k)).collect()
+}
+
+/// The tensor under `key`.
+fn load_tensor(engine: &Engine, key: &[u8]) -> Result<Tensor> {
+    engine.store().with(key, |v| match v {
+        Some(Value::Tensor(t)) => Ok(t.clone()),
+        Some(_) => Err(Error::wrong_type()),
+        None => Err(Error::err(
+            ErrorCode::NotFound,
+            "tensor key is empty or in a different shard",
+        )),
+    })
 }
 
 /// The reply for a finished run: `TIMEDOUT` is a simple string, not an error.
@@ -411,11 +470,11 @@ fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Re
     let runner = engine.model_runner(&model)?;
     let exec = parse_exec(&args[2..], &runner)?;
     let inputs = load_tensors(engine, &exec.inputs)?;
-    runner.check(&inputs)?;
     if inline && model.spec.batchsize == 0 {
         let outs = run_inline(&runner, &model, &inputs)?;
         return Ok(Reply::Ready(store_outputs(engine, exec.outputs, outs)));
     }
+    runner.check(&inputs)?;
     let deadline = exec.timeout.map(|t| Instant::now() + t);
     let engine = engine.clone();
     Ok(Reply::Pending(Box::pin(async move {

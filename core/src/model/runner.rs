@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ort::session::Session;
+use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, TensorElementType, ValueType};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -22,7 +22,7 @@ use super::pool::InferencePool;
 use super::{onnx_check, runtime, Device, IoSpec, ModelConfig, ModelSpec, ModelStats};
 use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Element, Tensor};
 
 /// What a request gets back.
 pub type RunResult = Result<Vec<Tensor>>;
@@ -618,14 +618,21 @@ macro_rules! by_dtype {
     };
 }
 
-fn to_ort(t: &Tensor) -> Result<DynValue> {
+/// An ONNX Runtime input for `t`: a view of its bytes when they are aligned for the
+/// element type (no copy), else an aligned copy.
+fn to_ort(t: &Tensor) -> Result<SessionInputValue<'_>> {
     let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
     by_dtype!(t.dtype(), T => {
-        let data: Vec<T> = t.to_vec::<T>()?;
-        Ok(ort::value::Tensor::from_array((shape, data)).map_err(ort_err)?.into_dyn())
+        match <T as Element>::try_view(t.data()) {
+            Some(view) => Ok(ort::value::TensorRef::from_array_view((shape, view)).map_err(ort_err)?.into()),
+            None => {
+                let data: Vec<T> = t.to_vec::<T>()?;
+                Ok(ort::value::Tensor::from_array((shape, data)).map_err(ort_err)?.into_dyn().into())
+            }
+        }
     }, string => {
         let strings: Vec<String> = t.strings()?.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
-        Ok(ort::value::Tensor::from_string_array((shape, strings.as_slice())).map_err(ort_err)?.into_dyn())
+        Ok(ort::value::Tensor::from_string_array((shape, strings.as_slice())).map_err(ort_err)?.into_dyn().into())
     })
 }
 
@@ -660,9 +667,9 @@ fn run_session(
     inputs: &[Tensor],
     out_specs: &[IoSpec],
 ) -> Result<Vec<Tensor>> {
-    let mut values = Vec::with_capacity(inputs.len());
+    let mut values: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
     for (spec, t) in in_specs.iter().zip(inputs) {
-        values.push((spec.name.clone(), to_ort(t)?));
+        values.push((spec.name.as_str(), to_ort(t)?));
     }
     let outputs = session.run(values).map_err(ort_err)?;
     out_specs
@@ -685,6 +692,14 @@ fn run_session(
 /// As for a request.
 pub fn run_direct(runner: &Runner, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     runner.check(inputs)?;
+    run_checked(runner, inputs)
+}
+
+/// [`run_direct`] for inputs already checked with [`Runner::check`].
+///
+/// # Errors
+/// ONNX Runtime's.
+pub fn run_checked(runner: &Runner, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     let mut session = runner.take_session()?;
     let out = run_session(&mut session, &runner.inputs, inputs, &runner.outputs);
     runner.put_session(session);
