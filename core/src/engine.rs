@@ -116,8 +116,8 @@ pub struct Session {
     pub unix: bool,
     /// File descriptors received with the connection's bytes, in order (shared memory).
     pub fds_in: std::collections::VecDeque<std::os::fd::OwnedFd>,
-    /// File descriptors to send with the next replies, in order.
-    pub fds_out: Vec<std::os::fd::OwnedFd>,
+    /// The shared-memory arena the client attached (Unix sockets).
+    pub arena: Option<crate::shm::Arena>,
 }
 
 impl Engine {
@@ -187,7 +187,7 @@ impl Engine {
             inline_inference: false,
             unix: false,
             fds_in: Default::default(),
-            fds_out: Vec::new(),
+            arena: None,
         }
     }
 

@@ -1,24 +1,30 @@
 //! Shared-memory transfers over a Unix socket.
 //!
-//! A large tensor does not travel through the socket: its bytes are written once into an
-//! anonymous memory file (`memfd_create`), sealed against any further change, and the
-//! file descriptor is passed alongside the command (`SCM_RIGHTS`); the receiver maps it
-//! read-only and keeps the mapping as the tensor's bytes. Only a small descriptor
-//! (`... SHM <nbytes>`) goes through the socket. Such a file has no name: when both
-//! sides have closed it — including by crashing — the kernel frees it, so no segment can
-//! be left behind.
+//! Each connection may attach one *arena*: an anonymous memory file (`memfd_create`)
+//! the client creates, seals against resizing, maps, and passes to the server once
+//! (`SCM_RIGHTS`); both sides keep it mapped. A large tensor then crosses as one copy
+//! into the arena and one copy out of it — no socket transfer, and no fresh pages per
+//! transfer (allocating and zeroing new pages costs more than the copy itself). Only a
+//! small descriptor (`... SHM <nbytes>`) goes through the socket. The arena has no name:
+//! when both sides have closed it — including by crashing — the kernel frees it, so no
+//! segment can be left behind.
 //!
 //! Protocol extension (plain RESP clients never see it):
 //! - `INSITU.SHM` → `+OK` on a Unix socket connection of a server that supports it.
-//! - `AI.TENSORSET key TYPE d1..dn SHM nbytes`, with the sealed memfd attached to the
-//!   command's bytes.
+//! - `INSITU.SHM ATTACH nbytes`, with the arena's descriptor attached: use it for this
+//!   connection's transfers (replacing any earlier arena).
+//! - `AI.TENSORSET key TYPE d1..dn SHM nbytes`: the tensor's bytes are at the start of
+//!   the arena.
 //! - `AI.TENSORGET key META SHM` → like `META BLOB`, except that a tensor of at least
-//!   [`SHM_MIN`] bytes comes as `"shm", nbytes` with its sealed memfd attached to the
-//!   reply; smaller ones come as `"blob", bytes`.
+//!   [`SHM_MIN`] bytes that fits the arena is written to its start and comes as
+//!   `"shm", nbytes`; others come as `"blob", bytes`.
+//!
+//! One arena serves one request at a time, which is how a connection is used: a client
+//! copies a reply's tensor out before it sends its next command.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{IoSlice, IoSliceMut, Write};
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use bytes::Bytes;
@@ -38,58 +44,128 @@ fn shm_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::err(ErrorCode::Io, format!("shared memory: {what}: {e}"))
 }
 
-const SEALS: SealFlag = SealFlag::F_SEAL_WRITE
-    .union(SealFlag::F_SEAL_GROW)
+/// A shared arena, mapped read-write by both ends of a connection.
+pub struct Arena {
+    map: memmap2::MmapRaw,
+    fd: OwnedFd,
+}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Arena({} bytes)", self.map.len())
+    }
+}
+
+const ARENA_SEALS: SealFlag = SealFlag::F_SEAL_GROW
     .union(SealFlag::F_SEAL_SHRINK)
     .union(SealFlag::F_SEAL_SEAL);
 
-/// A sealed anonymous memory file holding `data`.
-///
-/// # Errors
-/// The kernel refuses the file (no memory, no memfd support).
-pub fn segment_from(data: &[u8]) -> Result<OwnedFd> {
-    let fd = memfd_create(
-        "insitu-tensor",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )
-    .map_err(|e| shm_err("memfd_create", e))?;
-    let mut f = File::from(fd);
-    f.write_all(data).map_err(|e| shm_err("write", e))?;
-    fcntl(&f, FcntlArg::F_ADD_SEALS(SEALS)).map_err(|e| shm_err("seal", e))?;
-    Ok(OwnedFd::from(f))
-}
+impl Arena {
+    /// Create an arena of `len` bytes (client side). Pages are allocated on first use and
+    /// then reused by every transfer.
+    ///
+    /// # Errors
+    /// The kernel refuses the file or the mapping.
+    pub fn create(len: usize) -> Result<Arena> {
+        let fd = memfd_create(
+            "insitu-arena",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| shm_err("memfd_create", e))?;
+        let f = File::from(fd);
+        f.set_len(len as u64).map_err(|e| shm_err("ftruncate", e))?;
+        fcntl(&f, FcntlArg::F_ADD_SEALS(ARENA_SEALS)).map_err(|e| shm_err("seal", e))?;
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&f)
+            .map_err(|e| shm_err("mmap", e))?;
+        Ok(Arena {
+            map,
+            fd: OwnedFd::from(f),
+        })
+    }
 
-/// Map a received segment read-only, after checking that it is sealed against writes and
-/// resizing and holds exactly `len` bytes. The mapping becomes the returned bytes.
-///
-/// # Errors
-/// An unsealed segment, a size mismatch, or a mapping failure.
-pub fn map_sealed(fd: OwnedFd, len: usize) -> Result<Bytes> {
-    let seals = fcntl(fd.as_fd(), FcntlArg::F_GET_SEALS).map_err(|_| {
-        Error::bad_input("the attached file descriptor is not a sealed memory file")
-    })?;
-    let needed = SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK;
-    if !SealFlag::from_bits_truncate(seals).contains(needed) {
-        return Err(Error::bad_input(
-            "shared memory segment must be sealed (F_SEAL_WRITE, F_SEAL_GROW, F_SEAL_SHRINK)",
-        ));
+    /// Map an arena received from a client (server side), after checking that it can
+    /// neither shrink nor grow (a shrunk mapping would fault on access) and holds
+    /// exactly `len` bytes.
+    ///
+    /// # Errors
+    /// An unsealed or wrongly sized file, or a mapping failure.
+    pub fn attach(fd: OwnedFd, len: usize) -> Result<Arena> {
+        let seals = fcntl(fd.as_fd(), FcntlArg::F_GET_SEALS).map_err(|_| {
+            Error::bad_input("the attached file descriptor is not a sealed memory file")
+        })?;
+        let needed = SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK;
+        if !SealFlag::from_bits_truncate(seals).contains(needed) {
+            return Err(Error::bad_input(
+                "a shared memory arena must be sealed against resizing (F_SEAL_GROW, F_SEAL_SHRINK)",
+            ));
+        }
+        let f = File::from(fd);
+        let size = f.metadata().map_err(|e| shm_err("fstat", e))?.len();
+        if size != len as u64 || len == 0 {
+            return Err(Error::bad_input("the arena's size does not match ATTACH"));
+        }
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&f)
+            .map_err(|e| shm_err("mmap", e))?;
+        Ok(Arena {
+            map,
+            fd: OwnedFd::from(f),
+        })
     }
-    let file = File::from(fd);
-    let size = file.metadata().map_err(|e| shm_err("fstat", e))?.len();
-    if size != len as u64 {
-        return Err(Error::bad_input(
-            "data length does not match tensor shape and type",
-        ));
+
+    /// The arena's size in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
     }
-    if len == 0 {
-        return Ok(Bytes::new());
+
+    /// Whether the arena has no bytes (never: sizes are checked).
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
     }
-    // Safety: the segment is sealed against writes and size changes (checked above), so
-    // the mapped bytes can never change or vanish while mapped, which is what `Mmap`
-    // requires.
-    let map = unsafe { memmap2::MmapOptions::new().len(len).populate().map(&file) }
-        .map_err(|e| shm_err("mmap", e))?;
-    Ok(Bytes::from_owner(map))
+
+    /// The descriptor to pass to the server.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Copy `data` to the start of the arena.
+    ///
+    /// # Errors
+    /// When `data` does not fit.
+    pub fn write(&self, data: &[u8]) -> Result<()> {
+        if data.len() > self.len() {
+            return Err(Error::limit("tensor larger than the shared memory arena"));
+        }
+        // Safety: the mapping is `len` bytes and cannot shrink (sealed), and `data` fits.
+        // The peer only touches the arena while we wait for its reply.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr(), data.len());
+        }
+        Ok(())
+    }
+
+    /// Copy the first `len` bytes of the arena out.
+    ///
+    /// # Errors
+    /// When `len` exceeds the arena.
+    pub fn read(&self, len: usize) -> Result<Bytes> {
+        if len > self.len() {
+            return Err(Error::bad_input(
+                "SHM length exceeds the shared memory arena",
+            ));
+        }
+        let mut v = Vec::with_capacity(len);
+        // Safety: as in `write`; `v` has capacity `len` and every byte is written before
+        // `set_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr(), v.as_mut_ptr(), len);
+            v.set_len(len);
+        }
+        Ok(Bytes::from(v))
+    }
 }
 
 /// Send `bufs` on a Unix socket with `fds` attached; returns the bytes written.
@@ -143,37 +219,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segments_round_trip_and_must_be_sealed() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let fd = segment_from(&data).unwrap();
-        let b = map_sealed(fd, data.len()).unwrap();
-        assert_eq!(b.as_ref(), &data[..]);
-        let fd = segment_from(&data).unwrap();
+    fn arenas_carry_bytes_both_ways_and_must_be_sealed() {
+        let a = Arena::create(1 << 20).unwrap();
+        let dup = a.fd().try_clone().unwrap();
+        let b = Arena::attach(dup, 1 << 20).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        a.write(&data).unwrap();
+        assert_eq!(b.read(data.len()).unwrap().as_ref(), &data[..]);
+        b.write(b"reply").unwrap();
+        assert_eq!(a.read(5).unwrap().as_ref(), b"reply");
+        assert!(a.write(&vec![0u8; 2 << 20]).is_err());
+        assert!(b.read((1 << 20) + 1).is_err());
+        let dup = a.fd().try_clone().unwrap();
         assert_eq!(
-            map_sealed(fd, 5).unwrap_err().text(),
-            "ERR data length does not match tensor shape and type"
+            Arena::attach(dup, 4096).unwrap_err().text(),
+            "ERR the arena's size does not match ATTACH"
         );
         let unsealed = memfd_create("x", MFdFlags::MFD_CLOEXEC).unwrap();
         assert_eq!(
-            map_sealed(unsealed, 0).unwrap_err().text(),
-            "ERR shared memory segment must be sealed (F_SEAL_WRITE, F_SEAL_GROW, F_SEAL_SHRINK)"
+            Arena::attach(unsealed, 1).unwrap_err().text(),
+            "ERR a shared memory arena must be sealed against resizing (F_SEAL_GROW, F_SEAL_SHRINK)"
         );
-        let not_memfd = File::open("/dev/null").unwrap();
-        assert!(map_sealed(OwnedFd::from(not_memfd), 0).is_err());
     }
 
     #[test]
     fn descriptors_travel_with_the_bytes() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let seg = segment_from(b"hello").unwrap();
-        let n = send_with_fds(raw(&a), &[IoSlice::new(b"cmd")], &[raw(&seg)]).unwrap();
+        let arena = Arena::create(4096).unwrap();
+        arena.write(b"hello").unwrap();
+        let n = send_with_fds(raw(&a), &[IoSlice::new(b"cmd")], &[raw(arena.fd())]).unwrap();
         assert_eq!(n, 3);
         let mut buf = [0u8; 16];
         let mut fds = VecDeque::new();
         let n = recv_with_fds(raw(&b), &mut buf, &mut fds).unwrap();
         assert_eq!(&buf[..n], b"cmd");
         assert_eq!(fds.len(), 1);
-        let got = map_sealed(fds.pop_front().unwrap(), 5).unwrap();
-        assert_eq!(got.as_ref(), b"hello");
+        let got = Arena::attach(fds.pop_front().unwrap(), 4096).unwrap();
+        assert_eq!(got.read(5).unwrap().as_ref(), b"hello");
     }
 }

@@ -106,14 +106,14 @@ fn large_tensors_bypass_the_socket_and_killed_clients_leave_nothing() {
     let small = big(1024, 2.0);
     u.put_tensor("small", &small).expect("put small");
     assert_eq!(u.get_tensor("small").expect("get small"), small);
-    // A bare SHM descriptor with no segment attached is an error, and the connection goes on.
+    // Descriptors that do not fit the arena, or an ATTACH without one, are errors, and
+    // the connection goes on.
     let e = u
-        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "4"])
+        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "100000000"])
         .unwrap_err();
-    assert_eq!(
-        e.text(),
-        "ERR no shared memory segment came with the command"
-    );
+    assert_eq!(e.text(), "ERR SHM length exceeds the shared memory arena");
+    let e = u.command(&["INSITU.SHM", "ATTACH", "4096"]).unwrap_err();
+    assert_eq!(e.text(), "ERR no shared memory arena came with the command");
     let e = tcp
         .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "4"])
         .unwrap_err();

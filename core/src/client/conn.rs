@@ -5,7 +5,6 @@
 //! written to a socket without a copy (vectored write) or handed to an in-process engine
 //! as is. Replies are [`Frame`]s whose bulk payloads are slices of the read buffer.
 
-use std::collections::VecDeque;
 use std::io::{IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -112,11 +111,14 @@ pub(crate) struct Remote {
     stream: Stream,
     rbuf: BytesMut,
     out: Output,
-    /// File descriptors received with replies (shared memory), in order.
-    fds_in: VecDeque<OwnedFd>,
     /// Whether the server takes shared-memory transfers on this connection.
     pub(crate) shm: bool,
+    /// The arena shared with the server (attached when shared memory is on).
+    arena: Option<crate::shm::Arena>,
 }
+
+/// The arena's size when shared memory is turned on; it grows to fit larger tensors.
+const ARENA_DEFAULT: usize = 64 << 20;
 
 fn io_err(context: &str, e: std::io::Error) -> Error {
     Error::err(ErrorCode::Io, format!("{context}: {e}"))
@@ -143,8 +145,8 @@ impl Remote {
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
             out: Output::default(),
-            fds_in: VecDeque::new(),
             shm: false,
+            arena: None,
         })
     }
 
@@ -205,6 +207,20 @@ impl Remote {
         Ok(())
     }
 
+    /// Create an arena of `size` bytes and hand it to the server for this connection.
+    fn attach_arena(&mut self, size: usize) -> Result<()> {
+        let arena = crate::shm::Arena::create(size)?;
+        let fd = arena.fd().try_clone().map_err(|e| io_err("dup", e))?;
+        self.write(&[Cmd::new("INSITU.SHM").with("ATTACH").with(size)], &[fd])?;
+        match self.read()? {
+            Frame::Error(e) => Err(Error::from_server_text(e)),
+            _ => {
+                self.arena = Some(arena);
+                Ok(())
+            }
+        }
+    }
+
     fn read(&mut self) -> Result<Frame> {
         loop {
             if let Some(f) = decode_reply(&mut self.rbuf)? {
@@ -215,14 +231,7 @@ impl Remote {
             let len = self.rbuf.len();
             let want = (64 * 1024).max(len);
             self.rbuf.resize(len + want, 0);
-            let r = match &mut self.stream {
-                Stream::Unix(u) => crate::shm::recv_with_fds(
-                    u.as_raw_fd(),
-                    &mut self.rbuf[len..],
-                    &mut self.fds_in,
-                ),
-                s => s.io().read(&mut self.rbuf[len..]),
-            };
+            let r = self.stream.io().read(&mut self.rbuf[len..]);
             let n = match r {
                 Ok(n) => n,
                 Err(e) => {
@@ -299,14 +308,6 @@ impl Conn {
         }
     }
 
-    /// The next file descriptor that came with a reply.
-    pub(crate) fn take_fd(&mut self) -> Option<OwnedFd> {
-        match self {
-            Conn::Remote(r) => r.fds_in.pop_front(),
-            Conn::Inproc(_) => None,
-        }
-    }
-
     /// Whether large tensors go through shared memory on this connection.
     pub(crate) fn shm(&self) -> bool {
         matches!(self, Conn::Remote(r) if r.shm)
@@ -320,9 +321,54 @@ impl Conn {
         r.shm = false;
         if on && matches!(r.stream, Stream::Unix(_)) {
             r.write(&[Cmd::new("INSITU.SHM")], &[])?;
-            r.shm = matches!(r.read()?, Frame::Simple(_));
+            if matches!(r.read()?, Frame::Simple(_)) {
+                let size = r.arena.as_ref().map_or(ARENA_DEFAULT, |a| a.len());
+                r.attach_arena(size)?;
+                r.shm = true;
+            }
         }
         Ok(r.shm)
+    }
+
+    /// Put `data` at the start of the shared arena, growing it to fit.
+    pub(crate) fn shm_write(&mut self, data: &[u8]) -> Result<()> {
+        let Conn::Remote(r) = self else {
+            return Err(Error::err(
+                ErrorCode::Internal,
+                "no shared memory in process",
+            ));
+        };
+        if r.arena.as_ref().is_none_or(|a| a.len() < data.len()) {
+            r.attach_arena(data.len().next_power_of_two().max(ARENA_DEFAULT))?;
+        }
+        match &r.arena {
+            Some(a) => a.write(data),
+            None => Err(Error::err(ErrorCode::Internal, "no shared memory arena")),
+        }
+    }
+
+    /// Copy `len` bytes out of the start of the shared arena.
+    pub(crate) fn shm_read(&mut self, len: usize) -> Result<Bytes> {
+        match self {
+            Conn::Remote(r) => match &r.arena {
+                Some(a) => a.read(len),
+                None => Err(Error::err(ErrorCode::Protocol, "no shared memory arena")),
+            },
+            Conn::Inproc(_) => Err(Error::err(
+                ErrorCode::Internal,
+                "no shared memory in process",
+            )),
+        }
+    }
+
+    /// Make sure the arena can hold `len` bytes (so the next transfer of that size uses it).
+    pub(crate) fn shm_reserve(&mut self, len: usize) -> Result<()> {
+        if let Conn::Remote(r) = self {
+            if r.shm && r.arena.as_ref().is_none_or(|a| a.len() < len) {
+                r.attach_arena(len.next_power_of_two().max(ARENA_DEFAULT))?;
+            }
+        }
+        Ok(())
     }
 
     /// Run commands in one round trip; error replies stay in the result, in place.

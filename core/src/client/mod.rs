@@ -349,14 +349,14 @@ impl Client {
     pub fn put_tensor(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
         let key = self.keys.tensor_key(name, false);
         if self.con.shm() && tensor.data().len() >= crate::shm::SHM_MIN {
-            let fd = crate::shm::segment_from(tensor.data())?;
+            self.con.shm_write(tensor.data())?;
             let mut c = Cmd::new("AI.TENSORSET");
             c.arg(&key).arg(tensor.dtype().name());
             for d in tensor.shape() {
                 c.arg(*d);
             }
             c.arg("SHM").arg(tensor.data().len());
-            return self.con.call_with_fds(c, &[fd]).map(|_| ());
+            return self.call(c).map(|_| ());
         }
         self.call(tensorset(&key, tensor)).map(|_| ())
     }
@@ -374,14 +374,13 @@ impl Client {
         if items.len() == 6 && matches!(&items[4], Frame::Bulk(b) if b.as_ref() == b"shm") {
             let len = usize::try_from(int(&items[5], "AI.TENSORGET")?)
                 .map_err(|_| Error::err(ErrorCode::Protocol, "negative shm length"))?;
-            let fd = self.con.take_fd().ok_or_else(|| {
-                Error::err(
-                    ErrorCode::Protocol,
-                    "the shared memory segment did not arrive",
-                )
-            })?;
             items[4] = Frame::bulk_static("blob");
-            items[5] = Frame::Bulk(crate::shm::map_sealed(fd, len)?);
+            items[5] = Frame::Bulk(self.con.shm_read(len)?);
+        } else if let Some(Frame::Bulk(b)) = items.get(5) {
+            // Too large for the arena: grow it so the next transfer of this size uses it.
+            if b.len() >= crate::shm::SHM_MIN {
+                self.con.shm_reserve(b.len())?;
+            }
         }
         decode_tensor(Frame::Array(items))
     }

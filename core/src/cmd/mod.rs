@@ -149,16 +149,7 @@ fn dispatch_data(
         b"LINDEX" => keys::lindex(s, args),
         b"AI.TENSORSET" => tensor::tensorset(engine, session, args),
         b"AI.TENSORGET" => tensor::tensorget(s, session, args),
-        b"INSITU.SHM" => {
-            arity(args, 1, 1)?;
-            if session.unix {
-                Ok(Frame::ok())
-            } else {
-                Err(Error::bad_input(
-                    "shared memory transfers need a Unix socket connection",
-                ))
-            }
-        }
+        b"INSITU.SHM" => tensor::shm(session, args),
         _ => Err(unknown_command(args)),
     }
 }

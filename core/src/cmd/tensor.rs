@@ -115,8 +115,41 @@ fn encode_values(dtype: DType, values: &[Bytes]) -> Result<Bytes> {
     Ok(Bytes::from(out))
 }
 
-/// `... SHM nbytes` at the end of a TENSORSET: the bytes are in the memfd that came with
-/// the command. Returns the arguments with `BLOB <mapped bytes>` in its place, so the
+fn need_unix(session: &Session) -> Result<()> {
+    if session.unix {
+        Ok(())
+    } else {
+        Err(Error::bad_input(
+            "shared memory transfers need a Unix socket connection",
+        ))
+    }
+}
+
+/// `INSITU.SHM` (capability check) and `INSITU.SHM ATTACH nbytes` (with the arena's
+/// descriptor attached).
+pub(super) fn shm(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 3)?;
+    need_unix(session)?;
+    match args.get(1) {
+        None => Ok(Frame::ok()),
+        Some(a) if a.eq_ignore_ascii_case(b"ATTACH") && args.len() == 3 => {
+            let len = std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+                .ok_or_else(|| Error::bad_input("invalid arena size"))?;
+            let fd = session
+                .fds_in
+                .pop_front()
+                .ok_or_else(|| Error::bad_input("no shared memory arena came with the command"))?;
+            session.arena = Some(crate::shm::Arena::attach(fd, len)?);
+            Ok(Frame::ok())
+        }
+        Some(_) => Err(Error::syntax()),
+    }
+}
+
+/// `... SHM nbytes` at the end of a TENSORSET: the bytes are at the start of the
+/// connection's arena. Returns the arguments with `BLOB <bytes>` in its place, so the
 /// ordinary parser validates them.
 fn resolve_shm(
     args: &[Bytes],
@@ -127,26 +160,22 @@ fn resolve_shm(
     if n < 6 || !args[n - 2].eq_ignore_ascii_case(b"SHM") {
         return Ok(None);
     }
-    if !session.unix {
-        return Err(Error::bad_input(
-            "shared memory transfers need a Unix socket connection",
-        ));
-    }
+    need_unix(session)?;
     let len = std::str::from_utf8(&args[n - 1])
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
         .ok_or_else(|| Error::bad_input("invalid SHM length"))?;
-    let fd = session
-        .fds_in
-        .pop_front()
-        .ok_or_else(|| Error::bad_input("no shared memory segment came with the command"))?;
     if len > limits.max_tensor_bytes {
         return Err(Error::limit(format!(
             "tensor of {len} bytes exceeds the limit of {} bytes",
             limits.max_tensor_bytes
         )));
     }
-    let data = crate::shm::map_sealed(fd, len)?;
+    let arena = session
+        .arena
+        .as_ref()
+        .ok_or_else(|| Error::bad_input("no shared memory arena is attached to this connection"))?;
+    let data = arena.read(len)?;
     let mut out = args[..n - 2].to_vec();
     out.push(Bytes::from_static(b"BLOB"));
     out.push(data);
@@ -307,15 +336,11 @@ pub(super) fn tensorget(store: &Store, session: &mut Session, args: &[Bytes]) ->
     })?;
     let format = TensorFormat::parse(&args[2..])?;
     if format.shm {
-        if !session.unix {
-            return Err(Error::bad_input(
-                "shared memory transfers need a Unix socket connection",
-            ));
-        }
-        if format.meta && tensor.data().len() >= crate::shm::SHM_MIN {
-            session
-                .fds_out
-                .push(crate::shm::segment_from(tensor.data())?);
+        need_unix(session)?;
+        let n = tensor.data().len();
+        let arena = session.arena.as_ref().filter(|a| n <= a.len());
+        if let (true, true, Some(arena)) = (format.meta, n >= crate::shm::SHM_MIN, arena) {
+            arena.write(tensor.data())?;
             let mut f = tensor_reply(
                 &tensor,
                 TensorFormat {
@@ -325,7 +350,7 @@ pub(super) fn tensorget(store: &Store, session: &mut Session, args: &[Bytes]) ->
             );
             if let Frame::Array(items) = &mut f {
                 items.push(Frame::bulk_static("shm"));
-                items.push(Frame::Integer(tensor.data().len() as i64));
+                items.push(Frame::Integer(n as i64));
             }
             return Ok(f);
         }

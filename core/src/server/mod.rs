@@ -13,14 +13,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::engine::{Engine, Session};
+use crate::engine::Engine;
 use crate::resp::{Frame, Output, Request, RequestParser};
 
 /// Read buffer size per connection; grows for large arguments.
@@ -131,46 +131,11 @@ impl Conn {
         }
     }
 
-    /// Write `chunks`; on a Unix socket, `fds` travel with the first bytes (so they arrive
-    /// no later than the replies that name them).
-    async fn write_out(
-        &mut self,
-        mut chunks: Vec<Bytes>,
-        fds: Vec<OwnedFd>,
-    ) -> std::io::Result<()> {
+    /// Write `chunks`.
+    async fn write_out(&mut self, chunks: Vec<Bytes>) -> std::io::Result<()> {
         match self {
             Conn::Tcp(s) => write_chunks(s, chunks).await,
-            Conn::Unix(s) => {
-                if !fds.is_empty() && !chunks.is_empty() {
-                    let raws: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-                    let raw = s.as_raw_fd();
-                    let n = loop {
-                        s.writable().await?;
-                        let slices: Vec<IoSlice<'_>> =
-                            chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
-                        match s.try_io(Interest::WRITABLE, || {
-                            crate::shm::send_with_fds(raw, &slices, &raws)
-                        }) {
-                            Ok(n) => break n,
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                            Err(e) => return Err(e),
-                        }
-                    };
-                    drop(fds);
-                    let mut n = n;
-                    while n > 0 && !chunks.is_empty() {
-                        if n >= chunks[0].len() {
-                            n -= chunks[0].len();
-                            chunks.remove(0);
-                        } else {
-                            let rest = chunks[0].split_off(n);
-                            chunks[0] = rest;
-                            n = 0;
-                        }
-                    }
-                }
-                write_chunks(s, chunks).await
-            }
+            Conn::Unix(s) => write_chunks(s, chunks).await,
         }
     }
 }
@@ -262,12 +227,7 @@ async fn write_chunks<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn flush(
-    conn: &mut Conn,
-    out: &mut Output,
-    session: &mut Session,
-    engine: &Engine,
-) -> std::io::Result<()> {
+async fn flush(conn: &mut Conn, out: &mut Output, engine: &Engine) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
@@ -275,8 +235,7 @@ async fn flush(
         .stats
         .net_output_bytes
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    let fds = std::mem::take(&mut session.fds_out);
-    conn.write_out(out.take_chunks(), fds).await
+    conn.write_out(out.take_chunks()).await
 }
 
 /// Serve one connection: read, execute every complete request, write the replies.
@@ -310,13 +269,13 @@ async fn serve(
                             // Waits and model runs give way to shutdown.
                             tokio::select! {
                                 f = fut => f,
-                                _ = stop.recv() => return flush(&mut conn, &mut out, &mut session, engine).await,
+                                _ = stop.recv() => return flush(&mut conn, &mut out, engine).await,
                             }
                         }
                     };
                     reply.encode(&mut out);
                     if session.quit {
-                        return flush(&mut conn, &mut out, &mut session, engine).await;
+                        return flush(&mut conn, &mut out, engine).await;
                     }
                 }
                 Ok(Some(Request::Rejected(e))) => Frame::error(&e).encode(&mut out),
@@ -324,15 +283,15 @@ async fn serve(
                 Err(e) => {
                     // The stream cannot be re-synchronised: reply, then close.
                     Frame::error(&e).encode(&mut out);
-                    flush(&mut conn, &mut out, &mut session, engine).await?;
+                    flush(&mut conn, &mut out, engine).await?;
                     return Ok(());
                 }
             }
             if out.len() >= MAX_PENDING_OUTPUT {
-                flush(&mut conn, &mut out, &mut session, engine).await?;
+                flush(&mut conn, &mut out, engine).await?;
             }
         }
-        flush(&mut conn, &mut out, &mut session, engine).await?;
+        flush(&mut conn, &mut out, engine).await?;
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
