@@ -180,6 +180,31 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::set`] for a borrowed key: when the key exists its stored copy is kept, so
+    /// replacing a value allocates nothing for the key.
+    ///
+    /// # Errors
+    /// `OOM` when the memory limit would be exceeded; the old value is then kept.
+    pub fn set_borrowed(&self, key: &[u8], value: Value) -> Result<()> {
+        let shard = self.shard(key);
+        {
+            let mut map = shard.map.write();
+            let add = entry_cost(key, &value);
+            match map.get_mut(key) {
+                Some(slot) => {
+                    self.charge(add, entry_cost(key, slot))?;
+                    *slot = value;
+                }
+                None => {
+                    self.charge(add, 0)?;
+                    map.insert(Bytes::copy_from_slice(key), value);
+                }
+            }
+        }
+        self.wrote(shard);
+        Ok(())
+    }
+
     /// A clone of the value under `key` (cheap: tensors and strings share their bytes).
     pub fn get(&self, key: &[u8]) -> Option<Value> {
         self.shard(key).map.read().get(key).cloned()

@@ -180,11 +180,15 @@ impl<T: Element> AsRef<[u8]> for VecOwner<T> {
     }
 }
 
+/// A shape; up to four dims without a heap allocation (cloning a tensor is then free of
+/// allocations, which matters on the in-process inference path).
+pub type Shape = smallvec::SmallVec<[usize; 4]>;
+
 /// A tensor: dtype, shape, and its row-major little-endian bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Tensor {
     dtype: DType,
-    shape: Vec<usize>,
+    shape: Shape,
     data: Bytes,
 }
 
@@ -265,7 +269,11 @@ impl Tensor {
         if dtype == DType::Bool && data.iter().any(|&c| c > 1) {
             return Err(Error::bad_input("BOOL tensor elements must be 0 or 1"));
         }
-        Ok(Tensor { dtype, shape, data })
+        Ok(Tensor {
+            dtype,
+            shape: Shape::from_slice(&shape),
+            data,
+        })
     }
 
     /// A zero-filled tensor (`AI.TENSORSET` without BLOB or VALUES). For `STRING` every
@@ -275,7 +283,7 @@ impl Tensor {
         let n = bytes.unwrap_or(count);
         Ok(Tensor {
             dtype,
-            shape,
+            shape: Shape::from_slice(&shape),
             data: Bytes::from(vec![0u8; n]),
         })
     }
@@ -285,18 +293,26 @@ impl Tensor {
     /// # Errors
     /// When `shape`'s element count differs from `data.len()`, or a limit is exceeded.
     pub fn from_vec<T: Element>(shape: Vec<usize>, data: Vec<T>) -> Result<Tensor> {
+        Tensor::with_shape(&shape, data)
+    }
+
+    /// [`Tensor::from_vec`] with the shape given as a slice (no allocation for it).
+    ///
+    /// # Errors
+    /// As [`Tensor::from_vec`].
+    pub fn with_shape<T: Element>(shape: &[usize], data: Vec<T>) -> Result<Tensor> {
         let limits = Limits {
             max_tensor_bytes: usize::MAX,
             max_dims: usize::MAX,
             ..Limits::default()
         };
-        let (count, _) = checked_len(T::DTYPE, &shape, &limits)?;
+        let (count, _) = checked_len(T::DTYPE, shape, &limits)?;
         if count != data.len() {
             return Err(len_mismatch());
         }
         Ok(Tensor {
             dtype: T::DTYPE,
-            shape,
+            shape: Shape::from_slice(shape),
             data: Bytes::from_owner(VecOwner(data)),
         })
     }
@@ -309,7 +325,7 @@ impl Tensor {
         S: Data<Elem = T>,
         D: Dimension,
     {
-        let shape = a.shape().to_vec();
+        let shape = Shape::from_slice(a.shape());
         let data: Vec<T> = match a.as_slice() {
             Some(s) => s.to_vec(),
             None => a.iter().copied().collect(),
@@ -371,7 +387,7 @@ impl Tensor {
 
     /// Split into dtype, shape and bytes.
     pub fn into_parts(self) -> (DType, Vec<usize>, Bytes) {
-        (self.dtype, self.shape, self.data)
+        (self.dtype, self.shape.to_vec(), self.data)
     }
 
     fn check_dtype<T: Element>(&self) -> Result<()> {

@@ -93,6 +93,16 @@ impl KeyPrefixes {
         }
     }
 
+    /// [`KeyPrefixes::tensor_key`] without an allocation when no prefix applies.
+    pub fn tensor_key_cow<'a>(&self, name: &'a str, on_get: bool) -> std::borrow::Cow<'a, str> {
+        let p = if on_get { &self.get } else { &self.put };
+        if !self.tensors || p.is_empty() {
+            std::borrow::Cow::Borrowed(name)
+        } else {
+            std::borrow::Cow::Owned(format!("{p}.{name}"))
+        }
+    }
+
     /// The key of tensor `name` for reading (`on_get`) or writing.
     pub fn tensor_key(&self, name: &str, on_get: bool) -> String {
         if self.tensors {
@@ -118,6 +128,16 @@ impl KeyPrefixes {
             format!("{}{name}", self.prefix(on_get))
         } else {
             name.to_string()
+        }
+    }
+
+    /// [`KeyPrefixes::model_key`] without an allocation when no prefix applies.
+    pub fn model_key_cow<'a>(&self, name: &'a str, on_get: bool) -> std::borrow::Cow<'a, str> {
+        let p = if on_get { &self.get } else { &self.put };
+        if !self.models || p.is_empty() {
+            std::borrow::Cow::Borrowed(name)
+        } else {
+            std::borrow::Cow::Owned(format!("{p}.{name}"))
         }
     }
 

@@ -176,6 +176,14 @@ fn decode_pairs(v: Frame) -> Result<Vec<(Bytes, Bytes)>> {
     Ok(out)
 }
 
+/// A key as bytes, borrowed when it was.
+fn cow_bytes(c: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, [u8]> {
+    match c {
+        std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.as_bytes()),
+        std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.into_bytes()),
+    }
+}
+
 /// The `AI.TENSORSET` command for a tensor (its bytes shared, not copied).
 fn tensorset(key: &str, t: &Tensor) -> Cmd {
     let mut c = Cmd::new("AI.TENSORSET");
@@ -936,22 +944,23 @@ impl Client {
     /// # Errors
     /// Missing model or inputs, inputs that do not fit the model, `Timeout`.
     pub fn run_model(&mut self, name: &str, inputs: &[&str], outputs: &[&str]) -> Result<()> {
-        let key = self.keys.model_key(name, true);
         if let Some(engine) = self.engine() {
-            let ins: Vec<String> = inputs
-                .iter()
-                .map(|i| self.keys.tensor_key(i, true))
-                .collect();
-            let outs: Vec<String> = outputs
-                .iter()
-                .map(|o| self.keys.tensor_key(o, false))
-                .collect();
-            let ins: Vec<&[u8]> = ins.iter().map(|k| k.as_bytes()).collect();
-            let outs: Vec<&[u8]> = outs.iter().map(|k| k.as_bytes()).collect();
-            if let Some(r) = crate::cmd::run_model_inproc(engine, key.as_bytes(), &ins, &outs) {
+            let k = &self.keys;
+            let mut keys: Vec<std::borrow::Cow<'_, [u8]>> =
+                Vec::with_capacity(inputs.len() + outputs.len());
+            keys.extend(inputs.iter().map(|i| cow_bytes(k.tensor_key_cow(i, true))));
+            keys.extend(
+                outputs
+                    .iter()
+                    .map(|o| cow_bytes(k.tensor_key_cow(o, false))),
+            );
+            let (ins, outs) = keys.split_at(inputs.len());
+            let model = k.model_key_cow(name, true);
+            if let Some(r) = crate::cmd::run_model_inproc(engine, model.as_bytes(), ins, outs) {
                 return r;
             }
         }
+        let key = self.keys.model_key(name, true);
         let mut c = Cmd::new("AI.MODELEXECUTE");
         c.arg(key).arg("INPUTS").arg(inputs.len());
         for i in inputs {

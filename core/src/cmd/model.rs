@@ -311,11 +311,11 @@ fn check_count(kw: &str, n: usize, expected: usize) -> Result<()> {
 /// `AI.MODELEXECUTE` for an in-process caller, without building or parsing arguments:
 /// the same lookups, checks, errors and statistics. A batched model goes through its
 /// batcher (`None` is returned and the caller sends the command instead).
-pub fn run_model_inproc(
+pub fn run_model_inproc<K: AsRef<[u8]>>(
     engine: &Engine,
     model_key: &[u8],
-    inputs: &[&[u8]],
-    outputs: &[&[u8]],
+    inputs: &[K],
+    outputs: &[K],
 ) -> Option<Result<()>> {
     let model = match get_model(engine, model_key) {
         Ok(m) => m,
@@ -330,13 +330,11 @@ pub fn run_model_inproc(
         check_count("OUTPUTS", outputs.len(), runner.outputs().len())?;
         let ins = inputs
             .iter()
-            .map(|k| load_tensor(engine, k))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|k| load_tensor(engine, k.as_ref()))
+            .collect::<Result<smallvec::SmallVec<[Tensor; 4]>>>()?;
         let outs = run_inline(&runner, &model, &ins)?;
         for (k, t) in outputs.iter().zip(outs) {
-            engine
-                .store()
-                .set(Bytes::copy_from_slice(k), Value::Tensor(t))?;
+            engine.store().set_borrowed(k.as_ref(), Value::Tensor(t))?;
         }
         Ok(())
     })())

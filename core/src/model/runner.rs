@@ -621,18 +621,18 @@ macro_rules! by_dtype {
 /// An ONNX Runtime input for `t`: a view of its bytes when they are aligned for the
 /// element type (no copy), else an aligned copy.
 fn to_ort(t: &Tensor) -> Result<SessionInputValue<'_>> {
-    let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
     by_dtype!(t.dtype(), T => {
         match <T as Element>::try_view(t.data()) {
-            Some(view) => Ok(ort::value::TensorRef::from_array_view((shape, view)).map_err(ort_err)?.into()),
+            Some(view) => Ok(ort::value::TensorRef::from_array_view((dims, view)).map_err(ort_err)?.into()),
             None => {
                 let data: Vec<T> = t.to_vec::<T>()?;
-                Ok(ort::value::Tensor::from_array((shape, data)).map_err(ort_err)?.into_dyn().into())
+                Ok(ort::value::Tensor::from_array((dims, data)).map_err(ort_err)?.into_dyn().into())
             }
         }
     }, string => {
         let strings: Vec<String> = t.strings()?.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
-        Ok(ort::value::Tensor::from_string_array((shape, strings.as_slice())).map_err(ort_err)?.into_dyn().into())
+        Ok(ort::value::Tensor::from_string_array((dims, strings.as_slice())).map_err(ort_err)?.into_dyn().into())
     })
 }
 
@@ -651,8 +651,8 @@ fn from_ort(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
     })?;
     by_dtype!(dtype, T => {
         let (shape, data) = v.try_extract_tensor::<T>().map_err(ort_err)?;
-        let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-        Tensor::from_vec(shape, data.to_vec())
+        let shape: crate::tensor::Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+        Tensor::with_shape(&shape, data.to_vec())
     }, string => {
         let (shape, data) = v.try_extract_strings().map_err(ort_err)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
