@@ -251,8 +251,14 @@ impl Tensor {
     /// # Errors
     /// `ERR data length does not match tensor shape and type` and the limit errors of
     /// [`checked_len`].
-    pub fn new(dtype: DType, shape: Vec<usize>, data: Bytes, limits: &Limits) -> Result<Tensor> {
-        let (count, bytes) = checked_len(dtype, &shape, limits)?;
+    pub fn new(
+        dtype: DType,
+        shape: impl AsRef<[usize]>,
+        data: Bytes,
+        limits: &Limits,
+    ) -> Result<Tensor> {
+        let shape = shape.as_ref();
+        let (count, bytes) = checked_len(dtype, shape, limits)?;
         match bytes {
             Some(b) if b != data.len() => return Err(len_mismatch()),
             Some(_) => {}
@@ -271,7 +277,7 @@ impl Tensor {
         }
         Ok(Tensor {
             dtype,
-            shape: Shape::from_slice(&shape),
+            shape: Shape::from_slice(shape),
             data,
         })
     }

@@ -621,18 +621,18 @@ macro_rules! by_dtype {
 /// An ONNX Runtime input for `t`: a view of its bytes when they are aligned for the
 /// element type (no copy), else an aligned copy.
 fn to_ort(t: &Tensor) -> Result<SessionInputValue<'_>> {
-    let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    let dims = || -> Vec<i64> { t.shape().iter().map(|&d| d as i64).collect() };
     by_dtype!(t.dtype(), T => {
         match <T as Element>::try_view(t.data()) {
-            Some(view) => Ok(ort::value::TensorRef::from_array_view((dims, view)).map_err(ort_err)?.into()),
+            Some(view) => Ok(ort::value::TensorRef::from_array_view((t.shape(), view)).map_err(ort_err)?.into()),
             None => {
                 let data: Vec<T> = t.to_vec::<T>()?;
-                Ok(ort::value::Tensor::from_array((dims, data)).map_err(ort_err)?.into_dyn().into())
+                Ok(ort::value::Tensor::from_array((dims(), data)).map_err(ort_err)?.into_dyn().into())
             }
         }
     }, string => {
         let strings: Vec<String> = t.strings()?.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
-        Ok(ort::value::Tensor::from_string_array((dims, strings.as_slice())).map_err(ort_err)?.into_dyn().into())
+        Ok(ort::value::Tensor::from_string_array((dims(), strings.as_slice())).map_err(ort_err)?.into_dyn().into())
     })
 }
 
@@ -652,7 +652,9 @@ fn from_ort(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
     by_dtype!(dtype, T => {
         let (shape, data) = v.try_extract_tensor::<T>().map_err(ort_err)?;
         let shape: crate::tensor::Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
-        Tensor::with_shape(&shape, data.to_vec())
+        // One copy out of ONNX Runtime's buffer, into a plain byte vector (no extra owner).
+        let bytes = Bytes::from(<T as Element>::as_bytes(data).to_vec());
+        Tensor::new(dtype, &shape, bytes, &unlimited())
     }, string => {
         let (shape, data) = v.try_extract_strings().map_err(ort_err)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
@@ -667,11 +669,13 @@ fn run_session(
     inputs: &[Tensor],
     out_specs: &[IoSpec],
 ) -> Result<Vec<Tensor>> {
-    let mut values: Vec<(&str, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
-    for (spec, t) in in_specs.iter().zip(inputs) {
-        values.push((spec.name.as_str(), to_ort(t)?));
-    }
-    let outputs = session.run(values).map_err(ort_err)?;
+    // Inputs are positional, in the model's order (checked against `in_specs`).
+    debug_assert_eq!(in_specs.len(), inputs.len());
+    let values = inputs
+        .iter()
+        .map(to_ort)
+        .collect::<Result<smallvec::SmallVec<[SessionInputValue<'_>; 4]>>>()?;
+    let outputs = session.run(&values[..]).map_err(ort_err)?;
     out_specs
         .iter()
         .map(|spec| {
