@@ -147,6 +147,25 @@ impl Arena {
         Ok(())
     }
 
+    /// The first `len` bytes of the arena as shared bytes, without a copy. The arena must
+    /// not be written while the returned bytes (or any clone of them) live: a client
+    /// checks [`std::sync::Arc::strong_count`] before each transfer and attaches a fresh
+    /// arena instead when views are still held.
+    ///
+    /// # Errors
+    /// When `len` exceeds the arena.
+    pub fn view(self: &std::sync::Arc<Self>, len: usize) -> Result<Bytes> {
+        if len > self.len() {
+            return Err(Error::bad_input(
+                "SHM length exceeds the shared memory arena",
+            ));
+        }
+        Ok(Bytes::from_owner(ArenaView {
+            arena: self.clone(),
+            len,
+        }))
+    }
+
     /// Copy the first `len` bytes of the arena out.
     ///
     /// # Errors
@@ -165,6 +184,21 @@ impl Arena {
             v.set_len(len);
         }
         Ok(Bytes::from(v))
+    }
+}
+
+/// Bytes at the start of an arena, kept mapped while they live.
+struct ArenaView {
+    arena: std::sync::Arc<Arena>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for ArenaView {
+    fn as_ref(&self) -> &[u8] {
+        // Safety: the mapping is at least `len` bytes (checked in `view`), cannot shrink
+        // (sealed) and stays mapped while `self.arena` lives; by protocol nothing writes
+        // the arena while a view of it exists (the client switches arenas instead).
+        unsafe { std::slice::from_raw_parts(self.arena.map.as_ptr(), self.len) }
     }
 }
 

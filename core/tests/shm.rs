@@ -186,3 +186,32 @@ fn large_tensors_bypass_the_socket_and_killed_clients_leave_nothing() {
         }
     }
 }
+
+#[test]
+fn tensors_read_through_shared_memory_stay_intact_while_held() {
+    let srv = TestServer::start();
+    let mut u = Client::connect(&srv.unix()).expect("unix");
+    assert!(u.shared_memory());
+    let a = big(1 << 20, 1.0);
+    let b = big(1 << 20, 2.0);
+    u.put_tensor("a", &a).expect("put a");
+    u.put_tensor("b", &b).expect("put b");
+    // Hold the first result while more transfers go through the connection.
+    let got_a = u.get_tensor("a").expect("get a");
+    let got_b = u.get_tensor("b").expect("get b");
+    u.put_tensor("c", &big(1 << 20, 3.0)).expect("put c");
+    let got_c = u.get_tensor("c").expect("get c");
+    assert_eq!(
+        got_a, a,
+        "an earlier result is not overwritten by later transfers"
+    );
+    assert_eq!(got_b, b);
+    assert_eq!(got_c, big(1 << 20, 3.0));
+    // Dropped results let the arena be reused.
+    drop((got_a, got_b, got_c));
+    for i in 0..5 {
+        let t = big(1 << 20, i as f32);
+        u.put_tensor("r", &t).expect("put");
+        assert_eq!(u.get_tensor("r").expect("get"), t);
+    }
+}

@@ -114,7 +114,7 @@ pub(crate) struct Remote {
     /// Whether the server takes shared-memory transfers on this connection.
     pub(crate) shm: bool,
     /// The arena shared with the server (attached when shared memory is on).
-    arena: Option<crate::shm::Arena>,
+    arena: Option<Arc<crate::shm::Arena>>,
 }
 
 /// The arena's size when shared memory is turned on; it grows to fit larger tensors.
@@ -215,7 +215,7 @@ impl Remote {
         match self.read()? {
             Frame::Error(e) => Err(Error::from_server_text(e)),
             _ => {
-                self.arena = Some(arena);
+                self.arena = Some(Arc::new(arena));
                 Ok(())
             }
         }
@@ -330,28 +330,46 @@ impl Conn {
         Ok(r.shm)
     }
 
-    /// Put `data` at the start of the shared arena, growing it to fit.
-    pub(crate) fn shm_write(&mut self, data: &[u8]) -> Result<()> {
+    /// The arena, made ready for the next transfer of `len` bytes: big enough, and not
+    /// viewed by any tensor still alive (else a fresh one is attached; the old one lives
+    /// on with its views).
+    fn ready_arena(&mut self, len: usize) -> Result<Arc<crate::shm::Arena>> {
         let Conn::Remote(r) = self else {
             return Err(Error::err(
                 ErrorCode::Internal,
                 "no shared memory in process",
             ));
         };
-        if r.arena.as_ref().is_none_or(|a| a.len() < data.len()) {
-            r.attach_arena(data.len().next_power_of_two().max(ARENA_DEFAULT))?;
-        }
-        match &r.arena {
-            Some(a) => a.write(data),
-            None => Err(Error::err(ErrorCode::Internal, "no shared memory arena")),
-        }
+        let size = match &r.arena {
+            Some(a) if a.len() >= len && Arc::strong_count(a) == 1 => return Ok(a.clone()),
+            Some(a) => a.len().max(len.next_power_of_two()),
+            None => ARENA_DEFAULT.max(len.next_power_of_two()),
+        };
+        r.attach_arena(size)?;
+        r.arena
+            .clone()
+            .ok_or_else(|| Error::err(ErrorCode::Internal, "no shared memory arena"))
     }
 
-    /// Copy `len` bytes out of the start of the shared arena.
+    /// Put `data` at the start of the shared arena.
+    pub(crate) fn shm_write(&mut self, data: &[u8]) -> Result<()> {
+        self.ready_arena(data.len())?.write(data)
+    }
+
+    /// Make the arena ready for a reply of up to `len` bytes (before a shared-memory get).
+    pub(crate) fn shm_prepare_read(&mut self) -> Result<()> {
+        let len = match self {
+            Conn::Remote(r) => r.arena.as_ref().map_or(0, |a| a.len()),
+            Conn::Inproc(_) => return Ok(()),
+        };
+        self.ready_arena(len).map(|_| ())
+    }
+
+    /// The first `len` bytes of the arena, shared (not copied) until the next transfer.
     pub(crate) fn shm_read(&mut self, len: usize) -> Result<Bytes> {
         match self {
             Conn::Remote(r) => match &r.arena {
-                Some(a) => a.read(len),
+                Some(a) => a.view(len),
                 None => Err(Error::err(ErrorCode::Protocol, "no shared memory arena")),
             },
             Conn::Inproc(_) => Err(Error::err(
@@ -365,7 +383,8 @@ impl Conn {
     pub(crate) fn shm_reserve(&mut self, len: usize) -> Result<()> {
         if let Conn::Remote(r) = self {
             if r.shm && r.arena.as_ref().is_none_or(|a| a.len() < len) {
-                r.attach_arena(len.next_power_of_two().max(ARENA_DEFAULT))?;
+                let size = len.next_power_of_two().max(ARENA_DEFAULT);
+                r.attach_arena(size)?;
             }
         }
         Ok(())

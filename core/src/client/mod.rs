@@ -375,6 +375,8 @@ impl Client {
                 self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?,
             );
         }
+        // The reply may be written into the arena: no tensor may still view it.
+        self.con.shm_prepare_read()?;
         let mut items = array(
             self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("SHM"))?,
             "AI.TENSORGET",
