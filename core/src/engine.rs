@@ -88,6 +88,7 @@ pub struct Engine {
     bgsave_in_progress: AtomicBool,
     last_bgsave_ok: AtomicBool,
     pool: Mutex<Option<Arc<InferencePool>>>,
+    txn: RwLock<()>,
 }
 
 /// Seconds since the Unix epoch.
@@ -118,6 +119,10 @@ pub struct Session {
     pub fds_in: std::collections::VecDeque<std::os::fd::OwnedFd>,
     /// The shared-memory arena the client attached (Unix sockets).
     pub arena: Option<crate::shm::Arena>,
+    /// Commands queued since `MULTI`.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command was refused while queueing: `EXEC` will abort.
+    pub multi_failed: bool,
 }
 
 impl Engine {
@@ -135,6 +140,7 @@ impl Engine {
             bgsave_in_progress: AtomicBool::new(false),
             last_bgsave_ok: AtomicBool::new(true),
             pool: Mutex::new(None),
+            txn: RwLock::new(()),
         }
     }
 
@@ -188,6 +194,8 @@ impl Engine {
             unix: false,
             fds_in: Default::default(),
             arena: None,
+            multi: None,
+            multi_failed: false,
         }
     }
 
@@ -199,6 +207,11 @@ impl Engine {
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
         crate::cmd::execute(self, session, args)
+    }
+
+    /// Data commands hold this shared; `EXEC` holds it exclusively.
+    pub fn transaction_lock(&self) -> &RwLock<()> {
+        &self.txn
     }
 
     /// The inference threads, started on first use.

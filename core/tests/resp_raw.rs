@@ -607,3 +607,53 @@ fn info_modules_lists_redisai_sections_in_order() {
     };
     assert!(!String::from_utf8_lossy(&default).contains("# ai_versions"));
 }
+
+#[test]
+fn multi_exec_discard_behave_like_redis() {
+    let srv = TestServer::start();
+    let mut r = srv.raw();
+    assert_eq!(r.cmd(&[b"EXEC"]), err("ERR EXEC without MULTI"));
+    assert_eq!(r.cmd(&[b"DISCARD"]), err("ERR DISCARD without MULTI"));
+    assert_eq!(r.cmd(&[b"MULTI"]), ok());
+    assert_eq!(r.cmd(&[b"MULTI"]), err("ERR MULTI calls can not be nested"));
+    assert_eq!(r.cmd(&[b"SET", b"a", b"1"]), Frame::simple("QUEUED"));
+    assert_eq!(
+        r.cmd(&[b"RPUSH", b"l", b"x", b"y"]),
+        Frame::simple("QUEUED")
+    );
+    assert_eq!(r.cmd(&[b"LPUSH", b"a", b"z"]), Frame::simple("QUEUED"));
+    assert_eq!(r.cmd(&[b"GET", b"a"]), Frame::simple("QUEUED"));
+    assert_eq!(r.cmd(&[b"EXISTS", b"a"]), Frame::simple("QUEUED"));
+    // Another client sees nothing until EXEC.
+    let mut other = srv.raw();
+    assert_eq!(other.cmd(&[b"EXISTS", b"a"]), Frame::Integer(0));
+    assert_eq!(
+        r.cmd(&[b"EXEC"]),
+        Frame::Array(vec![
+            ok(),
+            Frame::Integer(2),
+            err("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            bulk(b"1"),
+            Frame::Integer(1),
+        ])
+    );
+    assert_eq!(other.cmd(&[b"GET", b"a"]), bulk(b"1"));
+    // DISCARD drops the queue.
+    assert_eq!(r.cmd(&[b"MULTI"]), ok());
+    assert_eq!(r.cmd(&[b"SET", b"b", b"2"]), Frame::simple("QUEUED"));
+    assert_eq!(r.cmd(&[b"DISCARD"]), ok());
+    assert_eq!(r.cmd(&[b"EXISTS", b"b"]), Frame::Integer(0));
+    // RedisAI commands cannot be part of a transaction; EXEC then aborts.
+    assert_eq!(r.cmd(&[b"MULTI"]), ok());
+    assert_eq!(r.cmd(&[b"SET", b"c", b"3"]), Frame::simple("QUEUED"));
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORSET", b"t", b"FLOAT", b"1"]),
+        err("ERR Cannot run RedisAI command within a transaction or a LUA script")
+    );
+    assert_eq!(
+        r.cmd(&[b"EXEC"]),
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(r.cmd(&[b"EXISTS", b"c", b"t"]), Frame::Integer(0));
+    still_serving(&mut r);
+}

@@ -77,13 +77,78 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
             "NOAUTH Authentication required.",
         ));
     }
+    match name {
+        b"MULTI" => return multi(session, args).map(Reply::Ready),
+        b"EXEC" => return exec(engine, session, args).map(Reply::Ready),
+        b"DISCARD" => return discard(session, args).map(Reply::Ready),
+        _ => {}
+    }
+    if let Some(queued) = session.multi.as_mut() {
+        // Inside MULTI: queue, as Redis does. Commands that wait or run models cannot be
+        // part of a transaction (RedisAI refused them too).
+        if name.starts_with(b"AI.") || name.starts_with(b"INSITU.") {
+            session.multi_failed = true;
+            return Err(Error::bad_input(
+                "Cannot run RedisAI command within a transaction or a LUA script",
+            ));
+        }
+        if name == b"WATCH" {
+            return Err(Error::bad_input("WATCH inside MULTI is not allowed"));
+        }
+        queued.push(args.to_vec());
+        return Ok(Reply::Ready(Frame::simple("QUEUED")));
+    }
     if let Some(r) = model::dispatch(engine, session, name, args) {
         return r;
     }
     if name == b"INSITU.WAIT" {
         return wait::wait(engine, args);
     }
+    // Data commands share the transaction lock; EXEC holds it exclusively, so the
+    // commands of a transaction run with no other data command in between.
+    let _shared = engine.transaction_lock().read();
     dispatch_data(engine, session, name, args).map(Reply::Ready)
+}
+
+fn multi(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    if session.multi.is_some() {
+        return Err(Error::bad_input("MULTI calls can not be nested"));
+    }
+    session.multi = Some(Vec::new());
+    session.multi_failed = false;
+    Ok(Frame::ok())
+}
+
+fn discard(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    if session.multi.take().is_none() {
+        return Err(Error::bad_input("DISCARD without MULTI"));
+    }
+    Ok(Frame::ok())
+}
+
+fn exec(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    let Some(queued) = session.multi.take() else {
+        return Err(Error::bad_input("EXEC without MULTI"));
+    };
+    if std::mem::take(&mut session.multi_failed) {
+        return Err(Error::new(
+            ErrorCode::BadInput,
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    let _exclusive = engine.transaction_lock().write();
+    let mut replies = Vec::with_capacity(queued.len());
+    for args in queued {
+        let name = args[0].to_ascii_uppercase();
+        replies.push(match dispatch_data(engine, session, &name, &args) {
+            Ok(f) => f,
+            Err(e) => Frame::error(&e),
+        });
+    }
+    Ok(Frame::Array(replies))
 }
 
 fn dispatch_data(
