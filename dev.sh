@@ -114,6 +114,8 @@ cmd_bench() {
     record_ort
     gen_models
     command -v redis-server >/dev/null || need_root_apt redis-server
+    cargo build --release -p insitu-server
+    export INSITU_BIN="$(target_dir)/release/insitu"
     log "cargo bench: inference vs raw ONNX Runtime"
     cargo bench -p insitu-benches --bench inference -- "$@"
     log "cargo bench: coupling modes vs memory copy, redis-server and raw ONNX Runtime"

@@ -10,14 +10,10 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use insitu::model::runtime;
-use insitu::server::{EmbeddedServer, ListenOptions};
-use insitu::{Client, Engine, EngineConfig, ModelOptions, Tensor};
-use insitu_benches::{report, Samples};
-use ort::session::Session;
+use insitu::{Client, ModelOptions, Tensor};
+use insitu_benches::{raw_session, report, BenchServer, Samples};
 use ort::value::TensorRef;
 
 struct RedisServer(Child, u16);
@@ -65,20 +61,8 @@ impl Drop for RedisServer {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let models = std::env::var("INSITU_TEST_MODELS").ok().map(PathBuf::from);
-    let dir = std::env::temp_dir().join(format!("insitu-bench-c-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let engine = Arc::new(Engine::new(EngineConfig::default()));
-    let server = EmbeddedServer::start(
-        engine.clone(),
-        ListenOptions {
-            tcp: Some("127.0.0.1:0".parse().expect("addr")),
-            unix: Some(dir.join("s.sock")),
-            unix_mode: None,
-        },
-    )
-    .expect("server");
-    let tcp = format!("127.0.0.1:{}", server.tcp_addr().expect("tcp").port());
-    let unix = format!("unix://{}", dir.join("s.sock").display());
+    let srv = BenchServer::start("coupling");
+    let (engine, tcp, unix) = (srv.engine.clone(), srv.tcp.clone(), srv.unix.clone());
     let mut modes: Vec<(&str, Client)> = vec![
         ("inproc", Client::inproc(engine.clone()).expect("inproc")),
         ("unix", Client::connect(&unix).expect("unix")),
@@ -165,29 +149,22 @@ fn main() {
 
     if let Some(models) = models {
         let blob = std::fs::read(models.join("mlp.onnx")).expect("mlp.onnx");
-        let rt = runtime::runtime().expect("ONNX Runtime");
+
         let iters = if quick { 500 } else { 5000 };
         let data: Vec<f32> = (0..16).map(|i| i as f32 * 0.05 - 0.4).collect();
         let x = Tensor::from_vec(vec![1, 16], data.clone()).expect("x");
-        let mut session = Session::builder(&rt.env)
-            .expect("builder")
-            .with_intra_threads(1)
-            .expect("intra")
-            .with_inter_threads(1)
-            .expect("inter")
-            .commit_from_memory(&blob)
-            .expect("session");
+        let mut session = raw_session(&blob);
         let raw = Samples::measure("raw ONNX Runtime (ort), batch 1", iters / 10, iters, || {
             let input = TensorRef::from_array_view(([1usize, 16], &*data)).expect("input");
             let out = session.run(ort::inputs!["x" => input]).expect("run");
             let (_, y) = out["y"].try_extract_tensor::<f32>().expect("y");
             std::hint::black_box(y.to_vec());
         });
-        modes[0]
-            .1
-            .set_model("mlp", &blob, &ModelOptions::default())
-            .expect("set_model");
-        modes[0].1.put_tensor("x", &x).expect("put x");
+        for (_, c) in modes.iter_mut() {
+            c.set_model("mlp", &blob, &ModelOptions::default())
+                .expect("set_model");
+            c.put_tensor("x", &x).expect("put x");
+        }
         let mut rows = Vec::new();
         for (mode, c) in modes.iter_mut() {
             rows.push(Samples::measure(
@@ -217,6 +194,5 @@ fn main() {
         println!("  {v}");
     }
     drop(modes);
-    server.stop().expect("stop");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(srv);
 }

@@ -12,10 +12,8 @@ use std::sync::Arc;
 use insitu::model::pool::InferencePool;
 use insitu::model::runner::{run_direct, Runner};
 use insitu::model::{runtime, Device, ModelConfig, ModelSpec};
-use insitu::server::{EmbeddedServer, ListenOptions};
-use insitu::{Client, Engine, EngineConfig, ModelOptions, Tensor};
-use insitu_benches::{report, Samples};
-use ort::session::Session;
+use insitu::{Client, ModelOptions, Tensor};
+use insitu_benches::{raw_session, report, BenchServer, Samples};
 use ort::value::TensorRef;
 
 fn main() {
@@ -29,20 +27,8 @@ fn main() {
     let rt = runtime::runtime().expect("ONNX Runtime");
     println!("ONNX Runtime {} from {}", rt.version, rt.path.display());
 
-    let sock_dir = std::env::temp_dir().join(format!("insitu-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&sock_dir).expect("dir");
-    let engine = Arc::new(Engine::new(EngineConfig::default()));
-    let server = EmbeddedServer::start(
-        engine.clone(),
-        ListenOptions {
-            tcp: Some("127.0.0.1:0".parse().expect("addr")),
-            unix: Some(sock_dir.join("s.sock")),
-            unix_mode: None,
-        },
-    )
-    .expect("server");
-    let tcp = format!("127.0.0.1:{}", server.tcp_addr().expect("tcp").port());
-    let unix = format!("unix://{}", sock_dir.join("s.sock").display());
+    let srv = BenchServer::start("inference");
+    let (tcp, unix) = (srv.tcp.clone(), srv.unix.clone());
     let mut c_unix = Client::connect(&unix).expect("unix client");
     let mut c_tcp = Client::connect(&tcp).expect("tcp client");
     c_unix
@@ -73,14 +59,7 @@ fn main() {
             .collect();
         let x = Tensor::from_vec(vec![batch, 16], data.clone()).expect("x");
 
-        let mut session = Session::builder(&rt.env)
-            .expect("builder")
-            .with_intra_threads(1)
-            .expect("intra")
-            .with_inter_threads(1)
-            .expect("inter")
-            .commit_from_memory(&blob)
-            .expect("session");
+        let mut session = raw_session(&blob);
         let raw = Samples::measure(
             format!("raw ONNX Runtime (ort), batch {batch}"),
             iters / 10,
@@ -134,6 +113,5 @@ fn main() {
     }
     drop(c_unix);
     drop(c_tcp);
-    server.stop().expect("stop");
-    let _ = std::fs::remove_dir_all(&sock_dir);
+    drop(srv);
 }

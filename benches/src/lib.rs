@@ -60,3 +60,121 @@ pub fn report(title: &str, baseline: &Samples, rows: &[&Samples]) {
         );
     }
 }
+
+/// The server the socket rows measure: the `insitu` binary as its own process when
+/// `INSITU_BIN` names it (as in production, and like the redis-server it is compared
+/// with), else a server embedded in this process.
+pub struct BenchServer {
+    /// An engine in this process (for in-process clients).
+    pub engine: std::sync::Arc<insitu::Engine>,
+    /// `127.0.0.1:port`.
+    pub tcp: String,
+    /// `unix:///...`.
+    pub unix: String,
+    embedded: Option<insitu::server::EmbeddedServer>,
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl BenchServer {
+    /// Start it.
+    ///
+    /// # Panics
+    /// When it cannot start (a benchmark has nothing to measure then).
+    pub fn start(tag: &str) -> BenchServer {
+        let dir = std::env::temp_dir().join(format!("insitu-bench-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let sock = dir.join("s.sock");
+        let engine = std::sync::Arc::new(insitu::Engine::new(insitu::EngineConfig::default()));
+        let unix = format!("unix://{}", sock.display());
+        if let Some(bin) =
+            std::env::var_os("INSITU_BIN").filter(|b| std::path::Path::new(b).exists())
+        {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let child = std::process::Command::new(&bin)
+                .args([
+                    "serve",
+                    "--port",
+                    &port.to_string(),
+                    "--log",
+                    "warn",
+                    "--unixsocket",
+                ])
+                .arg(&sock)
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn insitu");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !sock.exists() {
+                assert!(std::time::Instant::now() < deadline, "insitu did not start");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            println!(
+                "server: {} (separate process)",
+                std::path::Path::new(&bin).display()
+            );
+            return BenchServer {
+                engine,
+                tcp: format!("127.0.0.1:{port}"),
+                unix,
+                embedded: None,
+                child: Some(child),
+                dir,
+            };
+        }
+        let server = insitu::server::EmbeddedServer::start(
+            engine.clone(),
+            insitu::server::ListenOptions {
+                tcp: Some("127.0.0.1:0".parse().expect("addr")),
+                unix: Some(sock),
+                unix_mode: None,
+            },
+        )
+        .expect("server");
+        let tcp = format!("127.0.0.1:{}", server.tcp_addr().expect("tcp").port());
+        println!("server: embedded in this process (set INSITU_BIN to measure the binary)");
+        BenchServer {
+            engine,
+            tcp,
+            unix,
+            embedded: Some(server),
+            child: None,
+            dir,
+        }
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.embedded.take() {
+            let _ = s.stop();
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw ONNX Runtime session with the settings insitu uses (1 intra, 1 inter thread).
+///
+/// # Panics
+/// When ONNX Runtime cannot load the model.
+pub fn raw_session(model: &[u8]) -> ort::session::Session {
+    let rt = insitu::model::runtime::runtime().expect("ONNX Runtime");
+    ort::session::Session::builder(&rt.env)
+        .expect("builder")
+        .with_intra_threads(1)
+        .expect("intra")
+        .with_inter_threads(1)
+        .expect("inter")
+        .commit_from_memory(model)
+        .expect("session")
+}

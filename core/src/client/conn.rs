@@ -5,7 +5,7 @@
 //! written to a socket without a copy (vectored write) or handed to an in-process engine
 //! as is. Replies are [`Frame`]s whose bulk payloads are slices of the read buffer.
 
-use std::io::{IoSlice, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -165,44 +165,19 @@ impl Remote {
                 ));
             };
             let raws: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-            let slices: Vec<IoSlice<'_>> =
-                chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
-            let mut n = crate::shm::send_with_fds(u.as_raw_fd(), &slices, &raws)
+            let slices = crate::resp::io_slices(&chunks);
+            let n = crate::shm::send_with_fds(u.as_raw_fd(), &slices, &raws)
                 .map_err(|e| io_err("write", e))?;
-            while n > 0 && first < chunks.len() {
-                let len = chunks[first].len();
-                if n >= len {
-                    n -= len;
-                    first += 1;
-                } else {
-                    let rest = chunks[first].split_off(n);
-                    chunks[first] = rest;
-                    n = 0;
-                }
-            }
+            crate::resp::advance_chunks(&mut chunks, &mut first, n);
         }
         let io = self.stream.io();
         while first < chunks.len() {
-            let slices: Vec<IoSlice<'_>> = chunks[first..]
-                .iter()
-                .take(64)
-                .map(|c| IoSlice::new(c))
-                .collect();
-            let mut n = io.write_vectored(&slices).map_err(|e| io_err("write", e))?;
+            let slices = crate::resp::io_slices(&chunks[first..]);
+            let n = io.write_vectored(&slices).map_err(|e| io_err("write", e))?;
             if n == 0 {
                 return Err(io_err("write", std::io::ErrorKind::WriteZero.into()));
             }
-            while n > 0 && first < chunks.len() {
-                let len = chunks[first].len();
-                if n >= len {
-                    n -= len;
-                    first += 1;
-                } else {
-                    let rest = chunks[first].split_off(n);
-                    chunks[first] = rest;
-                    n = 0;
-                }
-            }
+            crate::resp::advance_chunks(&mut chunks, &mut first, n);
         }
         Ok(())
     }

@@ -218,6 +218,31 @@ impl Output {
     }
 }
 
+/// After a vectored write of `n` bytes starting at `chunks[*first]`, move `*first` past
+/// the chunks written completely and trim the one written in part.
+pub fn advance_chunks(chunks: &mut [Bytes], first: &mut usize, mut n: usize) {
+    while n > 0 && *first < chunks.len() {
+        let len = chunks[*first].len();
+        if n >= len {
+            n -= len;
+            *first += 1;
+        } else {
+            let rest = chunks[*first].split_off(n);
+            chunks[*first] = rest;
+            n = 0;
+        }
+    }
+}
+
+/// Up to 64 slices of `chunks` for one vectored write.
+pub fn io_slices(chunks: &[Bytes]) -> Vec<std::io::IoSlice<'_>> {
+    chunks
+        .iter()
+        .take(64)
+        .map(|c| std::io::IoSlice::new(c))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

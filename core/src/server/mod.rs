@@ -7,7 +7,6 @@
 //! already read, flushes its replies and closes, and `run` returns once all are gone.
 
 use std::future::Future;
-use std::io::IoSlice;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -203,26 +202,12 @@ async fn write_chunks<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut first = 0;
     while first < chunks.len() {
-        let slices: Vec<IoSlice<'_>> = chunks[first..]
-            .iter()
-            .take(64)
-            .map(|c| IoSlice::new(c))
-            .collect();
-        let mut n = stream.write_vectored(&slices).await?;
+        let slices = crate::resp::io_slices(&chunks[first..]);
+        let n = stream.write_vectored(&slices).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while n > 0 && first < chunks.len() {
-            let len = chunks[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                let rest = chunks[first].split_off(n);
-                chunks[first] = rest;
-                n = 0;
-            }
-        }
+        crate::resp::advance_chunks(&mut chunks, &mut first, n);
     }
     Ok(())
 }
