@@ -75,6 +75,11 @@ impl Arena {
         let f = File::from(fd);
         f.set_len(len as u64).map_err(|e| shm_err("ftruncate", e))?;
         fcntl(&f, FcntlArg::F_ADD_SEALS(ARENA_SEALS)).map_err(|e| shm_err("seal", e))?;
+        Arena::map(f, len)
+    }
+
+    /// Map `len` bytes of `f` shared and read-write.
+    fn map(f: File, len: usize) -> Result<Arena> {
         let map = memmap2::MmapOptions::new()
             .len(len)
             .map_raw(&f)
@@ -106,14 +111,7 @@ impl Arena {
         if size != len as u64 || len == 0 {
             return Err(Error::bad_input("the arena's size does not match ATTACH"));
         }
-        let map = memmap2::MmapOptions::new()
-            .len(len)
-            .map_raw(&f)
-            .map_err(|e| shm_err("mmap", e))?;
-        Ok(Arena {
-            map,
-            fd: OwnedFd::from(f),
-        })
+        Arena::map(f, len)
     }
 
     /// The arena's size in bytes.

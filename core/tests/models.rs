@@ -315,16 +315,7 @@ fn model_command_errors_match_redisai() {
         (&[b"AI.DAGEXECUTE_RO", b"PERSIST", b"1", b"a", b"|>", b"AI.TENSORGET", b"a"], "ERR PERSIST cannot be specified in a read-only DAG"),
         (&[b"AI.DAGEXECUTE", b"LOAD", b"1", b"missing", b"|>", b"AI.TENSORGET", b"missing"], "ERR tensor key is empty or in a different shard"),
     ];
-    for (args, want) in cases {
-        assert_eq!(
-            r.cmd(args),
-            err(want),
-            "{:?}",
-            args.iter()
-                .map(|a| String::from_utf8_lossy(a))
-                .collect::<Vec<_>>()
-        );
-    }
+    common::assert_errors(&mut r, cases);
     assert_eq!(
         r.cmd(&[b"AI.CONFIG", b"GET", b"MODEL_CHUNK_SIZE"]),
         Frame::Integer(511 << 20)
@@ -478,16 +469,7 @@ fn model_command_errors_match_redisai() {
             "ERR tensor key is empty or in a different shard",
         ),
     ];
-    for (args, want) in exec {
-        assert_eq!(
-            r.cmd(args),
-            err(want),
-            "{:?}",
-            args.iter()
-                .map(|a| String::from_utf8_lossy(a))
-                .collect::<Vec<_>>()
-        );
-    }
+    common::assert_errors(&mut r, exec);
     assert_eq!(
         r.cmd(&[
             b"AI.MODELEXECUTE",

@@ -131,16 +131,7 @@ fn tensor_argument_errors_have_redisai_text() {
         (&[b"AI.TENSORGET", b"missing", b"META"], "ERR tensor key is empty or in a different shard"),
         (&[b"AI.TENSORGET"], "ERR wrong number of arguments for 'AI.TENSORGET' command"),
     ];
-    for (args, want) in cases {
-        assert_eq!(
-            r.cmd(args),
-            err(want),
-            "{:?}",
-            args.iter()
-                .map(|a| String::from_utf8_lossy(a))
-                .collect::<Vec<_>>()
-        );
-    }
+    common::assert_errors(&mut r, cases);
     assert_eq!(
         r.cmd(&[b"DBSIZE"]),
         Frame::Integer(0),

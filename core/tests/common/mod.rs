@@ -153,6 +153,20 @@ impl Raw {
     }
 }
 
+/// Send each command and assert its exact error reply.
+pub fn assert_errors(r: &mut Raw, cases: &[(&[&[u8]], &str)]) {
+    for (args, want) in cases {
+        assert_eq!(
+            r.cmd(args),
+            err(want),
+            "{:?}",
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
 pub fn err(text: &str) -> Frame {
     Frame::Error(text.to_string())
 }
