@@ -37,6 +37,10 @@ pub struct EngineConfig {
     pub port: u16,
     /// Model execution settings.
     pub models: ModelConfig,
+    /// Present this server as a one-node Redis Cluster owning every slot, for clients in
+    /// cluster mode (SmartRedis' default when `SR_DB_TYPE` is unset). The address is what
+    /// `CLUSTER SLOTS` announces.
+    pub cluster: Option<(String, u16)>,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +54,7 @@ impl Default for EngineConfig {
             dbfilename: "insitu.snapshot".into(),
             port: 0,
             models: ModelConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Engine {
     last_bgsave_ok: AtomicBool,
     pool: Mutex<Option<Arc<InferencePool>>>,
     txn: RwLock<()>,
+    /// This node's cluster id: 40 hex digits, random per start.
+    node_id: String,
 }
 
 /// Seconds since the Unix epoch.
@@ -141,6 +148,17 @@ impl Engine {
             last_bgsave_ok: AtomicBool::new(true),
             pool: Mutex::new(None),
             txn: RwLock::new(()),
+            node_id: {
+                use std::hash::{BuildHasher, Hasher};
+                (0..3)
+                    .map(|i| {
+                        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                        h.write_u64(i);
+                        format!("{:016x}", h.finish())
+                    })
+                    .collect::<String>()[..40]
+                    .to_string()
+            },
         }
     }
 
@@ -207,6 +225,11 @@ impl Engine {
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
         crate::cmd::execute(self, session, args)
+    }
+
+    /// This node's cluster id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Data commands hold this shared; `EXEC` holds it exclusively.

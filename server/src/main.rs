@@ -89,6 +89,13 @@ struct ServeArgs {
     /// Directory models may read external data files from (default: refused).
     #[arg(long)]
     model_external_data_dir: Option<PathBuf>,
+    /// Present this server as a one-node Redis Cluster owning all slots, for clients in
+    /// cluster mode (SmartRedis' default when SR_DB_TYPE is unset).
+    #[arg(long)]
+    cluster_enabled: bool,
+    /// The IP that CLUSTER SLOTS announces (default: --bind, or 127.0.0.1 for 0.0.0.0).
+    #[arg(long)]
+    cluster_announce_ip: Option<String>,
     /// Log filter (tracing's env-filter syntax), e.g. info or insitu=debug.
     #[arg(long, default_value = "info", env = "INSITU_LOG")]
     log: String,
@@ -167,6 +174,16 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             dir: a.dir,
             dbfilename: a.dbfilename,
             port,
+            cluster: a.cluster_enabled.then(|| {
+                let ip = a
+                    .cluster_announce_ip
+                    .clone()
+                    .unwrap_or_else(|| match a.bind.as_str() {
+                        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+                        b => b.to_string(),
+                    });
+                (ip, port)
+            }),
             models: ModelConfig {
                 threads: a
                     .threads_per_queue

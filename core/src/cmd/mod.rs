@@ -176,7 +176,7 @@ fn dispatch_data(
             arity(args, 1, 1)?;
             Ok(Frame::Integer(engine.last_save_time()))
         }
-        b"CLUSTER" => admin::cluster(args),
+        b"CLUSTER" => admin::cluster(engine, args),
         b"COMMAND" => Ok(Frame::Array(vec![])),
         b"DBSIZE" => {
             arity(args, 1, 1)?;
