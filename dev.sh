@@ -105,11 +105,14 @@ cmd_test() {
     cargo build --workspace
     log "cargo test"
     INSITU_PYTHON="$VENV/bin/python" INSITU_REQUIRE_PYTHON=1 cargo test --workspace
-    log "ctest (C API)"
+    log "ctest (C API, Fortran module)"
     command -v cmake >/dev/null || need_root_apt cmake
-    cmake -S ffi-c -B "$(target_dir)/cmake-ffi-c" -DINSITU_LIB_DIR="$(target_dir)/debug" >/dev/null
-    cmake --build "$(target_dir)/cmake-ffi-c" >/dev/null
-    ctest --test-dir "$(target_dir)/cmake-ffi-c" --output-on-failure
+    command -v gfortran >/dev/null || need_root_apt gfortran
+    for part in ffi-c ffi-fortran; do
+        cmake -S "$part" -B "$(target_dir)/cmake-$part" -DINSITU_LIB_DIR="$(target_dir)/debug" >/dev/null
+        cmake --build "$(target_dir)/cmake-$part" >/dev/null
+        ctest --test-dir "$(target_dir)/cmake-$part" --output-on-failure
+    done
     log "pytest (SmartRedis compatibility)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
 }

@@ -266,6 +266,33 @@ enum insitu_status insitu_client_unpack_tensor(struct insitu_client *client,
                                                size_t *ndims);
 
 /**
+ * Store a tensor given in column-major (Fortran) order with Fortran dims: it is stored
+ * row-major with the same dims, so element `a(i,j)` is `t[i-1][j-1]` in C and Python.
+ */
+enum insitu_status insitu_client_put_tensor_fortran(struct insitu_client *client,
+                                                    const char *name,
+                                                    size_t name_len,
+                                                    const void *data,
+                                                    size_t data_len,
+                                                    enum insitu_dtype dtype,
+                                                    const size_t *dims,
+                                                    size_t ndims);
+
+/**
+ * Fetch a tensor into a column-major (Fortran) buffer: the tensor's dims become the
+ * array's dims, element `t[i-1][j-1]` lands in `a(i,j)`.
+ */
+enum insitu_status insitu_client_unpack_tensor_fortran(struct insitu_client *client,
+                                                       const char *name,
+                                                       size_t name_len,
+                                                       enum insitu_dtype dtype,
+                                                       void *buf,
+                                                       size_t buf_len,
+                                                       size_t *dims,
+                                                       size_t dims_cap,
+                                                       size_t *ndims);
+
+/**
  * Delete a tensor.
  */
 enum insitu_status insitu_client_delete_tensor(struct insitu_client *client,

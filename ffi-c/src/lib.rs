@@ -264,6 +264,36 @@ unsafe fn tensor_from(
     )?)
 }
 
+/// Reorder column-major elements (Fortran order, dims `dims`) into row-major order for
+/// the same dims, or back (`to_row` false), for elements of `esz` bytes.
+fn transpose(src: &[u8], dims: &[usize], esz: usize, to_row: bool) -> Vec<u8> {
+    let n: usize = dims.iter().product();
+    let mut out = vec![0u8; src.len()];
+    if n == 0 || esz == 0 {
+        return out;
+    }
+    // Column-major strides (in elements) of each dim.
+    let mut fstride = vec![1usize; dims.len()];
+    for k in 1..dims.len() {
+        fstride[k] = fstride[k - 1] * dims[k - 1];
+    }
+    let mut idx = vec![0usize; dims.len()];
+    for r in 0..n {
+        // `r` walks row-major order; `f` is the same element's column-major position.
+        let f: usize = idx.iter().zip(&fstride).map(|(i, s)| i * s).sum();
+        let (from, to) = if to_row { (f, r) } else { (r, f) };
+        out[to * esz..(to + 1) * esz].copy_from_slice(&src[from * esz..(from + 1) * esz]);
+        for k in (0..dims.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    out
+}
+
 // ----- errors -----
 
 /// The status of the last call on this thread.
@@ -433,6 +463,95 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor(
             .into());
         }
         std::ptr::copy_nonoverlapping(t.data().as_ptr(), buf.cast::<u8>(), buf_len);
+        std::ptr::copy_nonoverlapping(t.shape().as_ptr(), dims, t.shape().len());
+        put(ndims, t.shape().len());
+        Ok(())
+    })
+}
+
+/// Store a tensor given in column-major (Fortran) order with Fortran dims: it is stored
+/// row-major with the same dims, so element `a(i,j)` is `t[i-1][j-1]` in C and Python.
+#[no_mangle]
+pub unsafe extern "C" fn insitu_client_put_tensor_fortran(
+    client: *mut insitu_client,
+    name: *const c_char,
+    name_len: usize,
+    data: *const c_void,
+    data_len: usize,
+    dtype: insitu_dtype,
+    dims: *const usize,
+    ndims: usize,
+) -> insitu_status {
+    call(|| {
+        let c = obj_mut(client, "client")?;
+        let n = text(name, name_len, "name")?;
+        let t = tensor_from(data, data_len, dtype, dims, ndims)?;
+        let esz = t
+            .dtype()
+            .size()
+            .ok_or_else(|| Error::bad_input("STRING tensors have no Fortran layout"))?;
+        let row = transpose(t.data(), t.shape(), esz, true);
+        let limits = insitu::Limits {
+            max_dims: usize::MAX,
+            max_tensor_bytes: usize::MAX,
+            ..Default::default()
+        };
+        let t = Tensor::new(t.dtype(), t.shape(), bytes::Bytes::from(row), &limits)?;
+        Ok(c.0.put_tensor(n, &t)?)
+    })
+}
+
+/// Fetch a tensor into a column-major (Fortran) buffer: the tensor's dims become the
+/// array's dims, element `t[i-1][j-1]` lands in `a(i,j)`.
+#[no_mangle]
+pub unsafe extern "C" fn insitu_client_unpack_tensor_fortran(
+    client: *mut insitu_client,
+    name: *const c_char,
+    name_len: usize,
+    dtype: insitu_dtype,
+    buf: *mut c_void,
+    buf_len: usize,
+    dims: *mut usize,
+    dims_cap: usize,
+    ndims: *mut usize,
+) -> insitu_status {
+    call(|| {
+        let c = obj_mut(client, "client")?;
+        let n = text(name, name_len, "name")?;
+        let want = self::dtype(dtype)?;
+        if buf.is_null() && buf_len > 0 {
+            return Err(Fail::Null("buf"));
+        }
+        check_out(dims, "dims")?;
+        check_out(ndims, "ndims")?;
+        let t = c.0.get_tensor(n)?;
+        if t.dtype() != want {
+            return Err(Error::bad_input(format!(
+                "tensor '{n}' has dtype {} but the buffer holds {want}",
+                t.dtype()
+            ))
+            .into());
+        }
+        if t.data().len() != buf_len {
+            return Err(Error::bad_input(format!(
+                "tensor '{n}' has {} bytes but the buffer holds {buf_len}",
+                t.data().len()
+            ))
+            .into());
+        }
+        if t.shape().len() > dims_cap {
+            return Err(Error::bad_input(format!(
+                "tensor '{n}' has {} dims but dims holds {dims_cap}",
+                t.shape().len()
+            ))
+            .into());
+        }
+        let esz = t
+            .dtype()
+            .size()
+            .ok_or_else(|| Error::bad_input("STRING tensors have no Fortran layout"))?;
+        let col = transpose(t.data(), t.shape(), esz, false);
+        std::ptr::copy_nonoverlapping(col.as_ptr(), buf.cast::<u8>(), buf_len);
         std::ptr::copy_nonoverlapping(t.shape().as_ptr(), dims, t.shape().len());
         put(ndims, t.shape().len());
         Ok(())
@@ -1470,4 +1589,25 @@ pub unsafe extern "C" fn insitu_server_free(server: *mut insitu_server) -> insit
             .map_err(|e| Fail::Err(Error::io("stopping the server", &e))),
         None => Ok(()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose;
+
+    #[test]
+    fn transpose_round_trips_and_matches_fortran_indexing() {
+        // a(2,3) in Fortran order: a(i,j) = 10*i + j.
+        let dims = [2usize, 3];
+        let col: Vec<u8> = [11u8, 21, 12, 22, 13, 23].to_vec();
+        let row = transpose(&col, &dims, 1, true);
+        assert_eq!(row, vec![11, 12, 13, 21, 22, 23]); // t[i-1][j-1] == a(i,j)
+        assert_eq!(transpose(&row, &dims, 1, false), col);
+        let dims3 = [2usize, 3, 4];
+        let src: Vec<u8> = (0..24u32).flat_map(|v| (v as u16).to_le_bytes()).collect();
+        assert_eq!(
+            transpose(&transpose(&src, &dims3, 2, true), &dims3, 2, false),
+            src
+        );
+    }
 }
