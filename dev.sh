@@ -113,6 +113,11 @@ cmd_test() {
         cmake --build "$(target_dir)/cmake-$part" >/dev/null
         ctest --test-dir "$(target_dir)/cmake-$part" --output-on-failure
     done
+    log "ctest (examples)"
+    cmake -S examples -B "$(target_dir)/cmake-examples" -DINSITU_LIB_DIR="$(target_dir)/debug" \
+        -DINSITU_BIN="$(target_dir)/debug/insitu" -DINSITU_PYTHON="$VENV/bin/python" >/dev/null
+    cmake --build "$(target_dir)/cmake-examples" >/dev/null
+    ctest --test-dir "$(target_dir)/cmake-examples" --output-on-failure
     log "pytest (SmartRedis compatibility)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
 }
