@@ -108,6 +108,7 @@ cmd_test() {
     log "ctest (C API, Fortran module)"
     command -v cmake >/dev/null || need_root_apt cmake
     command -v gfortran >/dev/null || need_root_apt gfortran
+    command -v pkg-config >/dev/null || need_root_apt pkg-config
     for part in ffi-c ffi-fortran; do
         cmake -S "$part" -B "$(target_dir)/cmake-$part" -DINSITU_LIB_DIR="$(target_dir)/debug" >/dev/null
         cmake --build "$(target_dir)/cmake-$part" >/dev/null
