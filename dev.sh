@@ -109,6 +109,7 @@ cmd_test() {
     command -v cmake >/dev/null || need_root_apt cmake
     command -v gfortran >/dev/null || need_root_apt gfortran
     command -v pkg-config >/dev/null || need_root_apt pkg-config
+    command -v mpirun >/dev/null || need_root_apt openmpi-bin libopenmpi-dev
     for part in ffi-c ffi-fortran; do
         cmake -S "$part" -B "$(target_dir)/cmake-$part" -DINSITU_LIB_DIR="$(target_dir)/debug" >/dev/null
         cmake --build "$(target_dir)/cmake-$part" >/dev/null
