@@ -129,12 +129,14 @@ cmd_bench() {
     record_ort
     gen_models
     command -v redis-server >/dev/null || need_root_apt redis-server
-    cargo build --release -p insitu-server
+    cargo build --release -p insitu-server -p insitu-ffi
     export INSITU_BIN="$(target_dir)/release/insitu"
     log "cargo bench: inference vs raw ONNX Runtime"
     cargo bench -p insitu-benches --bench inference -- "$@"
     log "cargo bench: coupling modes vs memory copy, redis-server and raw ONNX Runtime"
     cargo bench -p insitu-benches --bench coupling -- "$@"
+    log "Fortran put+get, natural and contiguous layouts, vs the same from C"
+    bash benches/fortran/run.sh "$(target_dir)/release"
 }
 
 case "${1:-}" in
