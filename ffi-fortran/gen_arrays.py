@@ -1,7 +1,9 @@
-"""Generate the Fortran specifics behind insitu's generic put_tensor / get_tensor: one per
-kind x rank 1-7. Writes src/insitu_bindings.inc (type-bound procedure list) and
-src/insitu_arrays.inc (implementations). The generated files are committed; the tests
-regenerate them and fail on a difference.
+"""Generate the Fortran specifics behind insitu's generic tensor procedures, one per
+kind x rank 1-7: insitu_client's put_tensor / get_tensor and insitu_dataset's
+add_tensor / get_tensor. Writes src/insitu_bindings.inc and
+src/insitu_dataset_bindings.inc (type-bound procedure lists) and src/insitu_arrays.inc
+(implementations). The generated files are committed; the tests regenerate them and
+fail on a difference.
 
     python3 ffi-fortran/gen_arrays.py [--check]
 """
@@ -26,30 +28,45 @@ def shape(rank):
     return "(" + ",".join([":"] * rank) + ")"
 
 
-def bindings():
+# (type, prefix of its specifics, generic name for storing, for reading)
+TYPES = [
+    ("insitu_client", "", "put_tensor", "get_tensor"),
+    ("insitu_dataset", "ds_", "add_tensor", "get_tensor"),
+]
+
+
+def bindings(prefix, put_generic, get_generic):
     out = [HEADER]
     names = []
     for k, *_ in KINDS:
         for r in RANKS:
-            names += [f"put_{k}_{r}", f"get_{k}_{r}"]
+            names += [f"{prefix}put_{k}_{r}", f"{prefix}get_{k}_{r}"]
     for n in names:
         out.append(f"    procedure, private :: {n}\n")
-    puts = [n for n in names if n.startswith("put_")]
-    gets = [n for n in names if n.startswith("get_")]
-    out.append("    generic :: put_tensor => " + ", &\n        ".join(puts) + "\n")
-    out.append("    generic :: get_tensor => " + ", &\n        ".join(gets) + "\n")
+    puts = [n for n in names if n.startswith(prefix + "put_")]
+    gets = [n for n in names if n.startswith(prefix + "get_")]
+    out.append(f"    generic :: {put_generic} => " + ", &\n        ".join(puts) + "\n")
+    out.append(f"    generic :: {get_generic} => " + ", &\n        ".join(gets) + "\n")
     return "".join(out)
 
 
 def arrays():
     out = [HEADER]
-    for k, decl, dt, size in KINDS:
-        for r in RANKS:
-            dims = shape(r)
-            if k == "logical":
-                out.append(f"""
-  subroutine put_{k}_{r}(self, name, array, layout, ierr)
-    class(insitu_client), intent(inout) :: self
+    for cls, prefix, _, _ in TYPES:
+        for k, decl, dt, size in KINDS:
+            for r in RANKS:
+                out.append(specifics(cls, prefix, k, decl, dt, size, r))
+    return "".join(out)
+
+
+def specifics(cls, prefix, k, decl, dt, size, r):
+    """put/get of one kind x rank for type `cls`, over its put_raw / get_raw."""
+    out = []
+    dims = shape(r)
+    if k == "logical":
+        out.append(f"""
+  subroutine {prefix}put_{k}_{r}(self, name, array, layout, ierr)
+    class({cls}), intent(inout) :: self
     character(len=*), intent(in) :: name
     {decl}, intent(in) :: array{dims}
     integer, optional, intent(in) :: layout
@@ -59,10 +76,10 @@ def arrays():
     bytes = merge(1_int8, 0_int8, reshape(array, [size(array)]))
     call self%put_raw(name, c_loc(bytes), size(array, kind=c_size_t), {dt}, &
                       shape(array, kind=c_size_t), layout, ierr)
-  end subroutine put_{k}_{r}
+  end subroutine {prefix}put_{k}_{r}
 
-  subroutine get_{k}_{r}(self, name, array, layout, ierr)
-    class(insitu_client), intent(inout) :: self
+  subroutine {prefix}get_{k}_{r}(self, name, array, layout, ierr)
+    class({cls}), intent(inout) :: self
     character(len=*), intent(in) :: name
     {decl}, intent(inout) :: array{dims}
     integer, optional, intent(in) :: layout
@@ -74,22 +91,22 @@ def arrays():
                       shape(array, kind=c_size_t), layout, status)
     if (status == INSITU_STATUS_OK) array = reshape(bytes /= 0_int8, shape(array))
     call insitu_check(status, ierr)
-  end subroutine get_{k}_{r}
+  end subroutine {prefix}get_{k}_{r}
 """)
-            else:
-                out.append(f"""
-  subroutine put_{k}_{r}(self, name, array, layout, ierr)
-    class(insitu_client), intent(inout) :: self
+    else:
+        out.append(f"""
+  subroutine {prefix}put_{k}_{r}(self, name, array, layout, ierr)
+    class({cls}), intent(inout) :: self
     character(len=*), intent(in) :: name
     {decl}, intent(in), target, contiguous :: array{dims}
     integer, optional, intent(in) :: layout
     integer, optional, intent(out) :: ierr
     call self%put_raw(name, c_loc(array), {size}_c_size_t * size(array, kind=c_size_t), {dt}, &
                       shape(array, kind=c_size_t), layout, ierr)
-  end subroutine put_{k}_{r}
+  end subroutine {prefix}put_{k}_{r}
 
-  subroutine get_{k}_{r}(self, name, array, layout, ierr)
-    class(insitu_client), intent(inout) :: self
+  subroutine {prefix}get_{k}_{r}(self, name, array, layout, ierr)
+    class({cls}), intent(inout) :: self
     character(len=*), intent(in) :: name
     {decl}, intent(inout), target, contiguous :: array{dims}
     integer, optional, intent(in) :: layout
@@ -98,7 +115,7 @@ def arrays():
     call self%get_raw(name, c_loc(array), {size}_c_size_t * size(array, kind=c_size_t), {dt}, &
                       shape(array, kind=c_size_t), layout, status)
     call insitu_check(status, ierr)
-  end subroutine get_{k}_{r}
+  end subroutine {prefix}get_{k}_{r}
 """)
     return "".join(out)
 
@@ -199,7 +216,8 @@ def main():
     here = Path(__file__).resolve().parent
     src = here / "src"
     files = {
-        src / "insitu_bindings.inc": bindings(),
+        src / "insitu_bindings.inc": bindings(*TYPES[0][1:]),
+        src / "insitu_dataset_bindings.inc": bindings(*TYPES[1][1:]),
         src / "insitu_arrays.inc": arrays(),
         here / "tests" / "test_arrays.f90": tests(),
     }

@@ -58,6 +58,24 @@ macro_rules! meta_scalar {
 meta_scalar!(f64 => F64, f32 => F32, i32 => I32, i64 => I64, u32 => U32, u64 => U64);
 
 impl MetaValue {
+    /// The number of values (scalars or strings) in the field.
+    pub fn len(&self) -> usize {
+        match self {
+            MetaValue::F64(v) => v.len(),
+            MetaValue::F32(v) => v.len(),
+            MetaValue::I32(v) => v.len(),
+            MetaValue::I64(v) => v.len(),
+            MetaValue::U32(v) => v.len(),
+            MetaValue::U64(v) => v.len(),
+            MetaValue::Strings(v) => v.len(),
+        }
+    }
+
+    /// Whether the field holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The SmartRedis type id.
     pub fn type_id(&self) -> u8 {
         match self {

@@ -20,4 +20,15 @@ np.testing.assert_array_equal(c.get_tensor("ids"), [1, 4, 9, 16, 25])
 raw = c.get_tensor("a_raw")  # contiguous layout: the same bytes, dims reversed
 assert raw.shape == (2, 4, 3)
 np.testing.assert_array_equal(raw, a.transpose(2, 1, 0))
+# Datasets: SmartRedis reads them, and the aggregation list, as its own.
+assert c.get_list_length("snapshots") == 2
+for k, ds in enumerate(c.get_datasets_from_list("snapshots"), start=1):
+    assert ds.get_name() == f"snapshot_{k}", ds.get_name()
+    np.testing.assert_array_equal(ds.get_tensor("field"), a[:, :, k - 1])
+    np.testing.assert_array_equal(ds.get_meta_scalars("time"), [0.5 * k])
+    assert ds.get_meta_scalars("time").dtype == np.float64
+    np.testing.assert_array_equal(ds.get_meta_scalars("step"), [k])
+    assert ds.get_meta_scalars("step").dtype == np.int32
+    assert ds.get_meta_strings("units") == ["K"]
+print("example 03: Fortran datasets and list read by SmartRedis: OK")
 print("example 03: Python sees a(i,j,k) at arr[i-1,j-1,k-1]: OK")

@@ -426,6 +426,46 @@ enum insitu_status insitu_dataset_get_tensor(const struct insitu_dataset *datase
                                              struct insitu_tensor **out);
 
 /**
+ * Add (or replace) a tensor of the dataset given in column-major (Fortran) order with
+ * Fortran dims, stored row-major with the same dims (as insitu_client_put_tensor_fortran).
+ */
+enum insitu_status insitu_dataset_add_tensor_fortran(struct insitu_dataset *dataset,
+                                                     const char *name,
+                                                     size_t name_len,
+                                                     const void *data,
+                                                     size_t data_len,
+                                                     enum insitu_dtype dtype,
+                                                     const size_t *dims,
+                                                     size_t ndims);
+
+/**
+ * Copy a tensor of the dataset into caller memory (as insitu_client_unpack_tensor).
+ */
+enum insitu_status insitu_dataset_unpack_tensor(const struct insitu_dataset *dataset,
+                                                const char *name,
+                                                size_t name_len,
+                                                enum insitu_dtype dtype,
+                                                void *buf,
+                                                size_t buf_len,
+                                                size_t *dims,
+                                                size_t dims_cap,
+                                                size_t *ndims);
+
+/**
+ * Copy a tensor of the dataset into a column-major (Fortran) buffer (as
+ * insitu_client_unpack_tensor_fortran).
+ */
+enum insitu_status insitu_dataset_unpack_tensor_fortran(const struct insitu_dataset *dataset,
+                                                        const char *name,
+                                                        size_t name_len,
+                                                        enum insitu_dtype dtype,
+                                                        void *buf,
+                                                        size_t buf_len,
+                                                        size_t *dims,
+                                                        size_t dims_cap,
+                                                        size_t *ndims);
+
+/**
  * Append one scalar (of `type`, read from `value`) to a metadata field.
  */
 enum insitu_status insitu_dataset_add_meta_scalar(struct insitu_dataset *dataset,
@@ -457,7 +497,8 @@ enum insitu_status insitu_dataset_get_meta_scalars(const struct insitu_dataset *
 
 /**
  * Copy string `index` of a metadata field into `buf` (NUL-terminated, room for `cap`
- * bytes including the NUL); its length goes to `len`. The number of strings is
+ * bytes including the NUL); its length goes to `len`, also when it does not fit (the
+ * call then fails and `buf` is left as it was). The number of strings is
  * insitu_dataset_get_meta_string_count.
  */
 enum insitu_status insitu_dataset_get_meta_string(const struct insitu_dataset *dataset,
@@ -467,6 +508,14 @@ enum insitu_status insitu_dataset_get_meta_string(const struct insitu_dataset *d
                                                   char *buf,
                                                   size_t cap,
                                                   size_t *len);
+
+/**
+ * The number of values (scalars or strings) in a metadata field.
+ */
+enum insitu_status insitu_dataset_get_meta_count(const struct insitu_dataset *dataset,
+                                                 const char *name,
+                                                 size_t name_len,
+                                                 size_t *count);
 
 /**
  * The number of strings in a metadata field.

@@ -515,32 +515,86 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor(
         check_out(dims, "dims")?;
         check_out(ndims, "ndims")?;
         let t = c.0.get_tensor(n)?;
-        if t.dtype() != want {
-            return Err(Error::bad_input(format!(
-                "tensor '{n}' has dtype {} but the buffer holds {want}",
-                t.dtype()
-            ))
-            .into());
-        }
-        if t.data().len() != buf_len {
-            return Err(Error::bad_input(format!(
-                "tensor '{n}' has {} bytes but the buffer holds {buf_len}",
-                t.data().len()
-            ))
-            .into());
-        }
-        if t.shape().len() > dims_cap {
-            return Err(Error::bad_input(format!(
-                "tensor '{n}' has {} dims but dims holds {dims_cap}",
-                t.shape().len()
-            ))
-            .into());
-        }
-        std::ptr::copy_nonoverlapping(t.data().as_ptr(), buf.cast::<u8>(), buf_len);
-        std::ptr::copy_nonoverlapping(t.shape().as_ptr(), dims, t.shape().len());
-        put(ndims, t.shape().len());
-        Ok(())
+        unpack_into(&t, n, want, buf, buf_len, dims, dims_cap, ndims, false)
     })
+}
+
+/// Check `t` against the caller's buffer (dtype, byte count, room for its dims) and copy
+/// it in: as it is, or reordered to column-major when `fortran`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn unpack_into(
+    t: &Tensor,
+    n: &str,
+    want: DType,
+    buf: *mut c_void,
+    buf_len: usize,
+    dims: *mut usize,
+    dims_cap: usize,
+    ndims: *mut usize,
+    fortran: bool,
+) -> Result<(), Fail> {
+    if t.dtype() != want {
+        return Err(Error::bad_input(format!(
+            "tensor '{n}' has dtype {} but the buffer holds {want}",
+            t.dtype()
+        ))
+        .into());
+    }
+    if t.data().len() != buf_len {
+        return Err(Error::bad_input(format!(
+            "tensor '{n}' has {} bytes but the buffer holds {buf_len}",
+            t.data().len()
+        ))
+        .into());
+    }
+    if t.shape().len() > dims_cap {
+        return Err(Error::bad_input(format!(
+            "tensor '{n}' has {} dims but dims holds {dims_cap}",
+            t.shape().len()
+        ))
+        .into());
+    }
+    if buf_len > 0 {
+        let out = std::slice::from_raw_parts_mut(buf.cast::<u8>(), buf_len);
+        if fortran {
+            let esz = t
+                .dtype()
+                .size()
+                .ok_or_else(|| Error::bad_input("STRING tensors have no Fortran layout"))?;
+            transpose_into(t.data(), out, t.shape(), esz, false);
+        } else {
+            out.copy_from_slice(t.data());
+        }
+    }
+    std::ptr::copy_nonoverlapping(t.shape().as_ptr(), dims, t.shape().len());
+    put(ndims, t.shape().len());
+    Ok(())
+}
+
+/// A row-major tensor from a column-major (Fortran) array: transposed straight from the
+/// caller's memory into the tensor's buffer, one pass, no intermediate copy. A size that
+/// does not match the dims is left for Tensor::new to report.
+unsafe fn fortran_tensor_from(
+    data: *const c_void,
+    data_len: usize,
+    dtype: insitu_dtype,
+    dims: *const usize,
+    ndims: usize,
+) -> Result<Tensor, Fail> {
+    let dt = self::dtype(dtype)?;
+    let esz = dt
+        .size()
+        .ok_or_else(|| Error::bad_input("STRING tensors have no Fortran layout"))?;
+    let shape = slice(dims, ndims, "dims")?;
+    let src = slice(data.cast::<u8>(), data_len, "data")?;
+    let mut row = vec![0u8; src.len()];
+    transpose_into(src, &mut row, shape, esz, true);
+    let limits = insitu::Limits {
+        max_dims: usize::MAX,
+        max_tensor_bytes: usize::MAX,
+        ..Default::default()
+    };
+    Ok(Tensor::new(dt, shape, bytes::Bytes::from(row), &limits)?)
 }
 
 /// Store a tensor given in column-major (Fortran) order with Fortran dims: it is stored
@@ -559,23 +613,7 @@ pub unsafe extern "C" fn insitu_client_put_tensor_fortran(
     call(|| {
         let c = obj_mut(client, "client")?;
         let n = text(name, name_len, "name")?;
-        // Transpose straight from the caller's array into the tensor's buffer: one pass,
-        // no intermediate copy. A size that does not match the dims is left for
-        // Tensor::new to report.
-        let dt = self::dtype(dtype)?;
-        let esz = dt
-            .size()
-            .ok_or_else(|| Error::bad_input("STRING tensors have no Fortran layout"))?;
-        let shape = slice(dims, ndims, "dims")?;
-        let src = slice(data.cast::<u8>(), data_len, "data")?;
-        let mut row = vec![0u8; src.len()];
-        transpose_into(src, &mut row, shape, esz, true);
-        let limits = insitu::Limits {
-            max_dims: usize::MAX,
-            max_tensor_bytes: usize::MAX,
-            ..Default::default()
-        };
-        let t = Tensor::new(dt, shape, bytes::Bytes::from(row), &limits)?;
+        let t = fortran_tensor_from(data, data_len, dtype, dims, ndims)?;
         Ok(c.0.put_tensor(n, &t)?)
     })
 }
@@ -604,38 +642,7 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor_fortran(
         check_out(dims, "dims")?;
         check_out(ndims, "ndims")?;
         let t = c.0.get_tensor(n)?;
-        if t.dtype() != want {
-            return Err(Error::bad_input(format!(
-                "tensor '{n}' has dtype {} but the buffer holds {want}",
-                t.dtype()
-            ))
-            .into());
-        }
-        if t.data().len() != buf_len {
-            return Err(Error::bad_input(format!(
-                "tensor '{n}' has {} bytes but the buffer holds {buf_len}",
-                t.data().len()
-            ))
-            .into());
-        }
-        if t.shape().len() > dims_cap {
-            return Err(Error::bad_input(format!(
-                "tensor '{n}' has {} dims but dims holds {dims_cap}",
-                t.shape().len()
-            ))
-            .into());
-        }
-        let esz = t
-            .dtype()
-            .size()
-            .ok_or_else(|| Error::bad_input("STRING tensors have no Fortran layout"))?;
-        if buf_len > 0 {
-            let out = std::slice::from_raw_parts_mut(buf.cast::<u8>(), buf_len);
-            transpose_into(t.data(), out, t.shape(), esz, false);
-        }
-        std::ptr::copy_nonoverlapping(t.shape().as_ptr(), dims, t.shape().len());
-        put(ndims, t.shape().len());
-        Ok(())
+        unpack_into(&t, n, want, buf, buf_len, dims, dims_cap, ndims, true)
     })
 }
 
@@ -894,6 +901,83 @@ pub unsafe extern "C" fn insitu_dataset_get_tensor(
     })
 }
 
+/// Add (or replace) a tensor of the dataset given in column-major (Fortran) order with
+/// Fortran dims, stored row-major with the same dims (as insitu_client_put_tensor_fortran).
+#[no_mangle]
+pub unsafe extern "C" fn insitu_dataset_add_tensor_fortran(
+    dataset: *mut insitu_dataset,
+    name: *const c_char,
+    name_len: usize,
+    data: *const c_void,
+    data_len: usize,
+    dtype: insitu_dtype,
+    dims: *const usize,
+    ndims: usize,
+) -> insitu_status {
+    call(|| {
+        let d = obj_mut(dataset, "dataset")?;
+        let n = text(name, name_len, "name")?;
+        let t = fortran_tensor_from(data, data_len, dtype, dims, ndims)?;
+        d.0.add_tensor(n, t);
+        Ok(())
+    })
+}
+
+/// Copy a tensor of the dataset into caller memory (as insitu_client_unpack_tensor).
+#[no_mangle]
+pub unsafe extern "C" fn insitu_dataset_unpack_tensor(
+    dataset: *const insitu_dataset,
+    name: *const c_char,
+    name_len: usize,
+    dtype: insitu_dtype,
+    buf: *mut c_void,
+    buf_len: usize,
+    dims: *mut usize,
+    dims_cap: usize,
+    ndims: *mut usize,
+) -> insitu_status {
+    call(|| {
+        let d = obj(dataset, "dataset")?;
+        let n = text(name, name_len, "name")?;
+        let want = self::dtype(dtype)?;
+        if buf.is_null() && buf_len > 0 {
+            return Err(Fail::Null("buf"));
+        }
+        check_out(dims, "dims")?;
+        check_out(ndims, "ndims")?;
+        let t = d.0.get_tensor(n)?;
+        unpack_into(t, n, want, buf, buf_len, dims, dims_cap, ndims, false)
+    })
+}
+
+/// Copy a tensor of the dataset into a column-major (Fortran) buffer (as
+/// insitu_client_unpack_tensor_fortran).
+#[no_mangle]
+pub unsafe extern "C" fn insitu_dataset_unpack_tensor_fortran(
+    dataset: *const insitu_dataset,
+    name: *const c_char,
+    name_len: usize,
+    dtype: insitu_dtype,
+    buf: *mut c_void,
+    buf_len: usize,
+    dims: *mut usize,
+    dims_cap: usize,
+    ndims: *mut usize,
+) -> insitu_status {
+    call(|| {
+        let d = obj(dataset, "dataset")?;
+        let n = text(name, name_len, "name")?;
+        let want = self::dtype(dtype)?;
+        if buf.is_null() && buf_len > 0 {
+            return Err(Fail::Null("buf"));
+        }
+        check_out(dims, "dims")?;
+        check_out(ndims, "ndims")?;
+        let t = d.0.get_tensor(n)?;
+        unpack_into(t, n, want, buf, buf_len, dims, dims_cap, ndims, true)
+    })
+}
+
 /// Append one scalar (of `type`, read from `value`) to a metadata field.
 #[no_mangle]
 pub unsafe extern "C" fn insitu_dataset_add_meta_scalar(
@@ -1010,7 +1094,8 @@ pub unsafe extern "C" fn insitu_dataset_get_meta_scalars(
 }
 
 /// Copy string `index` of a metadata field into `buf` (NUL-terminated, room for `cap`
-/// bytes including the NUL); its length goes to `len`. The number of strings is
+/// bytes including the NUL); its length goes to `len`, also when it does not fit (the
+/// call then fails and `buf` is left as it was). The number of strings is
 /// insitu_dataset_get_meta_string_count.
 #[no_mangle]
 pub unsafe extern "C" fn insitu_dataset_get_meta_string(
@@ -1034,6 +1119,7 @@ pub unsafe extern "C" fn insitu_dataset_get_meta_string(
             ))
         })?;
         if s.len() + 1 > cap {
+            put(len, s.len());
             return Err(Error::bad_input(format!(
                 "string of {} bytes does not fit a buffer of {cap}",
                 s.len()
@@ -1046,6 +1132,23 @@ pub unsafe extern "C" fn insitu_dataset_get_meta_string(
         std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
         *buf.add(s.len()) = 0;
         put(len, s.len());
+        Ok(())
+    })
+}
+
+/// The number of values (scalars or strings) in a metadata field.
+#[no_mangle]
+pub unsafe extern "C" fn insitu_dataset_get_meta_count(
+    dataset: *const insitu_dataset,
+    name: *const c_char,
+    name_len: usize,
+    count: *mut usize,
+) -> insitu_status {
+    call(|| {
+        let d = obj(dataset, "dataset")?;
+        let n = text(name, name_len, "name")?;
+        check_out(count, "count")?;
+        put(count, d.0.meta(n)?.len());
         Ok(())
     })
 }

@@ -15,7 +15,7 @@ module insitu
   implicit none
   private
 
-  public :: insitu_client, insitu_last_error, insitu_check
+  public :: insitu_client, insitu_dataset, insitu_last_error, insitu_check
 
   integer, parameter, public :: INSITU_LAYOUT_NATURAL = 0
   integer, parameter, public :: INSITU_LAYOUT_CONTIGUOUS = 1
@@ -42,6 +42,10 @@ module insitu
     INSITU_DTYPE_INT8 = 3, INSITU_DTYPE_INT16 = 4, INSITU_DTYPE_INT32 = 5, &
     INSITU_DTYPE_INT64 = 6, INSITU_DTYPE_BOOL = 9
 
+  ! Metadata types (insitu_meta_type in insitu.h).
+  integer(c_int), parameter :: INSITU_META_DOUBLE = 1, INSITU_META_FLOAT = 2, &
+    INSITU_META_INT32 = 3, INSITU_META_INT64 = 4
+
   !> A connection ("inproc", "unix:///path", "host:port") and its key prefixes.
   type :: insitu_client
     type(c_ptr), private :: p = c_null_ptr
@@ -53,11 +57,39 @@ module insitu
     procedure :: poll_tensor => client_poll_tensor
     procedure :: set_model_from_file => client_set_model_from_file
     procedure :: run_model => client_run_model
+    procedure :: put_dataset => client_put_dataset
+    procedure :: get_dataset => client_get_dataset
+    procedure :: delete_dataset => client_delete_dataset
+    procedure :: dataset_exists => client_dataset_exists
+    procedure :: poll_dataset => client_poll_dataset
+    procedure :: append_to_list => client_append_to_list
+    procedure :: get_list_length => client_get_list_length
+    procedure :: poll_list_length => client_poll_list_length
     procedure, private :: put_raw
     procedure, private :: get_raw
     include "insitu_bindings.inc"
     final :: client_final
   end type insitu_client
+
+  !> Named tensors and metadata stored and fetched as one (SmartRedis' DataSet, the same
+  !> keys and bytes). A dataset owns library memory: pass it around by reference, do not
+  !> assign one to another.
+  type :: insitu_dataset
+    type(c_ptr), private :: p = c_null_ptr
+  contains
+    procedure :: create => dataset_create
+    procedure :: add_meta_string => dataset_add_meta_string
+    procedure :: meta_string_count => dataset_meta_string_count
+    procedure :: get_meta_string => dataset_get_meta_string
+    procedure, private :: meta_real64, meta_real32, meta_int32, meta_int64
+    generic :: add_meta_scalar => meta_real64, meta_real32, meta_int32, meta_int64
+    procedure, private :: get_meta_real64, get_meta_real32, get_meta_int32, get_meta_int64
+    generic :: get_meta_scalars => get_meta_real64, get_meta_real32, get_meta_int32, get_meta_int64
+    procedure, private :: put_raw => dataset_put_raw
+    procedure, private :: get_raw => dataset_get_raw
+    include "insitu_dataset_bindings.inc"
+    final :: dataset_final
+  end type insitu_dataset
 
   interface
     function c_connect(address, address_len, out) bind(C, name="insitu_client_connect") result(s)
@@ -192,10 +224,226 @@ module insitu
       integer(c_size_t), value :: n_outputs
       integer(c_int) :: s
     end function c_run_model
+
+    ! Datasets and lists.
+    function c_dataset_new(name, name_len, out) bind(C, name="insitu_dataset_new") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: s
+    end function c_dataset_new
+
+    subroutine c_dataset_free(dataset) bind(C, name="insitu_dataset_free")
+      import :: c_ptr
+      type(c_ptr), value :: dataset
+    end subroutine c_dataset_free
+
+    function c_ds_add(dataset, name, name_len, data, data_len, dtype, dims, ndims) &
+        bind(C, name="insitu_dataset_add_tensor") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      type(c_ptr), value :: data
+      integer(c_size_t), value :: data_len
+      integer(c_int), value :: dtype
+      integer(c_size_t), intent(in) :: dims(*)
+      integer(c_size_t), value :: ndims
+      integer(c_int) :: s
+    end function c_ds_add
+
+    function c_ds_add_fortran(dataset, name, name_len, data, data_len, dtype, dims, ndims) &
+        bind(C, name="insitu_dataset_add_tensor_fortran") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      type(c_ptr), value :: data
+      integer(c_size_t), value :: data_len
+      integer(c_int), value :: dtype
+      integer(c_size_t), intent(in) :: dims(*)
+      integer(c_size_t), value :: ndims
+      integer(c_int) :: s
+    end function c_ds_add_fortran
+
+    function c_ds_unpack(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims) &
+        bind(C, name="insitu_dataset_unpack_tensor") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_int), value :: dtype
+      type(c_ptr), value :: buf
+      integer(c_size_t), value :: buf_len
+      integer(c_size_t), intent(out) :: dims(*)
+      integer(c_size_t), value :: dims_cap
+      integer(c_size_t), intent(out) :: ndims
+      integer(c_int) :: s
+    end function c_ds_unpack
+
+    function c_ds_unpack_fortran(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims) &
+        bind(C, name="insitu_dataset_unpack_tensor_fortran") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_int), value :: dtype
+      type(c_ptr), value :: buf
+      integer(c_size_t), value :: buf_len
+      integer(c_size_t), intent(out) :: dims(*)
+      integer(c_size_t), value :: dims_cap
+      integer(c_size_t), intent(out) :: ndims
+      integer(c_int) :: s
+    end function c_ds_unpack_fortran
+
+    function c_ds_add_meta_scalar(dataset, name, name_len, type, value) &
+        bind(C, name="insitu_dataset_add_meta_scalar") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_int), value :: type
+      type(c_ptr), value :: value
+      integer(c_int) :: s
+    end function c_ds_add_meta_scalar
+
+    function c_ds_add_meta_string(dataset, name, name_len, value, value_len) &
+        bind(C, name="insitu_dataset_add_meta_string") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*), value(*)
+      integer(c_size_t), value :: name_len, value_len
+      integer(c_int) :: s
+    end function c_ds_add_meta_string
+
+    function c_ds_get_meta_scalars(dataset, name, name_len, type, buf, cap, count) &
+        bind(C, name="insitu_dataset_get_meta_scalars") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_int), value :: type
+      type(c_ptr), value :: buf
+      integer(c_size_t), value :: cap
+      integer(c_size_t), intent(out) :: count
+      integer(c_int) :: s
+    end function c_ds_get_meta_scalars
+
+    function c_ds_get_meta_string(dataset, name, name_len, index, buf, cap, len) &
+        bind(C, name="insitu_dataset_get_meta_string") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len, index
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: cap
+      integer(c_size_t), intent(out) :: len
+      integer(c_int) :: s
+    end function c_ds_get_meta_string
+
+    function c_ds_get_meta_count(dataset, name, name_len, count) &
+        bind(C, name="insitu_dataset_get_meta_count") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_size_t), intent(out) :: count
+      integer(c_int) :: s
+    end function c_ds_get_meta_count
+
+    function c_ds_get_meta_string_count(dataset, name, name_len, count) &
+        bind(C, name="insitu_dataset_get_meta_string_count") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: dataset
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_size_t), intent(out) :: count
+      integer(c_int) :: s
+    end function c_ds_get_meta_string_count
+
+    function c_put_dataset(client, dataset) bind(C, name="insitu_client_put_dataset") result(s)
+      import :: c_ptr, c_int
+      type(c_ptr), value :: client, dataset
+      integer(c_int) :: s
+    end function c_put_dataset
+
+    function c_get_dataset(client, name, name_len, out) bind(C, name="insitu_client_get_dataset") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: s
+    end function c_get_dataset
+
+    function c_delete_dataset(client, name, name_len) bind(C, name="insitu_client_delete_dataset") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_int) :: s
+    end function c_delete_dataset
+
+    function c_dataset_exists(client, name, name_len, out) bind(C, name="insitu_client_dataset_exists") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int, c_bool
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      logical(c_bool), intent(out) :: out
+      integer(c_int) :: s
+    end function c_dataset_exists
+
+    function c_poll_dataset(client, name, name_len, interval_ms, tries, out) &
+        bind(C, name="insitu_client_poll_dataset") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int, c_bool, c_int64_t, c_int32_t
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_int64_t), value :: interval_ms
+      integer(c_int32_t), value :: tries
+      logical(c_bool), intent(out) :: out
+      integer(c_int) :: s
+    end function c_poll_dataset
+
+    function c_append_to_list(client, list, list_len, dataset) &
+        bind(C, name="insitu_client_append_to_list") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: list(*)
+      integer(c_size_t), value :: list_len
+      type(c_ptr), value :: dataset
+      integer(c_int) :: s
+    end function c_append_to_list
+
+    function c_get_list_length(client, list, list_len, out) &
+        bind(C, name="insitu_client_get_list_length") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: list(*)
+      integer(c_size_t), value :: list_len
+      integer(c_size_t), intent(out) :: out
+      integer(c_int) :: s
+    end function c_get_list_length
+
+    function c_poll_list_length(client, list, list_len, length, interval_ms, tries, out) &
+        bind(C, name="insitu_client_poll_list_length") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int, c_bool, c_int64_t, c_int32_t
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: list(*)
+      integer(c_size_t), value :: list_len, length
+      integer(c_int64_t), value :: interval_ms
+      integer(c_int32_t), value :: tries
+      logical(c_bool), intent(out) :: out
+      integer(c_int) :: s
+    end function c_poll_list_length
   end interface
 
-  !> A message for failures detected on the Fortran side (e.g. an array of the wrong shape).
+  !> A message for failures detected on the Fortran side (e.g. an array of the wrong
+  !> shape), pending until the next status is reported; after that it stays the last
+  !> error until a status from the C library is reported.
   character(len=:), allocatable :: fortran_error
+  logical :: fortran_error_pending = .false.
 
 contains
 
@@ -221,6 +469,11 @@ contains
   subroutine insitu_check(status, ierr)
     integer, intent(in) :: status
     integer, optional, intent(out) :: ierr
+    if (fortran_error_pending) then
+      fortran_error_pending = .false.
+    else if (allocated(fortran_error)) then
+      deallocate(fortran_error)
+    end if
     if (present(ierr)) then
       ierr = status
       return
@@ -237,7 +490,6 @@ contains
     integer, optional, intent(out) :: ierr
     type(c_ptr) :: p
     integer :: status
-    if (allocated(fortran_error)) deallocate(fortran_error)
     status = c_connect(address, len(address, kind=c_size_t), p)
     if (status == INSITU_STATUS_OK) then
       call c_client_free(self%p)
@@ -268,7 +520,6 @@ contains
     integer, optional, intent(in) :: layout
     integer, optional, intent(out) :: ierr
     integer :: status
-    if (allocated(fortran_error)) deallocate(fortran_error)
     if (contiguous_layout(layout)) then
       status = c_put(self%p, name, len(name, kind=c_size_t), data, nbytes, dtype, &
                      dims(size(dims):1:-1), size(dims, kind=c_size_t))
@@ -291,7 +542,6 @@ contains
     integer, optional, intent(in) :: layout
     integer, intent(out) :: status
     integer(c_size_t) :: got(16), n, want(size(dims))
-    if (allocated(fortran_error)) deallocate(fortran_error)
     if (contiguous_layout(layout)) then
       status = c_unpack(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
       want = dims(size(dims):1:-1)
@@ -299,16 +549,40 @@ contains
       status = c_unpack_fortran(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
       want = dims
     end if
+    call check_shape(name, got, n, want, status)
+  end subroutine get_raw
+
+  !> After an unpack with status `status`: the tensor's dims `got(1:n)` must be `want`.
+  subroutine check_shape(name, got, n, want, status)
+    character(len=*), intent(in) :: name
+    integer(c_size_t), intent(in) :: got(:), n, want(:)
+    integer, intent(inout) :: status
     if (status /= INSITU_STATUS_OK) return
-    if (n /= size(dims, kind=c_size_t)) then
+    if (n /= size(want, kind=c_size_t)) then
       status = INSITU_STATUS_BAD_INPUT
     else if (any(got(1:n) /= want)) then
       status = INSITU_STATUS_BAD_INPUT
     end if
     if (status /= INSITU_STATUS_OK) then
-      fortran_error = "tensor '" // name // "' does not have the array's shape"
+      call fortran_fail("tensor '" // name // "' does not have the array's shape")
     end if
-  end subroutine get_raw
+  end subroutine check_shape
+
+  !> Record a failure found on the Fortran side; the caller reports its status.
+  subroutine fortran_fail(msg)
+    character(len=*), intent(in) :: msg
+    fortran_error = msg
+    fortran_error_pending = .true.
+  end subroutine fortran_fail
+
+  !> `i` in decimal, without blanks.
+  function itoa(i) result(s)
+    integer, intent(in) :: i
+    character(len=:), allocatable :: s
+    character(len=24) :: buf
+    write(buf, '(i0)') i
+    s = trim(buf)
+  end function itoa
 
   logical function contiguous_layout(layout)
     integer, optional, intent(in) :: layout
@@ -387,6 +661,324 @@ contains
     call insitu_check(c_run_model(self%p, name, len(name, kind=c_size_t), in_ptrs, in_lens, &
                       size(inputs, kind=c_size_t), out_ptrs, out_lens, size(outputs, kind=c_size_t)), ierr)
   end subroutine client_run_model
+
+  ! ----- datasets and lists -----
+
+  !> Start an empty dataset called `name` (replacing what `self` held).
+  subroutine dataset_create(self, name, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer, optional, intent(out) :: ierr
+    type(c_ptr) :: p
+    integer :: status
+    status = c_dataset_new(name, len(name, kind=c_size_t), p)
+    if (status == INSITU_STATUS_OK) then
+      call c_dataset_free(self%p)
+      self%p = p
+    end if
+    call insitu_check(status, ierr)
+  end subroutine dataset_create
+
+  subroutine dataset_final(self)
+    type(insitu_dataset), intent(inout) :: self
+    call c_dataset_free(self%p)
+    self%p = c_null_ptr
+  end subroutine dataset_final
+
+  subroutine dataset_put_raw(self, name, data, nbytes, dtype, dims, layout, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    type(c_ptr), intent(in) :: data
+    integer(c_size_t), intent(in) :: nbytes
+    integer(c_int), intent(in) :: dtype
+    integer(c_size_t), intent(in) :: dims(:)
+    integer, optional, intent(in) :: layout
+    integer, optional, intent(out) :: ierr
+    integer :: status
+    if (contiguous_layout(layout)) then
+      status = c_ds_add(self%p, name, len(name, kind=c_size_t), data, nbytes, dtype, &
+                        dims(size(dims):1:-1), size(dims, kind=c_size_t))
+    else
+      status = c_ds_add_fortran(self%p, name, len(name, kind=c_size_t), data, nbytes, dtype, &
+                                dims, size(dims, kind=c_size_t))
+    end if
+    call insitu_check(status, ierr)
+  end subroutine dataset_put_raw
+
+  subroutine dataset_get_raw(self, name, data, nbytes, dtype, dims, layout, status)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    type(c_ptr), intent(in) :: data
+    integer(c_size_t), intent(in) :: nbytes
+    integer(c_int), intent(in) :: dtype
+    integer(c_size_t), intent(in) :: dims(:)
+    integer, optional, intent(in) :: layout
+    integer, intent(out) :: status
+    integer(c_size_t) :: got(16), n, want(size(dims))
+    if (contiguous_layout(layout)) then
+      status = c_ds_unpack(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
+      want = dims(size(dims):1:-1)
+    else
+      status = c_ds_unpack_fortran(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, &
+                                   16_c_size_t, n)
+      want = dims
+    end if
+    call check_shape(name, got, n, want, status)
+  end subroutine dataset_get_raw
+
+  !> Append one value to metadata field `name` (a field holds one type).
+  subroutine meta_real64(self, name, value, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    real(real64), intent(in), target :: value
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_DOUBLE, &
+                      c_loc(value)), ierr)
+  end subroutine meta_real64
+
+  subroutine meta_real32(self, name, value, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    real(real32), intent(in), target :: value
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_FLOAT, &
+                      c_loc(value)), ierr)
+  end subroutine meta_real32
+
+  subroutine meta_int32(self, name, value, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer(int32), intent(in), target :: value
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_INT32, &
+                      c_loc(value)), ierr)
+  end subroutine meta_int32
+
+  subroutine meta_int64(self, name, value, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer(int64), intent(in), target :: value
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_INT64, &
+                      c_loc(value)), ierr)
+  end subroutine meta_int64
+
+  !> The number of values in metadata field `name`; `status` reports the lookup.
+  integer(c_size_t) function meta_count(self, name, status) result(n)
+    class(insitu_dataset), intent(in) :: self
+    character(len=*), intent(in) :: name
+    integer, intent(out) :: status
+    n = 0
+    status = c_ds_get_meta_count(self%p, name, len(name, kind=c_size_t), n)
+  end function meta_count
+
+  !> The values of metadata field `name`, allocated to their number.
+  subroutine get_meta_real64(self, name, values, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    real(real64), allocatable, target, intent(out) :: values(:)
+    integer, optional, intent(out) :: ierr
+    integer(c_size_t) :: n
+    integer :: status
+    n = meta_count(self, name, status)
+    allocate(values(n))
+    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
+      INSITU_META_DOUBLE, c_loc(values), n, n)
+    call insitu_check(status, ierr)
+  end subroutine get_meta_real64
+
+  subroutine get_meta_real32(self, name, values, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    real(real32), allocatable, target, intent(out) :: values(:)
+    integer, optional, intent(out) :: ierr
+    integer(c_size_t) :: n
+    integer :: status
+    n = meta_count(self, name, status)
+    allocate(values(n))
+    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
+      INSITU_META_FLOAT, c_loc(values), n, n)
+    call insitu_check(status, ierr)
+  end subroutine get_meta_real32
+
+  subroutine get_meta_int32(self, name, values, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer(int32), allocatable, target, intent(out) :: values(:)
+    integer, optional, intent(out) :: ierr
+    integer(c_size_t) :: n
+    integer :: status
+    n = meta_count(self, name, status)
+    allocate(values(n))
+    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
+      INSITU_META_INT32, c_loc(values), n, n)
+    call insitu_check(status, ierr)
+  end subroutine get_meta_int32
+
+  subroutine get_meta_int64(self, name, values, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer(int64), allocatable, target, intent(out) :: values(:)
+    integer, optional, intent(out) :: ierr
+    integer(c_size_t) :: n
+    integer :: status
+    n = meta_count(self, name, status)
+    allocate(values(n))
+    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
+      INSITU_META_INT64, c_loc(values), n, n)
+    call insitu_check(status, ierr)
+  end subroutine get_meta_int64
+
+  !> Append a string to metadata field `name`.
+  subroutine dataset_add_meta_string(self, name, value, ierr)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name, value
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_ds_add_meta_string(self%p, name, len(name, kind=c_size_t), value, &
+                      len(value, kind=c_size_t)), ierr)
+  end subroutine dataset_add_meta_string
+
+  !> The number of strings in metadata field `name`.
+  integer function dataset_meta_string_count(self, name, ierr) result(n)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer, optional, intent(out) :: ierr
+    integer(c_size_t) :: count
+    count = 0
+    call insitu_check(c_ds_get_meta_string_count(self%p, name, len(name, kind=c_size_t), count), ierr)
+    n = int(count)
+  end function dataset_meta_string_count
+
+  !> String `index` (from 1) of metadata field `name`.
+  function dataset_get_meta_string(self, name, index, ierr) result(value)
+    class(insitu_dataset), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer, intent(in) :: index
+    integer, optional, intent(out) :: ierr
+    character(len=:), allocatable :: value
+    character(kind=c_char), allocatable :: buf(:)
+    integer(c_size_t) :: n
+    integer :: status, i
+    n = 0
+    status = INSITU_STATUS_BAD_INPUT
+    if (index >= 1) status = c_ds_get_meta_string_count(self%p, name, len(name, kind=c_size_t), n)
+    if (index < 1) then
+      call fortran_fail("metadata string index must be 1 or more")
+    else if (status == INSITU_STATUS_OK .and. index > n) then
+      status = INSITU_STATUS_BAD_INPUT
+      call fortran_fail("metadata field '" // name // "' has " // itoa(int(n)) // " strings, no string " // &
+                        itoa(index))
+    else if (status == INSITU_STATUS_OK) then
+      ! Most strings fit 256 bytes; a longer one reports its length, and is read again.
+      allocate(buf(256))
+      status = c_ds_get_meta_string(self%p, name, len(name, kind=c_size_t), int(index - 1, c_size_t), &
+                                    buf, size(buf, kind=c_size_t), n)
+      if (status /= INSITU_STATUS_OK .and. n >= size(buf, kind=c_size_t)) then
+        deallocate(buf)
+        allocate(buf(n + 1))
+        status = c_ds_get_meta_string(self%p, name, len(name, kind=c_size_t), int(index - 1, c_size_t), &
+                                      buf, size(buf, kind=c_size_t), n)
+      end if
+    end if
+    if (status /= INSITU_STATUS_OK) n = 0
+    allocate(character(len=n) :: value)
+    do i = 1, int(n)
+      value(i:i) = buf(i)
+    end do
+    call insitu_check(status, ierr)
+  end function dataset_get_meta_string
+
+  !> Store a dataset: its tensors and metadata, under SmartRedis' keys.
+  subroutine client_put_dataset(self, dataset, ierr)
+    class(insitu_client), intent(inout) :: self
+    type(insitu_dataset), intent(in) :: dataset
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_put_dataset(self%p, dataset%p), ierr)
+  end subroutine client_put_dataset
+
+  !> Fetch dataset `name` into `dataset` (replacing what it held).
+  subroutine client_get_dataset(self, name, dataset, ierr)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    type(insitu_dataset), intent(inout) :: dataset
+    integer, optional, intent(out) :: ierr
+    type(c_ptr) :: p
+    integer :: status
+    status = c_get_dataset(self%p, name, len(name, kind=c_size_t), p)
+    if (status == INSITU_STATUS_OK) then
+      call c_dataset_free(dataset%p)
+      dataset%p = p
+    end if
+    call insitu_check(status, ierr)
+  end subroutine client_get_dataset
+
+  subroutine client_delete_dataset(self, name, ierr)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_delete_dataset(self%p, name, len(name, kind=c_size_t)), ierr)
+  end subroutine client_delete_dataset
+
+  logical function client_dataset_exists(self, name, ierr) result(exists)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer, optional, intent(out) :: ierr
+    logical(c_bool) :: out
+    integer :: status
+    out = .false.
+    status = c_dataset_exists(self%p, name, len(name, kind=c_size_t), out)
+    exists = out
+    call insitu_check(status, ierr)
+  end function client_dataset_exists
+
+  logical function client_poll_dataset(self, name, interval_ms, tries, ierr) result(found)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: name
+    integer, intent(in) :: interval_ms, tries
+    integer, optional, intent(out) :: ierr
+    logical(c_bool) :: out
+    integer :: status
+    out = .false.
+    status = c_poll_dataset(self%p, name, len(name, kind=c_size_t), int(interval_ms, c_int64_t), &
+                            int(tries, c_int32_t), out)
+    found = out
+    call insitu_check(status, ierr)
+  end function client_poll_dataset
+
+  !> Append the name of `dataset` to aggregation list `list` (created on first use). The
+  !> list refers to the dataset by name: store the dataset with put_dataset first.
+  subroutine client_append_to_list(self, list, dataset, ierr)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: list
+    type(insitu_dataset), intent(in) :: dataset
+    integer, optional, intent(out) :: ierr
+    call insitu_check(c_append_to_list(self%p, list, len(list, kind=c_size_t), dataset%p), ierr)
+  end subroutine client_append_to_list
+
+  integer function client_get_list_length(self, list, ierr) result(n)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: list
+    integer, optional, intent(out) :: ierr
+    integer(c_size_t) :: out
+    out = 0
+    call insitu_check(c_get_list_length(self%p, list, len(list, kind=c_size_t), out), ierr)
+    n = int(out)
+  end function client_get_list_length
+
+  !> Wait until list `list` holds at least `length` datasets.
+  logical function client_poll_list_length(self, list, length, interval_ms, tries, ierr) result(reached)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: list
+    integer, intent(in) :: length, interval_ms, tries
+    integer, optional, intent(out) :: ierr
+    logical(c_bool) :: out
+    integer :: status
+    out = .false.
+    status = c_poll_list_length(self%p, list, len(list, kind=c_size_t), int(length, c_size_t), &
+                                int(interval_ms, c_int64_t), int(tries, c_int32_t), out)
+    reached = out
+    call insitu_check(status, ierr)
+  end function client_poll_list_length
 
   include "insitu_arrays.inc"
 

@@ -152,8 +152,38 @@ int main(void) {
   size_t who_len = 0;
   OK(insitu_dataset_get_meta_string(back_ds, S("who"), 0, who, sizeof who, &who_len));
   TRUE(who_len == 10 && strcmp(who, "simulation") == 0);
+  who_len = 0;
   FAILS(insitu_dataset_get_meta_string(back_ds, S("who"), 0, who, 4, &who_len), INSITU_STATUS_BAD_INPUT,
         "ERR string of 10 bytes does not fit a buffer of 4");
+  TRUE(who_len == 10); /* the length needed, so the caller can retry */
+  OK(insitu_dataset_get_meta_count(back_ds, S("step"), &count));
+  TRUE(count == 1);
+  OK(insitu_dataset_get_meta_count(back_ds, S("who"), &count));
+  TRUE(count == 1);
+  FAILS(insitu_dataset_get_meta_count(back_ds, S("nope"), &count), INSITU_STATUS_NOT_FOUND,
+        "ERR dataset 'ds' has no metadata field 'nope'");
+  /* Dataset tensors in both orders: a is 2x3 row-major; Fortran order is its transpose. */
+  float col[6], back_col[6], back_row[6];
+  size_t got_ndims = 0;
+  for (size_t i = 0; i < 2; i++)
+    for (size_t j = 0; j < 3; j++) col[i + 2 * j] = a[i][j];
+  OK(insitu_dataset_add_tensor_fortran(back_ds, S("uf"), col, sizeof col, INSITU_DTYPE_FLOAT, dims, 2));
+  OK(insitu_dataset_unpack_tensor(back_ds, S("uf"), INSITU_DTYPE_FLOAT, back_row, sizeof back_row, got_dims, 4,
+                                  &got_ndims));
+  TRUE(got_ndims == 2 && got_dims[0] == 2 && got_dims[1] == 3 && memcmp(back_row, a, sizeof a) == 0);
+  OK(insitu_dataset_unpack_tensor_fortran(back_ds, S("u"), INSITU_DTYPE_FLOAT, back_col, sizeof back_col,
+                                          got_dims, 4, &got_ndims));
+  TRUE(got_ndims == 2 && memcmp(back_col, col, sizeof col) == 0);
+  FAILS(insitu_dataset_unpack_tensor(back_ds, S("u"), INSITU_DTYPE_DOUBLE, back_row, sizeof back_row, got_dims, 4,
+                                     &got_ndims),
+        INSITU_STATUS_BAD_INPUT, "ERR tensor 'u' has dtype FLOAT but the buffer holds DOUBLE");
+  FAILS(insitu_dataset_unpack_tensor_fortran(back_ds, S("u"), INSITU_DTYPE_FLOAT, back_col, 8, got_dims, 4,
+                                             &got_ndims),
+        INSITU_STATUS_BAD_INPUT, "ERR tensor 'u' has 24 bytes but the buffer holds 8");
+  FAILS(insitu_dataset_add_tensor_fortran(back_ds, S("bad"), col, 8, INSITU_DTYPE_FLOAT, dims, 2),
+        INSITU_STATUS_BAD_INPUT, "ERR data length does not match tensor shape and type");
+  FAILS(insitu_dataset_get_tensor(back_ds, S("bad"), &t), INSITU_STATUS_NOT_FOUND,
+        "ERR dataset 'ds' has no tensor 'bad'");
   OK(insitu_dataset_get_tensor(back_ds, S("u"), &t));
   TRUE(memcmp(insitu_tensor_data(t), a, sizeof a) == 0);
   insitu_tensor_free(t);
