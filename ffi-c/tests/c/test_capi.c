@@ -90,6 +90,23 @@ int main(void) {
         INSITU_STATUS_BAD_INPUT, "ERR tensor 'a' has 24 bytes but the buffer holds 8");
   FAILS(insitu_client_unpack_tensor(c, S("a"), INSITU_DTYPE_FLOAT, back, sizeof back, got_dims, 1, &ndims),
         INSITU_STATUS_BAD_INPUT, "ERR tensor 'a' has 2 dims but dims holds 1");
+  /* Fortran order: a column-major 2x3 array is stored as the row-major a, and back. */
+  float fa[6] = {1, 4, 2, 5, 3, 6}, fback[6] = {0};
+  OK(insitu_client_put_tensor_fortran(c, S("fa"), fa, sizeof fa, INSITU_DTYPE_FLOAT, dims, 2));
+  OK(insitu_client_unpack_tensor(c, S("fa"), INSITU_DTYPE_FLOAT, back, sizeof back, got_dims, 4, &ndims));
+  TRUE(ndims == 2 && got_dims[0] == 2 && got_dims[1] == 3 && memcmp(back, a, sizeof a) == 0);
+  OK(insitu_client_unpack_tensor_fortran(c, S("a"), INSITU_DTYPE_FLOAT, fback, sizeof fback, got_dims, 4, &ndims));
+  TRUE(ndims == 2 && got_dims[0] == 2 && got_dims[1] == 3 && memcmp(fback, fa, sizeof fa) == 0);
+  FAILS(insitu_client_put_tensor_fortran(c, S("fbad"), fa, 8, INSITU_DTYPE_FLOAT, dims, 2), INSITU_STATUS_BAD_INPUT,
+        "ERR data length does not match tensor shape and type");
+  FAILS(insitu_client_put_tensor_fortran(c, S("fbad"), NULL, sizeof fa, INSITU_DTYPE_FLOAT, dims, 2),
+        INSITU_STATUS_NULL_ARGUMENT, "data must not be NULL");
+  FAILS(insitu_client_unpack_tensor_fortran(c, S("a"), INSITU_DTYPE_INT32, fback, sizeof fback, got_dims, 4, &ndims),
+        INSITU_STATUS_BAD_INPUT, "ERR tensor 'a' has dtype FLOAT but the buffer holds INT32");
+  FAILS(insitu_client_unpack_tensor_fortran(c, S("missing"), INSITU_DTYPE_FLOAT, fback, sizeof fback, got_dims, 4,
+                                            &ndims),
+        INSITU_STATUS_NOT_FOUND, "ERR tensor key is empty or in a different shard");
+  OK(insitu_client_delete_tensor(c, S("fa")));
   OK(insitu_client_tensor_exists(c, S("a"), &yes));
   TRUE(yes);
   OK(insitu_client_key_exists(c, S("a"), &yes));
