@@ -100,6 +100,12 @@ module insitu
       integer(c_int) :: s
     end function c_connect
 
+    function c_from_env(out) bind(C, name="insitu_client_from_env") result(s)
+      import :: c_ptr, c_int
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: s
+    end function c_from_env
+
     subroutine c_client_free(client) bind(C, name="insitu_client_free")
       import :: c_ptr
       type(c_ptr), value :: client
@@ -484,13 +490,19 @@ contains
     end if
   end subroutine insitu_check
 
+  !> Connect to `address`; without one, to the address in the environment (SSDB, as
+  !> SmartRedis clients read it).
   subroutine client_connect(self, address, ierr)
     class(insitu_client), intent(inout) :: self
-    character(len=*), intent(in) :: address
+    character(len=*), optional, intent(in) :: address
     integer, optional, intent(out) :: ierr
     type(c_ptr) :: p
     integer :: status
-    status = c_connect(address, len(address, kind=c_size_t), p)
+    if (present(address)) then
+      status = c_connect(address, len(address, kind=c_size_t), p)
+    else
+      status = c_from_env(p)
+    end if
     if (status == INSITU_STATUS_OK) then
       call c_client_free(self%p)
       self%p = p

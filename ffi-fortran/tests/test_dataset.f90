@@ -4,6 +4,7 @@
 ! their exact messages. Run by CTest; prints "Fortran datasets: all checks passed".
 program test_dataset
   use, intrinsic :: iso_fortran_env
+  use, intrinsic :: iso_c_binding, only: c_int, c_char, c_null_char
   use insitu
   implicit none
   type(insitu_client) :: c
@@ -26,7 +27,15 @@ program test_dataset
     long(i:i) = achar(iachar('a') + mod(i, 26))
   end do
 
-  call c%connect("inproc")
+  ! Without an address, the client connects to the one in SSDB (as SmartRedis does).
+  call set_env("SSDB", "")
+  call set_env("INSITU_ADDRESS", "")
+  call c%connect(ierr=ierr)
+  if (ierr == INSITU_STATUS_OK) call fail("connect without SSDB must fail")
+  if (insitu_last_error() /= "ERR no server address: set SSDB or INSITU_ADDRESS (e.g. inproc, " // &
+      "127.0.0.1:6780 or unix:///tmp/insitu.sock)") call fail("no address message")
+  call set_env("SSDB", "inproc")
+  call c%connect()
   call ds%create("step_1")
   call ds%add_tensor("u", u)
   call ds%add_tensor("u_raw", u, layout=INSITU_LAYOUT_CONTIGUOUS)
@@ -138,6 +147,27 @@ program test_dataset
   end if
   print '(a)', "Fortran datasets: all checks passed"
 contains
+  !> Set (or, with an empty value, unset) an environment variable.
+  subroutine set_env(name, value)
+    character(len=*), intent(in) :: name, value
+    interface
+      integer(c_int) function setenv(name, value, overwrite) bind(C, name="setenv")
+        import :: c_int, c_char
+        character(kind=c_char), intent(in) :: name(*), value(*)
+        integer(c_int), value :: overwrite
+      end function setenv
+      integer(c_int) function unsetenv(name) bind(C, name="unsetenv")
+        import :: c_int, c_char
+        character(kind=c_char), intent(in) :: name(*)
+      end function unsetenv
+    end interface
+    if (len(value) == 0) then
+      if (unsetenv(name // c_null_char) /= 0) call fail("unsetenv")
+    else
+      if (setenv(name // c_null_char, value // c_null_char, 1_c_int) /= 0) call fail("setenv")
+    end if
+  end subroutine set_env
+
   subroutine fail(what)
     character(len=*), intent(in) :: what
     print '(2a)', "FAILED: ", what
