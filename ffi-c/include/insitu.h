@@ -401,6 +401,12 @@ enum insitu_status insitu_dataset_new(const char *name,
                                       struct insitu_dataset **out);
 
 /**
+ * A deep copy of a dataset (release both with insitu_dataset_free).
+ */
+enum insitu_status insitu_dataset_clone(const struct insitu_dataset *dataset,
+                                        struct insitu_dataset **out);
+
+/**
  * Release a dataset. NULL is ignored.
  */
 void insitu_dataset_free(struct insitu_dataset *dataset);

@@ -854,6 +854,20 @@ pub unsafe extern "C" fn insitu_dataset_new(
     })
 }
 
+/// A deep copy of a dataset (release both with insitu_dataset_free).
+#[no_mangle]
+pub unsafe extern "C" fn insitu_dataset_clone(
+    dataset: *const insitu_dataset,
+    out: *mut *mut insitu_dataset,
+) -> insitu_status {
+    call(|| {
+        let d = obj(dataset, "dataset")?;
+        check_out(out, "out")?;
+        put(out, Box::into_raw(Box::new(insitu_dataset(d.0.clone()))));
+        Ok(())
+    })
+}
+
 /// Release a dataset. NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn insitu_dataset_free(dataset: *mut insitu_dataset) {

@@ -46,7 +46,9 @@ module insitu
   integer(c_int), parameter :: INSITU_META_DOUBLE = 1, INSITU_META_FLOAT = 2, &
     INSITU_META_INT32 = 3, INSITU_META_INT64 = 4
 
-  !> A connection ("inproc", "unix:///path", "host:port") and its key prefixes.
+  !> A connection ("inproc", "unix:///path", "host:port") and its key prefixes. A client
+  !> is not copied: `a = b` leaves `a` closed (calls on it fail with "client must not be
+  !> NULL"); pass clients by reference.
   type :: insitu_client
     type(c_ptr), private :: p = c_null_ptr
   contains
@@ -67,13 +69,14 @@ module insitu
     procedure :: poll_list_length => client_poll_list_length
     procedure, private :: put_raw
     procedure, private :: get_raw
+    procedure, private :: client_assign
+    generic :: assignment(=) => client_assign
     include "insitu_bindings.inc"
     final :: client_final
   end type insitu_client
 
   !> Named tensors and metadata stored and fetched as one (SmartRedis' DataSet, the same
-  !> keys and bytes). A dataset owns library memory: pass it around by reference, do not
-  !> assign one to another.
+  !> keys and bytes). `a = b` makes `a` a deep copy of `b`.
   type :: insitu_dataset
     type(c_ptr), private :: p = c_null_ptr
   contains
@@ -87,6 +90,8 @@ module insitu
     generic :: get_meta_scalars => get_meta_real64, get_meta_real32, get_meta_int32, get_meta_int64
     procedure, private :: put_raw => dataset_put_raw
     procedure, private :: get_raw => dataset_get_raw
+    procedure, private :: dataset_assign
+    generic :: assignment(=) => dataset_assign
     include "insitu_dataset_bindings.inc"
     final :: dataset_final
   end type insitu_dataset
@@ -239,6 +244,13 @@ module insitu
       type(c_ptr), intent(out) :: out
       integer(c_int) :: s
     end function c_dataset_new
+
+    function c_dataset_clone(dataset, out) bind(C, name="insitu_dataset_clone") result(s)
+      import :: c_ptr, c_int
+      type(c_ptr), value :: dataset
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: s
+    end function c_dataset_clone
 
     subroutine c_dataset_free(dataset) bind(C, name="insitu_dataset_free")
       import :: c_ptr
@@ -516,6 +528,16 @@ contains
     self%p = c_null_ptr
   end subroutine client_close
 
+  !> `lhs = rhs` closes `lhs` (`c = c` changes nothing): a connection has one owner, as
+  !> two would free it twice.
+  subroutine client_assign(lhs, rhs)
+    class(insitu_client), intent(inout) :: lhs
+    class(insitu_client), intent(in) :: rhs
+    if (c_associated(lhs%p, rhs%p)) return
+    call c_client_free(lhs%p)
+    lhs%p = c_null_ptr
+  end subroutine client_assign
+
   subroutine client_final(self)
     type(insitu_client), intent(inout) :: self
     call c_client_free(self%p)
@@ -690,6 +712,19 @@ contains
     end if
     call insitu_check(status, ierr)
   end subroutine dataset_create
+
+  !> `lhs = rhs`: a deep copy (an empty rhs gives an empty lhs).
+  subroutine dataset_assign(lhs, rhs)
+    class(insitu_dataset), intent(inout) :: lhs
+    class(insitu_dataset), intent(in) :: rhs
+    type(c_ptr) :: p
+    p = c_null_ptr
+    if (c_associated(rhs%p)) then
+      if (c_dataset_clone(rhs%p, p) /= INSITU_STATUS_OK) p = c_null_ptr
+    end if
+    call c_dataset_free(lhs%p)
+    lhs%p = p
+  end subroutine dataset_assign
 
   subroutine dataset_final(self)
     type(insitu_dataset), intent(inout) :: self

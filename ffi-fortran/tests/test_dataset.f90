@@ -8,7 +8,8 @@ program test_dataset
   use insitu
   implicit none
   type(insitu_client) :: c
-  type(insitu_dataset) :: ds, got
+  type(insitu_dataset) :: ds, got, copy
+  type(insitu_client) :: other
   integer :: ierr, i, failures
   real(real64) :: u(3, 4), u2(3, 4), ut(4, 3)
   integer(int32) :: k(2, 3, 2), k2(2, 3, 2)
@@ -88,6 +89,20 @@ program test_dataset
   if (got%get_meta_string("units", 1) /= "K") call fail("first string")
   if (got%get_meta_string("units", 2) /= long) call fail("300-byte string")
   if (len(got%get_meta_string("units", 2)) /= 300) call fail("300-byte string length")
+
+  ! Assignment: a dataset is deep-copied; a client is not copied.
+  copy = got
+  call got%add_meta_string("units", "only in got")
+  if (copy%meta_string_count("units") /= 2) call fail("the copy is deep")
+  call copy%get_tensor("k", k2)
+  if (any(k2 /= k)) call fail("the copy holds the tensors")
+  other = c
+  if (other%tensor_exists("x", ierr=ierr)) call fail("an assigned client is closed")
+  if (ierr /= INSITU_STATUS_NULL_ARGUMENT) call fail("an assigned client gives NULL_ARGUMENT")
+  if (insitu_last_error() /= "client must not be NULL") call fail("assigned client message")
+  if (.not. c%dataset_exists("step_1")) call fail("the original client still works")
+  call got%create("step_1")
+  call c%get_dataset("step_1", got)
 
   ! Errors: status and message, and the dataset is unchanged.
   call got%get_tensor("nope", u2, ierr=ierr)

@@ -146,6 +146,17 @@ int main(void) {
   FAILS(insitu_dataset_add_meta_scalar(ds, S("step"), INSITU_META_TYPE_DOUBLE, &dt), INSITU_STATUS_BAD_INPUT,
         "ERR metadata field 'step' holds another type");
   OK(insitu_dataset_add_meta_string(ds, S("who"), S("simulation")));
+  size_t count = 0;
+  insitu_dataset *copy = NULL;
+  OK(insitu_dataset_clone(ds, &copy));
+  OK(insitu_dataset_add_meta_string(copy, S("who"), S("copy only")));
+  OK(insitu_dataset_get_meta_string_count(copy, S("who"), &count));
+  TRUE(count == 2);
+  OK(insitu_dataset_get_meta_string_count(ds, S("who"), &count));
+  TRUE(count == 1); /* the copy is deep */
+  insitu_dataset_free(copy);
+  FAILS(insitu_dataset_clone(NULL, &copy), INSITU_STATUS_NULL_ARGUMENT, "dataset must not be NULL");
+  FAILS(insitu_dataset_clone(ds, NULL), INSITU_STATUS_NULL_ARGUMENT, "out must not be NULL");
   OK(insitu_client_put_dataset(c, ds));
   OK(insitu_client_dataset_exists(c, S("ds"), &yes));
   TRUE(yes);
@@ -153,7 +164,6 @@ int main(void) {
   TRUE(yes);
   OK(insitu_client_get_dataset(c, S("ds"), &back_ds));
   int64_t steps[4];
-  size_t count = 0;
   OK(insitu_dataset_get_meta_scalars(back_ds, S("step"), INSITU_META_TYPE_INT64, steps, 4, &count));
   TRUE(count == 1 && steps[0] == 7);
   uint64_t u64s[1];
