@@ -67,6 +67,8 @@ module insitu
     procedure :: append_to_list => client_append_to_list
     procedure :: get_list_length => client_get_list_length
     procedure :: poll_list_length => client_poll_list_length
+    procedure :: get_datasets_from_list => client_get_datasets_from_list
+    procedure :: get_dataset_list_range => client_get_dataset_list_range
     procedure, private :: put_raw
     procedure, private :: get_raw
     procedure, private :: client_assign
@@ -455,6 +457,35 @@ module insitu
       logical(c_bool), intent(out) :: out
       integer(c_int) :: s
     end function c_poll_list_length
+
+    function c_get_dataset_list_range(client, list, list_len, start, end, out) &
+        bind(C, name="insitu_client_get_dataset_list_range") result(s)
+      import :: c_ptr, c_char, c_size_t, c_int, c_int64_t
+      type(c_ptr), value :: client
+      character(kind=c_char), intent(in) :: list(*)
+      integer(c_size_t), value :: list_len
+      integer(c_int64_t), value :: start, end
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: s
+    end function c_get_dataset_list_range
+
+    function c_dataset_list_len(list) bind(C, name="insitu_dataset_list_len") result(n)
+      import :: c_ptr, c_size_t
+      type(c_ptr), value :: list
+      integer(c_size_t) :: n
+    end function c_dataset_list_len
+
+    function c_dataset_list_get(list, index) bind(C, name="insitu_dataset_list_get") result(p)
+      import :: c_ptr, c_size_t
+      type(c_ptr), value :: list
+      integer(c_size_t), value :: index
+      type(c_ptr) :: p
+    end function c_dataset_list_get
+
+    subroutine c_dataset_list_free(list) bind(C, name="insitu_dataset_list_free")
+      import :: c_ptr
+      type(c_ptr), value :: list
+    end subroutine c_dataset_list_free
   end interface
 
   !> A message for failures detected on the Fortran side (e.g. an array of the wrong
@@ -1026,6 +1057,45 @@ contains
     reached = out
     call insitu_check(status, ierr)
   end function client_poll_list_length
+
+  !> Every dataset of aggregation list `list`, oldest first.
+  subroutine client_get_datasets_from_list(self, list, datasets, ierr)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: list
+    type(insitu_dataset), allocatable, intent(out) :: datasets(:)
+    integer, optional, intent(out) :: ierr
+    call self%get_dataset_list_range(list, 0, -1, datasets, ierr)
+  end subroutine client_get_datasets_from_list
+
+  !> Datasets `start` to `end` of aggregation list `list`, counted as SmartRedis does:
+  !> from 0, both ends included, negative values from the end (-1 is the last).
+  subroutine client_get_dataset_list_range(self, list, start, end, datasets, ierr)
+    class(insitu_client), intent(inout) :: self
+    character(len=*), intent(in) :: list
+    integer, intent(in) :: start, end
+    type(insitu_dataset), allocatable, intent(out) :: datasets(:)
+    integer, optional, intent(out) :: ierr
+    type(c_ptr) :: l
+    integer :: status, i
+    status = c_get_dataset_list_range(self%p, list, len(list, kind=c_size_t), int(start, c_int64_t), &
+                                      int(end, c_int64_t), l)
+    if (status /= INSITU_STATUS_OK) then
+      allocate(datasets(0))
+      call insitu_check(status, ierr)
+      return
+    end if
+    allocate(datasets(c_dataset_list_len(l)))
+    do i = 1, size(datasets)
+      status = c_dataset_clone(c_dataset_list_get(l, int(i - 1, c_size_t)), datasets(i)%p)
+      if (status /= INSITU_STATUS_OK) exit
+    end do
+    call c_dataset_list_free(l)
+    if (status /= INSITU_STATUS_OK) then
+      deallocate(datasets)
+      allocate(datasets(0))
+    end if
+    call insitu_check(status, ierr)
+  end subroutine client_get_dataset_list_range
 
   include "insitu_arrays.inc"
 

@@ -10,6 +10,7 @@ program test_dataset
   type(insitu_client) :: c
   type(insitu_dataset) :: ds, got, copy
   type(insitu_client) :: other
+  type(insitu_dataset), allocatable :: many(:)
   integer :: ierr, i, failures
   real(real64) :: u(3, 4), u2(3, 4), ut(4, 3)
   integer(int32) :: k(2, 3, 2), k2(2, 3, 2)
@@ -144,6 +145,18 @@ program test_dataset
   if (c%get_list_length("steps") /= 2) call fail("list length 2")
   if (.not. c%poll_list_length("steps", 2, 1, 1)) call fail("poll length 2")
   if (c%poll_list_length("steps", 3, 1, 2)) call fail("poll length 3 times out")
+  call c%get_datasets_from_list("steps", many)
+  if (size(many) /= 2) call fail("two datasets in the list")
+  do i = 1, size(many)
+    call many(i)%get_tensor("u", u2)
+    if (any(u2 /= u * (i + 1))) call fail("dataset of the list in order")
+  end do
+  call c%get_dataset_list_range("steps", -1, -1, many)
+  if (size(many) /= 1) call fail("range -1..-1 is one dataset")
+  call many(1)%get_tensor("u", u2)
+  if (any(u2 /= u * 3)) call fail("range -1..-1 is the last dataset")
+  call c%get_datasets_from_list("no_such_list", many)
+  if (size(many) /= 0) call fail("a missing list is empty, as in Redis")
   call c%get_dataset("step_3", got)
   call got%get_tensor("u", u2)
   if (any(u2 /= u * 3)) call fail("the last dataset of the list")
