@@ -505,18 +505,69 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
+    client_unpack(client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, false)
+}
+
+/// The body of insitu_client_unpack_tensor(_fortran).
+#[allow(clippy::too_many_arguments)]
+unsafe fn client_unpack(
+    client: *mut insitu_client,
+    name: *const c_char,
+    name_len: usize,
+    dtype: insitu_dtype,
+    buf: *mut c_void,
+    buf_len: usize,
+    dims: *mut usize,
+    dims_cap: usize,
+    ndims: *mut usize,
+    fortran: bool,
+) -> insitu_status {
     call(|| {
         let c = obj_mut(client, "client")?;
         let n = text(name, name_len, "name")?;
-        let want = self::dtype(dtype)?;
-        if buf.is_null() && buf_len > 0 {
-            return Err(Fail::Null("buf"));
-        }
-        check_out(dims, "dims")?;
-        check_out(ndims, "ndims")?;
+        let want = unpack_args(dtype, buf, buf_len, dims, ndims)?;
         let t = c.0.get_tensor(n)?;
-        unpack_into(&t, n, want, buf, buf_len, dims, dims_cap, ndims, false)
+        unpack_into(&t, n, want, buf, buf_len, dims, dims_cap, ndims, fortran)
     })
+}
+
+/// The body of insitu_dataset_unpack_tensor(_fortran).
+#[allow(clippy::too_many_arguments)]
+unsafe fn dataset_unpack(
+    dataset: *const insitu_dataset,
+    name: *const c_char,
+    name_len: usize,
+    dtype: insitu_dtype,
+    buf: *mut c_void,
+    buf_len: usize,
+    dims: *mut usize,
+    dims_cap: usize,
+    ndims: *mut usize,
+    fortran: bool,
+) -> insitu_status {
+    call(|| {
+        let d = obj(dataset, "dataset")?;
+        let n = text(name, name_len, "name")?;
+        let want = unpack_args(dtype, buf, buf_len, dims, ndims)?;
+        unpack_into(d.0.get_tensor(n)?, n, want, buf, buf_len, dims, dims_cap, ndims, fortran)
+    })
+}
+
+/// Check an unpack's arguments; the dtype the buffer holds.
+unsafe fn unpack_args(
+    dtype: insitu_dtype,
+    buf: *mut c_void,
+    buf_len: usize,
+    dims: *mut usize,
+    ndims: *mut usize,
+) -> Result<DType, Fail> {
+    let want = self::dtype(dtype)?;
+    if buf.is_null() && buf_len > 0 {
+        return Err(Fail::Null("buf"));
+    }
+    check_out(dims, "dims")?;
+    check_out(ndims, "ndims")?;
+    Ok(want)
 }
 
 /// Check `t` against the caller's buffer (dtype, byte count, room for its dims) and copy
@@ -632,18 +683,7 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor_fortran(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
-    call(|| {
-        let c = obj_mut(client, "client")?;
-        let n = text(name, name_len, "name")?;
-        let want = self::dtype(dtype)?;
-        if buf.is_null() && buf_len > 0 {
-            return Err(Fail::Null("buf"));
-        }
-        check_out(dims, "dims")?;
-        check_out(ndims, "ndims")?;
-        let t = c.0.get_tensor(n)?;
-        unpack_into(&t, n, want, buf, buf_len, dims, dims_cap, ndims, true)
-    })
+    client_unpack(client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, true)
 }
 
 /// Delete a tensor.
@@ -950,18 +990,7 @@ pub unsafe extern "C" fn insitu_dataset_unpack_tensor(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
-    call(|| {
-        let d = obj(dataset, "dataset")?;
-        let n = text(name, name_len, "name")?;
-        let want = self::dtype(dtype)?;
-        if buf.is_null() && buf_len > 0 {
-            return Err(Fail::Null("buf"));
-        }
-        check_out(dims, "dims")?;
-        check_out(ndims, "ndims")?;
-        let t = d.0.get_tensor(n)?;
-        unpack_into(t, n, want, buf, buf_len, dims, dims_cap, ndims, false)
-    })
+    dataset_unpack(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, false)
 }
 
 /// Copy a tensor of the dataset into a column-major (Fortran) buffer (as
@@ -978,18 +1007,7 @@ pub unsafe extern "C" fn insitu_dataset_unpack_tensor_fortran(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
-    call(|| {
-        let d = obj(dataset, "dataset")?;
-        let n = text(name, name_len, "name")?;
-        let want = self::dtype(dtype)?;
-        if buf.is_null() && buf_len > 0 {
-            return Err(Fail::Null("buf"));
-        }
-        check_out(dims, "dims")?;
-        check_out(ndims, "ndims")?;
-        let t = d.0.get_tensor(n)?;
-        unpack_into(t, n, want, buf, buf_len, dims, dims_cap, ndims, true)
-    })
+    dataset_unpack(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, true)
 }
 
 /// Append one scalar (of `type`, read from `value`) to a metadata field.
