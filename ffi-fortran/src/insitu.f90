@@ -86,10 +86,6 @@ module insitu
     procedure :: add_meta_string => dataset_add_meta_string
     procedure :: meta_string_count => dataset_meta_string_count
     procedure :: get_meta_string => dataset_get_meta_string
-    procedure, private :: meta_real64, meta_real32, meta_int32, meta_int64
-    generic :: add_meta_scalar => meta_real64, meta_real32, meta_int32, meta_int64
-    procedure, private :: get_meta_real64, get_meta_real32, get_meta_int32, get_meta_int64
-    generic :: get_meta_scalars => get_meta_real64, get_meta_real32, get_meta_int32, get_meta_int64
     procedure, private :: put_raw => dataset_put_raw
     procedure, private :: get_raw => dataset_get_raw
     procedure, private :: dataset_assign
@@ -804,43 +800,6 @@ contains
     call check_shape(name, got, n, want, status)
   end subroutine dataset_get_raw
 
-  !> Append one value to metadata field `name` (a field holds one type).
-  subroutine meta_real64(self, name, value, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    real(real64), intent(in), target :: value
-    integer, optional, intent(out) :: ierr
-    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_DOUBLE, &
-                      c_loc(value)), ierr)
-  end subroutine meta_real64
-
-  subroutine meta_real32(self, name, value, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    real(real32), intent(in), target :: value
-    integer, optional, intent(out) :: ierr
-    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_FLOAT, &
-                      c_loc(value)), ierr)
-  end subroutine meta_real32
-
-  subroutine meta_int32(self, name, value, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    integer(int32), intent(in), target :: value
-    integer, optional, intent(out) :: ierr
-    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_INT32, &
-                      c_loc(value)), ierr)
-  end subroutine meta_int32
-
-  subroutine meta_int64(self, name, value, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    integer(int64), intent(in), target :: value
-    integer, optional, intent(out) :: ierr
-    call insitu_check(c_ds_add_meta_scalar(self%p, name, len(name, kind=c_size_t), INSITU_META_INT64, &
-                      c_loc(value)), ierr)
-  end subroutine meta_int64
-
   !> The number of values in metadata field `name`; `status` reports the lookup.
   integer(c_size_t) function meta_count(self, name, status) result(n)
     class(insitu_dataset), intent(in) :: self
@@ -849,63 +808,6 @@ contains
     n = 0
     status = c_ds_get_meta_count(self%p, name, len(name, kind=c_size_t), n)
   end function meta_count
-
-  !> The values of metadata field `name`, allocated to their number.
-  subroutine get_meta_real64(self, name, values, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    real(real64), allocatable, target, intent(out) :: values(:)
-    integer, optional, intent(out) :: ierr
-    integer(c_size_t) :: n
-    integer :: status
-    n = meta_count(self, name, status)
-    allocate(values(n))
-    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
-      INSITU_META_DOUBLE, c_loc(values), n, n)
-    call insitu_check(status, ierr)
-  end subroutine get_meta_real64
-
-  subroutine get_meta_real32(self, name, values, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    real(real32), allocatable, target, intent(out) :: values(:)
-    integer, optional, intent(out) :: ierr
-    integer(c_size_t) :: n
-    integer :: status
-    n = meta_count(self, name, status)
-    allocate(values(n))
-    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
-      INSITU_META_FLOAT, c_loc(values), n, n)
-    call insitu_check(status, ierr)
-  end subroutine get_meta_real32
-
-  subroutine get_meta_int32(self, name, values, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    integer(int32), allocatable, target, intent(out) :: values(:)
-    integer, optional, intent(out) :: ierr
-    integer(c_size_t) :: n
-    integer :: status
-    n = meta_count(self, name, status)
-    allocate(values(n))
-    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
-      INSITU_META_INT32, c_loc(values), n, n)
-    call insitu_check(status, ierr)
-  end subroutine get_meta_int32
-
-  subroutine get_meta_int64(self, name, values, ierr)
-    class(insitu_dataset), intent(inout) :: self
-    character(len=*), intent(in) :: name
-    integer(int64), allocatable, target, intent(out) :: values(:)
-    integer, optional, intent(out) :: ierr
-    integer(c_size_t) :: n
-    integer :: status
-    n = meta_count(self, name, status)
-    allocate(values(n))
-    if (status == INSITU_STATUS_OK) status = c_ds_get_meta_scalars(self%p, name, len(name, kind=c_size_t), &
-      INSITU_META_INT64, c_loc(values), n, n)
-    call insitu_check(status, ierr)
-  end subroutine get_meta_int64
 
   !> Append a string to metadata field `name`.
   subroutine dataset_add_meta_string(self, name, value, ierr)
