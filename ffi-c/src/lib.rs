@@ -505,7 +505,9 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
-    client_unpack(client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, false)
+    client_unpack(
+        client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, false,
+    )
 }
 
 /// The body of insitu_client_unpack_tensor(_fortran).
@@ -549,7 +551,17 @@ unsafe fn dataset_unpack(
         let d = obj(dataset, "dataset")?;
         let n = text(name, name_len, "name")?;
         let want = unpack_args(dtype, buf, buf_len, dims, ndims)?;
-        unpack_into(d.0.get_tensor(n)?, n, want, buf, buf_len, dims, dims_cap, ndims, fortran)
+        unpack_into(
+            d.0.get_tensor(n)?,
+            n,
+            want,
+            buf,
+            buf_len,
+            dims,
+            dims_cap,
+            ndims,
+            fortran,
+        )
     })
 }
 
@@ -683,7 +695,9 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor_fortran(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
-    client_unpack(client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, true)
+    client_unpack(
+        client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, true,
+    )
 }
 
 /// Delete a tensor.
@@ -990,7 +1004,9 @@ pub unsafe extern "C" fn insitu_dataset_unpack_tensor(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
-    dataset_unpack(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, false)
+    dataset_unpack(
+        dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, false,
+    )
 }
 
 /// Copy a tensor of the dataset into a column-major (Fortran) buffer (as
@@ -1007,7 +1023,9 @@ pub unsafe extern "C" fn insitu_dataset_unpack_tensor_fortran(
     dims_cap: usize,
     ndims: *mut usize,
 ) -> insitu_status {
-    dataset_unpack(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, true)
+    dataset_unpack(
+        dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims, true,
+    )
 }
 
 /// Append one scalar (of `type`, read from `value`) to a metadata field.
