@@ -110,16 +110,18 @@ cmd_test() {
     command -v gfortran >/dev/null || need_root_apt gfortran
     command -v pkg-config >/dev/null || need_root_apt pkg-config
     command -v mpirun >/dev/null || need_root_apt openmpi-bin libopenmpi-dev
+    # CMake build trees stay in the checkout (build/): a CMake cache names its source
+    # directory, so one shared with another clone (as CARGO_TARGET_DIR may be) breaks.
     for part in ffi-c ffi-fortran; do
-        cmake -S "$part" -B "$(target_dir)/cmake-$part" -DINSITU_LIB_DIR="$(target_dir)/debug" >/dev/null
-        cmake --build "$(target_dir)/cmake-$part" >/dev/null
-        ctest --test-dir "$(target_dir)/cmake-$part" --output-on-failure
+        cmake -S "$part" -B "$ROOT/build/cmake-$part" -DINSITU_LIB_DIR="$(target_dir)/debug" >/dev/null
+        cmake --build "$ROOT/build/cmake-$part" >/dev/null
+        ctest --test-dir "$ROOT/build/cmake-$part" --output-on-failure
     done
     log "ctest (examples)"
-    cmake -S examples -B "$(target_dir)/cmake-examples" -DINSITU_LIB_DIR="$(target_dir)/debug" \
+    cmake -S examples -B "$ROOT/build/cmake-examples" -DINSITU_LIB_DIR="$(target_dir)/debug" \
         -DINSITU_BIN="$(target_dir)/debug/insitu" -DINSITU_PYTHON="$VENV/bin/python" >/dev/null
-    cmake --build "$(target_dir)/cmake-examples" >/dev/null
-    ctest --test-dir "$(target_dir)/cmake-examples" --output-on-failure
+    cmake --build "$ROOT/build/cmake-examples" >/dev/null
+    ctest --test-dir "$ROOT/build/cmake-examples" --output-on-failure
     log "pytest (SmartRedis compatibility)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
 }
