@@ -15,7 +15,7 @@ module insitu
   implicit none
   private
 
-  public :: insitu_client, insitu_dataset, insitu_last_error, insitu_check
+  public :: insitu_client, insitu_dataset, insitu_server, insitu_last_error, insitu_check
 
   integer, parameter, public :: INSITU_LAYOUT_NATURAL = 0
   integer, parameter, public :: INSITU_LAYOUT_CONTIGUOUS = 1
@@ -69,6 +69,7 @@ module insitu
     procedure :: poll_list_length => client_poll_list_length
     procedure :: get_datasets_from_list => client_get_datasets_from_list
     procedure :: get_dataset_list_range => client_get_dataset_list_range
+    procedure :: start_server => client_start_server
     procedure, private :: put_raw
     procedure, private :: get_raw
     procedure, private :: client_assign
@@ -76,6 +77,19 @@ module insitu
     include "insitu_bindings.inc"
     final :: client_final
   end type insitu_client
+
+  !> A server started by an "inproc" client on its own engine: other processes (Python
+  !> training, analysis) connect to it while the simulation keeps its in-process speed.
+  !> Stopped by `stop` or when it goes out of scope.
+  type :: insitu_server
+    type(c_ptr), private :: p = c_null_ptr
+  contains
+    procedure :: tcp_port => server_tcp_port
+    procedure :: stop => server_stop
+    procedure, private :: server_assign
+    generic :: assignment(=) => server_assign
+    final :: server_final
+  end type insitu_server
 
   !> Named tensors and metadata stored and fetched as one (SmartRedis' DataSet, the same
   !> keys and bytes). `a = b` makes `a` a deep copy of `b`.
@@ -477,6 +491,27 @@ module insitu
       integer(c_size_t), value :: index
       type(c_ptr) :: p
     end function c_dataset_list_get
+
+    function c_start_server(client, unix_path, unix_path_len, tcp_address, tcp_address_len, out) &
+        bind(C, name="insitu_client_start_server") result(s)
+      import :: c_ptr, c_size_t, c_int
+      type(c_ptr), value :: client, unix_path, tcp_address
+      integer(c_size_t), value :: unix_path_len, tcp_address_len
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: s
+    end function c_start_server
+
+    function c_server_tcp_port(server) bind(C, name="insitu_server_tcp_port") result(port)
+      import :: c_ptr, c_int16_t
+      type(c_ptr), value :: server
+      integer(c_int16_t) :: port
+    end function c_server_tcp_port
+
+    function c_server_free(server) bind(C, name="insitu_server_free") result(s)
+      import :: c_ptr, c_int
+      type(c_ptr), value :: server
+      integer(c_int) :: s
+    end function c_server_free
 
     subroutine c_dataset_list_free(list) bind(C, name="insitu_dataset_list_free")
       import :: c_ptr
@@ -998,6 +1033,69 @@ contains
     end if
     call insitu_check(status, ierr)
   end subroutine client_get_dataset_list_range
+
+  !> Serve this inproc client's engine on a Unix socket (`unix_path`) and/or TCP
+  !> (`tcp_address`, "host:port"; port 0 takes a free one, see server%tcp_port()).
+  subroutine client_start_server(self, server, unix_path, tcp_address, ierr)
+    class(insitu_client), intent(inout) :: self
+    type(insitu_server), intent(inout) :: server
+    character(len=*), optional, intent(in), target :: unix_path, tcp_address
+    integer, optional, intent(out) :: ierr
+    type(c_ptr) :: up, tp, p
+    integer(c_size_t) :: ul, tl
+    integer :: status
+    up = c_null_ptr
+    tp = c_null_ptr
+    ul = 0
+    tl = 0
+    if (present(unix_path)) then
+      up = c_loc(unix_path)
+      ul = len(unix_path, kind=c_size_t)
+    end if
+    if (present(tcp_address)) then
+      tp = c_loc(tcp_address)
+      tl = len(tcp_address, kind=c_size_t)
+    end if
+    status = c_start_server(self%p, up, ul, tp, tl, p)
+    if (status == INSITU_STATUS_OK) then
+      status = c_server_free(server%p)
+      server%p = p
+    end if
+    call insitu_check(status, ierr)
+  end subroutine client_start_server
+
+  !> The TCP port the server listens on (0 without TCP).
+  integer function server_tcp_port(self) result(port)
+    class(insitu_server), intent(in) :: self
+    port = iand(int(c_server_tcp_port(self%p)), 65535)
+  end function server_tcp_port
+
+  !> Stop serving (requests in flight finish first). Stopping a stopped server is a no-op.
+  subroutine server_stop(self, ierr)
+    class(insitu_server), intent(inout) :: self
+    integer, optional, intent(out) :: ierr
+    integer :: status
+    status = c_server_free(self%p)
+    self%p = c_null_ptr
+    call insitu_check(status, ierr)
+  end subroutine server_stop
+
+  !> `lhs = rhs` stops `lhs` (`s = s` changes nothing): a server has one owner.
+  subroutine server_assign(lhs, rhs)
+    class(insitu_server), intent(inout) :: lhs
+    class(insitu_server), intent(in) :: rhs
+    integer :: status
+    if (c_associated(lhs%p, rhs%p)) return
+    status = c_server_free(lhs%p)
+    lhs%p = c_null_ptr
+  end subroutine server_assign
+
+  subroutine server_final(self)
+    type(insitu_server), intent(inout) :: self
+    integer :: status
+    status = c_server_free(self%p)
+    self%p = c_null_ptr
+  end subroutine server_final
 
   include "insitu_arrays.inc"
 
