@@ -700,6 +700,56 @@ pub unsafe extern "C" fn insitu_client_unpack_tensor_fortran(
     )
 }
 
+/// The body of a C function acting on one named key: `f(client, name)`.
+unsafe fn on_name(
+    client: *mut insitu_client,
+    name: *const c_char,
+    name_len: usize,
+    f: impl FnOnce(&mut Client, &str) -> insitu::Result<()>,
+) -> insitu_status {
+    call(|| {
+        let c = &mut obj_mut(client, "client")?.0;
+        let n = text(name, name_len, "name")?;
+        Ok(f(c, n)?)
+    })
+}
+
+/// The body of a C function asking a yes/no question about one named key, answered
+/// into `out` (written only on success).
+unsafe fn ask_name(
+    client: *mut insitu_client,
+    name: *const c_char,
+    name_len: usize,
+    out: *mut bool,
+    f: impl FnOnce(&mut Client, &str) -> insitu::Result<bool>,
+) -> insitu_status {
+    call(|| {
+        let c = &mut obj_mut(client, "client")?.0;
+        let n = text(name, name_len, "name")?;
+        check_out(out, "out")?;
+        let v = f(c, n)?;
+        put(out, v);
+        Ok(())
+    })
+}
+
+/// The body of a C function from one named key to another (copy, rename).
+unsafe fn on_pair(
+    client: *mut insitu_client,
+    src: *const c_char,
+    src_len: usize,
+    dst: *const c_char,
+    dst_len: usize,
+    f: impl FnOnce(&mut Client, &str, &str) -> insitu::Result<()>,
+) -> insitu_status {
+    call(|| {
+        let c = &mut obj_mut(client, "client")?.0;
+        let a = text(src, src_len, "src")?;
+        let b = text(dst, dst_len, "dst")?;
+        Ok(f(c, a, b)?)
+    })
+}
+
 /// Delete a tensor.
 #[no_mangle]
 pub unsafe extern "C" fn insitu_client_delete_tensor(
@@ -707,11 +757,7 @@ pub unsafe extern "C" fn insitu_client_delete_tensor(
     name: *const c_char,
     name_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        Ok(c.delete_tensor(n)?)
-    })
+    on_name(client, name, name_len, |c, n| c.delete_tensor(n))
 }
 
 /// Whether a tensor exists.
@@ -722,14 +768,7 @@ pub unsafe extern "C" fn insitu_client_tensor_exists(
     name_len: usize,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.tensor_exists(n)?;
-        put(out, v);
-        Ok(())
-    })
+    ask_name(client, name, name_len, out, |c, n| c.tensor_exists(n))
 }
 
 /// Whether a key exists (no prefix applied).
@@ -740,14 +779,7 @@ pub unsafe extern "C" fn insitu_client_key_exists(
     name_len: usize,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.key_exists(n)?;
-        put(out, v);
-        Ok(())
-    })
+    ask_name(client, name, name_len, out, |c, n| c.key_exists(n))
 }
 
 /// Wait up to interval_ms * tries for a tensor.
@@ -760,13 +792,8 @@ pub unsafe extern "C" fn insitu_client_poll_tensor(
     tries: u32,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.poll_tensor(n, interval_ms, tries)?;
-        put(out, v);
-        Ok(())
+    ask_name(client, name, name_len, out, |c, n| {
+        c.poll_tensor(n, interval_ms, tries)
     })
 }
 
@@ -780,13 +807,8 @@ pub unsafe extern "C" fn insitu_client_poll_key(
     tries: u32,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.poll_key(n, interval_ms, tries)?;
-        put(out, v);
-        Ok(())
+    ask_name(client, name, name_len, out, |c, n| {
+        c.poll_key(n, interval_ms, tries)
     })
 }
 
@@ -799,11 +821,8 @@ pub unsafe extern "C" fn insitu_client_copy_tensor(
     dst: *const c_char,
     dst_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let a = text(src, src_len, "src")?;
-        let b = text(dst, dst_len, "dst")?;
-        Ok(c.copy_tensor(a, b)?)
+    on_pair(client, src, src_len, dst, dst_len, |c, a, b| {
+        c.copy_tensor(a, b)
     })
 }
 
@@ -816,11 +835,8 @@ pub unsafe extern "C" fn insitu_client_rename_tensor(
     dst: *const c_char,
     dst_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let a = text(src, src_len, "src")?;
-        let b = text(dst, dst_len, "dst")?;
-        Ok(c.rename_tensor(a, b)?)
+    on_pair(client, src, src_len, dst, dst_len, |c, a, b| {
+        c.rename_tensor(a, b)
     })
 }
 
@@ -1259,11 +1275,7 @@ pub unsafe extern "C" fn insitu_client_delete_dataset(
     name: *const c_char,
     name_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        Ok(c.delete_dataset(n)?)
-    })
+    on_name(client, name, name_len, |c, n| c.delete_dataset(n))
 }
 
 /// Whether a complete dataset exists.
@@ -1274,14 +1286,7 @@ pub unsafe extern "C" fn insitu_client_dataset_exists(
     name_len: usize,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.dataset_exists(n)?;
-        put(out, v);
-        Ok(())
-    })
+    ask_name(client, name, name_len, out, |c, n| c.dataset_exists(n))
 }
 
 /// Wait up to interval_ms * tries for a complete dataset.
@@ -1294,13 +1299,8 @@ pub unsafe extern "C" fn insitu_client_poll_dataset(
     tries: u32,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.poll_dataset(n, interval_ms, tries)?;
-        put(out, v);
-        Ok(())
+    ask_name(client, name, name_len, out, |c, n| {
+        c.poll_dataset(n, interval_ms, tries)
     })
 }
 
@@ -1313,11 +1313,8 @@ pub unsafe extern "C" fn insitu_client_copy_dataset(
     dst: *const c_char,
     dst_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let a = text(src, src_len, "src")?;
-        let b = text(dst, dst_len, "dst")?;
-        Ok(c.copy_dataset(a, b)?)
+    on_pair(client, src, src_len, dst, dst_len, |c, a, b| {
+        c.copy_dataset(a, b)
     })
 }
 
@@ -1330,11 +1327,8 @@ pub unsafe extern "C" fn insitu_client_rename_dataset(
     dst: *const c_char,
     dst_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let a = text(src, src_len, "src")?;
-        let b = text(dst, dst_len, "dst")?;
-        Ok(c.rename_dataset(a, b)?)
+    on_pair(client, src, src_len, dst, dst_len, |c, a, b| {
+        c.rename_dataset(a, b)
     })
 }
 
@@ -1452,11 +1446,7 @@ pub unsafe extern "C" fn insitu_client_delete_list(
     name: *const c_char,
     name_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        Ok(c.delete_list(n)?)
-    })
+    on_name(client, name, name_len, |c, n| c.delete_list(n))
 }
 
 /// Copy a list.
@@ -1468,11 +1458,8 @@ pub unsafe extern "C" fn insitu_client_copy_list(
     dst: *const c_char,
     dst_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let a = text(src, src_len, "src")?;
-        let b = text(dst, dst_len, "dst")?;
-        Ok(c.copy_list(a, b)?)
+    on_pair(client, src, src_len, dst, dst_len, |c, a, b| {
+        c.copy_list(a, b)
     })
 }
 
@@ -1485,11 +1472,8 @@ pub unsafe extern "C" fn insitu_client_rename_list(
     dst: *const c_char,
     dst_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let a = text(src, src_len, "src")?;
-        let b = text(dst, dst_len, "dst")?;
-        Ok(c.rename_list(a, b)?)
+    on_pair(client, src, src_len, dst, dst_len, |c, a, b| {
+        c.rename_list(a, b)
     })
 }
 
@@ -1652,11 +1636,7 @@ pub unsafe extern "C" fn insitu_client_delete_model(
     name: *const c_char,
     name_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        Ok(c.delete_model(n)?)
-    })
+    on_name(client, name, name_len, |c, n| c.delete_model(n))
 }
 
 /// Whether a model exists.
@@ -1667,14 +1647,7 @@ pub unsafe extern "C" fn insitu_client_model_exists(
     name_len: usize,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.model_exists(n)?;
-        put(out, v);
-        Ok(())
-    })
+    ask_name(client, name, name_len, out, |c, n| c.model_exists(n))
 }
 
 /// Wait up to interval_ms * tries for a model.
@@ -1687,13 +1660,8 @@ pub unsafe extern "C" fn insitu_client_poll_model(
     tries: u32,
     out: *mut bool,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        check_out(out, "out")?;
-        let v = c.poll_model(n, interval_ms, tries)?;
-        put(out, v);
-        Ok(())
+    ask_name(client, name, name_len, out, |c, n| {
+        c.poll_model(n, interval_ms, tries)
     })
 }
 
@@ -1706,11 +1674,7 @@ pub unsafe extern "C" fn insitu_client_set_data_source(
     name: *const c_char,
     name_len: usize,
 ) -> insitu_status {
-    call(|| {
-        let c = &mut obj_mut(client, "client")?.0;
-        let n = text(name, name_len, "name")?;
-        Ok(c.set_data_source(n)?)
-    })
+    on_name(client, name, name_len, |c, n| c.set_data_source(n))
 }
 
 /// Prefix tensor keys (default on).
