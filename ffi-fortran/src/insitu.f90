@@ -108,6 +108,45 @@ module insitu
     final :: dataset_final
   end type insitu_dataset
 
+  ! Storing and unpacking tensors: the same signatures for a client and a dataset (the
+  ! handle), row-major or column-major (the *_fortran functions).
+  abstract interface
+    function c_put_fn(handle, name, name_len, data, data_len, dtype, dims, ndims) bind(C) result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: handle
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      type(c_ptr), value :: data
+      integer(c_size_t), value :: data_len
+      integer(c_int), value :: dtype
+      integer(c_size_t), intent(in) :: dims(*)
+      integer(c_size_t), value :: ndims
+      integer(c_int) :: s
+    end function c_put_fn
+
+    function c_unpack_fn(handle, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims) bind(C) result(s)
+      import :: c_ptr, c_char, c_size_t, c_int
+      type(c_ptr), value :: handle
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_size_t), value :: name_len
+      integer(c_int), value :: dtype
+      type(c_ptr), value :: buf
+      integer(c_size_t), value :: buf_len
+      integer(c_size_t), intent(out) :: dims(*)
+      integer(c_size_t), value :: dims_cap
+      integer(c_size_t), intent(out) :: ndims
+      integer(c_int) :: s
+    end function c_unpack_fn
+  end interface
+  procedure(c_put_fn), bind(C, name="insitu_client_put_tensor") :: c_put
+  procedure(c_put_fn), bind(C, name="insitu_client_put_tensor_fortran") :: c_put_fortran
+  procedure(c_put_fn), bind(C, name="insitu_dataset_add_tensor") :: c_ds_add
+  procedure(c_put_fn), bind(C, name="insitu_dataset_add_tensor_fortran") :: c_ds_add_fortran
+  procedure(c_unpack_fn), bind(C, name="insitu_client_unpack_tensor") :: c_unpack
+  procedure(c_unpack_fn), bind(C, name="insitu_client_unpack_tensor_fortran") :: c_unpack_fortran
+  procedure(c_unpack_fn), bind(C, name="insitu_dataset_unpack_tensor") :: c_ds_unpack
+  procedure(c_unpack_fn), bind(C, name="insitu_dataset_unpack_tensor_fortran") :: c_ds_unpack_fortran
+
   interface
     function c_connect(address, address_len, out) bind(C, name="insitu_client_connect") result(s)
       import :: c_char, c_size_t, c_ptr, c_int
@@ -134,64 +173,6 @@ module insitu
       integer(c_size_t), value :: cap
       integer(c_size_t) :: n
     end function c_last_error_message
-
-    function c_put(client, name, name_len, data, data_len, dtype, dims, ndims) &
-        bind(C, name="insitu_client_put_tensor") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: client
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      type(c_ptr), value :: data
-      integer(c_size_t), value :: data_len
-      integer(c_int), value :: dtype
-      integer(c_size_t), intent(in) :: dims(*)
-      integer(c_size_t), value :: ndims
-      integer(c_int) :: s
-    end function c_put
-
-    function c_put_fortran(client, name, name_len, data, data_len, dtype, dims, ndims) &
-        bind(C, name="insitu_client_put_tensor_fortran") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: client
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      type(c_ptr), value :: data
-      integer(c_size_t), value :: data_len
-      integer(c_int), value :: dtype
-      integer(c_size_t), intent(in) :: dims(*)
-      integer(c_size_t), value :: ndims
-      integer(c_int) :: s
-    end function c_put_fortran
-
-    function c_unpack(client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims) &
-        bind(C, name="insitu_client_unpack_tensor") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: client
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      integer(c_int), value :: dtype
-      type(c_ptr), value :: buf
-      integer(c_size_t), value :: buf_len
-      integer(c_size_t), intent(out) :: dims(*)
-      integer(c_size_t), value :: dims_cap
-      integer(c_size_t), intent(out) :: ndims
-      integer(c_int) :: s
-    end function c_unpack
-
-    function c_unpack_fortran(client, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims) &
-        bind(C, name="insitu_client_unpack_tensor_fortran") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: client
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      integer(c_int), value :: dtype
-      type(c_ptr), value :: buf
-      integer(c_size_t), value :: buf_len
-      integer(c_size_t), intent(out) :: dims(*)
-      integer(c_size_t), value :: dims_cap
-      integer(c_size_t), intent(out) :: ndims
-      integer(c_int) :: s
-    end function c_unpack_fortran
 
     function c_name_query(client, name, name_len, out) bind(C, name="insitu_client_tensor_exists") result(s)
       import :: c_ptr, c_char, c_size_t, c_int, c_bool
@@ -268,64 +249,6 @@ module insitu
       import :: c_ptr
       type(c_ptr), value :: dataset
     end subroutine c_dataset_free
-
-    function c_ds_add(dataset, name, name_len, data, data_len, dtype, dims, ndims) &
-        bind(C, name="insitu_dataset_add_tensor") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: dataset
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      type(c_ptr), value :: data
-      integer(c_size_t), value :: data_len
-      integer(c_int), value :: dtype
-      integer(c_size_t), intent(in) :: dims(*)
-      integer(c_size_t), value :: ndims
-      integer(c_int) :: s
-    end function c_ds_add
-
-    function c_ds_add_fortran(dataset, name, name_len, data, data_len, dtype, dims, ndims) &
-        bind(C, name="insitu_dataset_add_tensor_fortran") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: dataset
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      type(c_ptr), value :: data
-      integer(c_size_t), value :: data_len
-      integer(c_int), value :: dtype
-      integer(c_size_t), intent(in) :: dims(*)
-      integer(c_size_t), value :: ndims
-      integer(c_int) :: s
-    end function c_ds_add_fortran
-
-    function c_ds_unpack(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims) &
-        bind(C, name="insitu_dataset_unpack_tensor") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: dataset
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      integer(c_int), value :: dtype
-      type(c_ptr), value :: buf
-      integer(c_size_t), value :: buf_len
-      integer(c_size_t), intent(out) :: dims(*)
-      integer(c_size_t), value :: dims_cap
-      integer(c_size_t), intent(out) :: ndims
-      integer(c_int) :: s
-    end function c_ds_unpack
-
-    function c_ds_unpack_fortran(dataset, name, name_len, dtype, buf, buf_len, dims, dims_cap, ndims) &
-        bind(C, name="insitu_dataset_unpack_tensor_fortran") result(s)
-      import :: c_ptr, c_char, c_size_t, c_int
-      type(c_ptr), value :: dataset
-      character(kind=c_char), intent(in) :: name(*)
-      integer(c_size_t), value :: name_len
-      integer(c_int), value :: dtype
-      type(c_ptr), value :: buf
-      integer(c_size_t), value :: buf_len
-      integer(c_size_t), intent(out) :: dims(*)
-      integer(c_size_t), value :: dims_cap
-      integer(c_size_t), intent(out) :: ndims
-      integer(c_int) :: s
-    end function c_ds_unpack_fortran
 
     function c_ds_add_meta_scalar(dataset, name, name_len, type, value) &
         bind(C, name="insitu_dataset_add_meta_scalar") result(s)
@@ -615,16 +538,27 @@ contains
     integer(c_size_t), intent(in) :: dims(:)
     integer, optional, intent(in) :: layout
     integer, optional, intent(out) :: ierr
-    integer :: status
-    if (contiguous_layout(layout)) then
-      status = c_put(self%p, name, len(name, kind=c_size_t), data, nbytes, dtype, &
-                     dims(size(dims):1:-1), size(dims, kind=c_size_t))
-    else
-      status = c_put_fortran(self%p, name, len(name, kind=c_size_t), data, nbytes, dtype, &
-                             dims, size(dims, kind=c_size_t))
-    end if
-    call insitu_check(status, ierr)
+    call insitu_check(put_with(c_put, c_put_fortran, self%p, name, data, nbytes, dtype, dims, layout), ierr)
   end subroutine put_raw
+
+  !> Store through `put` (row-major; the array's dims reversed) for the contiguous layout,
+  !> else through `put_fortran` (column-major, the array's dims).
+  integer function put_with(put, put_fortran, handle, name, data, nbytes, dtype, dims, layout) result(status)
+    procedure(c_put_fn) :: put, put_fortran
+    type(c_ptr), intent(in) :: handle, data
+    character(len=*), intent(in) :: name
+    integer(c_size_t), intent(in) :: nbytes
+    integer(c_int), intent(in) :: dtype
+    integer(c_size_t), intent(in) :: dims(:)
+    integer, optional, intent(in) :: layout
+    if (contiguous_layout(layout)) then
+      status = put(handle, name, len(name, kind=c_size_t), data, nbytes, dtype, &
+                   dims(size(dims):1:-1), size(dims, kind=c_size_t))
+    else
+      status = put_fortran(handle, name, len(name, kind=c_size_t), data, nbytes, dtype, &
+                           dims, size(dims, kind=c_size_t))
+    end if
+  end function put_with
 
   !> Unpack into `data` and check the tensor's dims against the array's shape; the status
   !> goes to `status` (the caller reports it after converting logical arrays).
@@ -637,16 +571,30 @@ contains
     integer(c_size_t), intent(in) :: dims(:)
     integer, optional, intent(in) :: layout
     integer, intent(out) :: status
+    call unpack_with(c_unpack, c_unpack_fortran, self%p, name, data, nbytes, dtype, dims, layout, status)
+  end subroutine get_raw
+
+  !> Unpack through `unpack` (contiguous layout: dims reversed) or `unpack_fortran`, then
+  !> check the tensor's dims against the array's shape.
+  subroutine unpack_with(unpack, unpack_fortran, handle, name, data, nbytes, dtype, dims, layout, status)
+    procedure(c_unpack_fn) :: unpack, unpack_fortran
+    type(c_ptr), intent(in) :: handle, data
+    character(len=*), intent(in) :: name
+    integer(c_size_t), intent(in) :: nbytes
+    integer(c_int), intent(in) :: dtype
+    integer(c_size_t), intent(in) :: dims(:)
+    integer, optional, intent(in) :: layout
+    integer, intent(out) :: status
     integer(c_size_t) :: got(16), n, want(size(dims))
     if (contiguous_layout(layout)) then
-      status = c_unpack(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
+      status = unpack(handle, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
       want = dims(size(dims):1:-1)
     else
-      status = c_unpack_fortran(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
+      status = unpack_fortran(handle, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
       want = dims
     end if
     call check_shape(name, got, n, want, status)
-  end subroutine get_raw
+  end subroutine unpack_with
 
   !> After an unpack with status `status`: the tensor's dims `got(1:n)` must be `want`.
   subroutine check_shape(name, got, n, want, status)
@@ -803,15 +751,8 @@ contains
     integer(c_size_t), intent(in) :: dims(:)
     integer, optional, intent(in) :: layout
     integer, optional, intent(out) :: ierr
-    integer :: status
-    if (contiguous_layout(layout)) then
-      status = c_ds_add(self%p, name, len(name, kind=c_size_t), data, nbytes, dtype, &
-                        dims(size(dims):1:-1), size(dims, kind=c_size_t))
-    else
-      status = c_ds_add_fortran(self%p, name, len(name, kind=c_size_t), data, nbytes, dtype, &
-                                dims, size(dims, kind=c_size_t))
-    end if
-    call insitu_check(status, ierr)
+    call insitu_check(put_with(c_ds_add, c_ds_add_fortran, self%p, name, data, nbytes, dtype, dims, layout), &
+                      ierr)
   end subroutine dataset_put_raw
 
   subroutine dataset_get_raw(self, name, data, nbytes, dtype, dims, layout, status)
@@ -823,16 +764,7 @@ contains
     integer(c_size_t), intent(in) :: dims(:)
     integer, optional, intent(in) :: layout
     integer, intent(out) :: status
-    integer(c_size_t) :: got(16), n, want(size(dims))
-    if (contiguous_layout(layout)) then
-      status = c_ds_unpack(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, 16_c_size_t, n)
-      want = dims(size(dims):1:-1)
-    else
-      status = c_ds_unpack_fortran(self%p, name, len(name, kind=c_size_t), dtype, data, nbytes, got, &
-                                   16_c_size_t, n)
-      want = dims
-    end if
-    call check_shape(name, got, n, want, status)
+    call unpack_with(c_ds_unpack, c_ds_unpack_fortran, self%p, name, data, nbytes, dtype, dims, layout, status)
   end subroutine dataset_get_raw
 
   !> The number of values in metadata field `name`; `status` reports the lookup.
@@ -980,7 +912,7 @@ contains
     n = int(out)
   end function client_get_list_length
 
-  !> Wait until list `list` holds at least `length` datasets.
+  !> Wait until list `list` holds exactly `length` datasets (SmartRedis' poll_list_length).
   logical function client_poll_list_length(self, list, length, interval_ms, tries, ierr) result(reached)
     class(insitu_client), intent(inout) :: self
     character(len=*), intent(in) :: list
