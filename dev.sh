@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
+# pyo3 (the Python package's crate) builds against the virtualenv's interpreter.
+export PYO3_PYTHON="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -67,6 +69,14 @@ setup() {
 
 target_dir() { echo "${CARGO_TARGET_DIR:-$ROOT/target}"; }
 
+# The Python package (python/): built by maturin with the shared cargo target dir and
+# installed into the virtualenv in editable mode. $1: --release or nothing (debug).
+python_package() {
+    log "building the insitu Python package ${1:-(debug)}"
+    (cd python && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop -q ${1:-} >/dev/null)
+    "$VENV/bin/python" -c 'import insitu' || die "the insitu Python package does not import"
+}
+
 # Record where the pinned onnxruntime wheel keeps its library: insitu is built with this
 # path as its default (ORT_DYLIB_PATH still overrides it at run time).
 record_ort() {
@@ -89,6 +99,7 @@ cmd_serve() {
     record_ort
     log "building (release)"
     cargo build --release -p insitu-server
+    python_package --release
     log "starting insitu: tcp://127.0.0.1:6780, unix:///tmp/insitu.sock (Ctrl-C stops)"
     exec "$(target_dir)/release/insitu" serve "$@"
 }
@@ -102,9 +113,9 @@ cmd_test() {
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
     log "cargo build"
-    cargo build --workspace
+    cargo build
     log "cargo test"
-    INSITU_PYTHON="$VENV/bin/python" INSITU_REQUIRE_PYTHON=1 cargo test --workspace
+    INSITU_PYTHON="$VENV/bin/python" INSITU_REQUIRE_PYTHON=1 cargo test
     log "ctest (C API, Fortran module)"
     command -v cmake >/dev/null || need_root_apt cmake
     command -v gfortran >/dev/null || need_root_apt gfortran
@@ -124,6 +135,9 @@ cmd_test() {
     ctest --test-dir "$ROOT/build/cmake-examples" --output-on-failure
     log "pytest (SmartRedis compatibility)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
+    python_package
+    log "pytest (the insitu Python package)"
+    INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q python/tests
 }
 
 cmd_bench() {

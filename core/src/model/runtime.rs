@@ -3,7 +3,8 @@
 //! Nothing is linked at build time. The library is looked for, in order, at
 //! `ORT_DYLIB_PATH` (when set, nothing else is tried); at the path recorded by the project's set-up when insitu was built
 //! (`INSITU_ORT_DYLIB`, which `./dev.sh` sets to the pinned `onnxruntime` wheel's
-//! library); and in the `onnxruntime` Python package of `INSITU_PYTHON` or `python3`.
+//! library); and in the `onnxruntime` Python package at `INSITU_ORT_PACKAGE_DIR` (set by
+//! the `insitu` Python package) or else of `INSITU_PYTHON` or `python3`.
 //! Failing all three, every model command answers one message that names each place and
 //! why it did not work; data commands keep working.
 
@@ -94,11 +95,20 @@ fn candidates() -> Vec<(String, std::result::Result<PathBuf, String>)> {
             _ => Err("none recorded at build time (run ./dev.sh setup before building)".into()),
         },
     ));
-    let python = std::env::var("INSITU_PYTHON").unwrap_or_else(|_| "python3".into());
-    out.push((
-        "the onnxruntime Python package".to_string(),
-        from_python(&python),
-    ));
+    // The `insitu` Python package names the onnxruntime package of its own interpreter
+    // (found without importing it); elsewhere a Python is asked where its package is.
+    let package = match std::env::var_os("INSITU_ORT_PACKAGE_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            wheel_library(&dir)
+                .ok_or_else(|| format!("no libonnxruntime in {}/capi", dir.display()))
+        }
+        None => {
+            let python = std::env::var("INSITU_PYTHON").unwrap_or_else(|_| "python3".into());
+            from_python(&python)
+        }
+    };
+    out.push(("the onnxruntime Python package".to_string(), package));
     out
 }
 
