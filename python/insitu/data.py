@@ -1,7 +1,8 @@
 """Streaming training data: batches from the datasets running simulations append to lists.
 
-A simulation (or each member of an ensemble) appends one dataset per sample to an
-aggregation list — ``client.append_to_list("samples", ds)`` — and a trainer iterates::
+A simulation (or each member of an ensemble) stores one dataset per sample and appends it
+to an aggregation list — ``client.put_dataset(ds); client.append_to_list("samples", ds)``
+— and a trainer iterates::
 
     stream = insitu.DataStream("unix:///tmp/insitu.sock", "samples",
                                sources=["sim_0", "sim_1"], fields=("x", "y"),

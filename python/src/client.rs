@@ -289,7 +289,8 @@ impl PyClient {
 
     // ----- aggregation lists -----
 
-    /// Store `dataset` and append its name to the list (SmartRedis `append_to_list`).
+    /// Append a dataset, already stored with `put_dataset`, to a list (SmartRedis
+    /// `append_to_list`: the list holds its name).
     fn append_to_list(
         &self,
         py: Python<'_>,
