@@ -106,7 +106,7 @@ impl PyServer {
     }
 
     fn __repr__(&self) -> String {
-        let show = |v: Option<String>| v.map_or("None".to_string(), |s| format!("{s:?}"));
+        let show = |v: Option<String>| v.map_or("None".to_string(), |s| format!("'{s}'"));
         format!(
             "insitu.Server(address={}, unix_address={}, running={})",
             show(self.address()),

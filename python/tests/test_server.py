@@ -1,0 +1,136 @@
+"""insitu.Server (the embedded listener), connecting, authentication, and the exception
+class of every error code."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+
+import numpy as np
+import pytest
+
+import insitu
+from conftest import ServeProcess, free_port
+
+
+def test_embedded_server_serves_this_process_engine(tmp_path):
+    sock = tmp_path / "srv.sock"
+    local = insitu.Client("inproc", key_in=[], key_out="")
+    local.put_tensor("shared", np.arange(5, dtype=np.int64))
+    with insitu.Server(port=0, unix_socket=str(sock)) as srv:
+        assert srv.running and srv.port > 0
+        assert srv.address == f"127.0.0.1:{srv.port}"
+        assert srv.unix_address == f"unix://{sock}"
+        assert repr(srv) == (f"insitu.Server(address='127.0.0.1:{srv.port}', "
+                             f"unix_address='unix://{sock}', running=True)")
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o700
+        for addr in (srv.address, srv.unix_address):
+            with insitu.Client(addr, key_in=[], key_out="") as remote:
+                assert remote.get_tensor("shared").tolist() == [0, 1, 2, 3, 4]
+                remote.put_tensor("back", np.ones(2, np.uint8))
+        assert local.get_tensor("back").tolist() == [1, 1]
+    assert not srv.running
+    srv.stop()  # idempotent
+    with pytest.raises(insitu.Io) as e:
+        insitu.Client(srv.address)
+    assert str(e.value) == (f"ERR cannot connect to tcp://{srv.address}: Connection refused "
+                            "(os error 111)")
+    assert isinstance(e.value, OSError)
+
+
+def test_server_options_and_errors(tmp_path):
+    with insitu.Server(port=None, unix_socket=str(tmp_path / "m.sock"), unix_mode=0o660) as s:
+        assert s.address is None and s.port is None
+        assert stat.S_IMODE(os.stat(tmp_path / "m.sock").st_mode) == 0o660
+    with pytest.raises(insitu.Io) as e:
+        insitu.Server(port=None)
+    assert str(e.value) == ("ERR cannot start the server: nothing to listen on: give a TCP "
+                            "address or a Unix socket path")
+    with pytest.raises(insitu.BadInput) as e:
+        insitu.Server(host="localhost")
+    assert str(e.value) == 'ERR host must be an IP address, not "localhost"'
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(insitu.Io) as e:
+            insitu.Server(port=taken.getsockname()[1])
+        assert str(e.value).startswith("ERR cannot start the server: ")
+    finally:
+        taken.close()
+
+
+def test_bad_addresses():
+    with pytest.raises(insitu.BadInput) as e:
+        insitu.Client("ftp://nowhere")
+    assert str(e.value) == ("ERR invalid address 'ftp://nowhere': bad port (expected inproc, "
+                            "host:port, tcp://host:port or unix:///path)")
+    with pytest.raises(insitu.Io) as e:
+        insitu.Client(f"127.0.0.1:{free_port()}")
+    assert "cannot connect" in str(e.value)
+
+
+def test_password_protected_server():
+    srv = ServeProcess("--requirepass", "s3cret")
+    try:
+        c = insitu.Client(srv.tcp, key_in=[], key_out="")
+        with pytest.raises(insitu.Auth) as e:
+            c.put_tensor("x", np.ones(1, np.float32))
+        assert str(e.value) == "NOAUTH Authentication required."
+        assert isinstance(e.value, PermissionError)
+        with pytest.raises(insitu.Auth) as e:
+            c.auth("wrong")
+        assert str(e.value).startswith("WRONGPASS")
+        c.auth("s3cret")
+        c.put_tensor("x", np.ones(1, np.float32))
+        with insitu.Client(srv.tcp, password="s3cret") as d:
+            assert d.get_tensor("x").tolist() == [1.0]
+    finally:
+        assert srv.stop() == 0
+
+
+def test_protocol_error_from_a_peer_that_breaks_the_protocol():
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen()
+
+    def peer():
+        conn, _ = lsn.accept()
+        conn.recv(1024)
+        conn.sendall(b"+PONG\r\n")  # answers the connect's PING, then breaks the protocol
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        conn.recv(1024)
+        conn.close()
+
+    t = threading.Thread(target=peer)
+    t.start()
+    try:
+        port = lsn.getsockname()[1]
+        c = insitu.Client(f"127.0.0.1:{port}")
+        with pytest.raises(insitu.Protocol) as e:
+            c.command("PING", "again")
+        assert str(e.value) == "ERR Protocol error: unexpected reply type 'H'"
+    finally:
+        t.join(5)
+        lsn.close()
+
+
+def test_every_code_has_its_class_and_builtin_base():
+    from insitu import errors
+    expected = {
+        1: ("BadInput", ValueError), 2: ("NotFound", LookupError), 3: ("WrongType", TypeError),
+        4: ("OutOfMemory", MemoryError), 5: ("LimitExceeded", ValueError), 6: ("Io", OSError),
+        7: ("Protocol", Exception), 8: ("Auth", PermissionError), 9: ("Timeout", TimeoutError),
+        10: ("Unsupported", NotImplementedError), 11: ("Server", Exception),
+        12: ("Internal", Exception),
+    }
+    assert sorted(errors.CODES) == sorted(expected)
+    for code, (name, base) in expected.items():
+        cls = getattr(insitu.errors, name)
+        assert errors.CODES[code] is cls and cls.code == code
+        assert issubclass(cls, insitu.Error) and issubclass(cls, base)
+        e = cls("ERR something", code)
+        assert str(e) == "ERR something" and e.message == "ERR something" and e.code == code
