@@ -113,6 +113,7 @@ def test_protocol_error_from_a_peer_that_breaks_the_protocol():
         with pytest.raises(insitu.Protocol) as e:
             c.command("PING", "again")
         assert str(e.value) == "ERR Protocol error: unexpected reply type 'H'"
+        c.close()
     finally:
         t.join(5)
         lsn.close()
