@@ -128,6 +128,7 @@ cmd_test() {
         cmake --build "$ROOT/build/cmake-$part" >/dev/null
         ctest --test-dir "$ROOT/build/cmake-$part" --output-on-failure
     done
+    python_package
     log "ctest (examples)"
     cmake -S examples -B "$ROOT/build/cmake-examples" -DINSITU_LIB_DIR="$(target_dir)/debug" \
         -DINSITU_BIN="$(target_dir)/debug/insitu" -DINSITU_PYTHON="$VENV/bin/python" >/dev/null
@@ -135,7 +136,6 @@ cmd_test() {
     ctest --test-dir "$ROOT/build/cmake-examples" --output-on-failure
     log "pytest (SmartRedis compatibility)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
-    python_package
     log "pytest (the insitu Python package)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q python/tests
 }
