@@ -5,7 +5,8 @@
 #                    tcp://127.0.0.1:6780 and unix:///tmp/insitu.sock
 #   ./dev.sh test    set everything up and run the whole test suite
 #   ./dev.sh bench   run the benchmarks (side by side, ratios) [--quick]
-#   ./dev.sh setup   only set up: the Python virtualenv (.venv) with pinned packages
+#   ./dev.sh setup   only set up: the Python virtualenv (.venv) with pinned packages and
+#                    the insitu Python package
 #
 # Honours CARGO_TARGET_DIR and PIP_CACHE_DIR (CI points both outside the clone).
 set -euo pipefail
@@ -153,12 +154,15 @@ cmd_bench() {
     cargo bench -p insitu-benches --bench coupling -- "$@"
     log "Fortran put+get, natural and contiguous layouts, vs the same from C"
     bash benches/fortran/run.sh "$(target_dir)/release"
+    python_package --release
+    log "Python: insitu vs the SmartRedis Python client (same server) and onnxruntime"
+    "$VENV/bin/python" benches/python/bench_python.py
 }
 
 case "${1:-}" in
     serve) shift; cmd_serve "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     test) cmd_test ;;
-    setup) setup ;;
+    setup) setup; record_ort; python_package --release ;;
     *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -51,7 +51,6 @@ fn no_limits() -> Limits {
 /// The insitu dtype of a numpy dtype, `None` for strings (handled apart).
 fn dtype_of(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<DType>> {
     let d = arr.dtype();
-    let name: String = d.getattr("name")?.extract()?;
     let size = d.itemsize();
     let t = match (d.kind(), size) {
         (b'f', 2) => DType::Float16,
@@ -67,8 +66,11 @@ fn dtype_of(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<DType>> {
         (b'u', 8) => DType::UInt64,
         (b'b', 1) => DType::Bool,
         (b'S' | b'U' | b'O', _) => return Ok(None),
-        _ if name == "bfloat16" && size == 2 => DType::BFloat16,
         _ => {
+            let name: String = d.getattr("name")?.extract()?;
+            if name == "bfloat16" && size == 2 {
+                return Ok(Some(DType::BFloat16));
+            }
             return Err(bad_input(format!(
                 "numpy dtype {name} has no insitu tensor type (supported: float16, bfloat16, \
                  float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64, \
@@ -79,8 +81,16 @@ fn dtype_of(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<DType>> {
     Ok(Some(t))
 }
 
-/// The numpy dtype for an insitu dtype (`bfloat16` needs the `ml_dtypes` package).
+/// The numpy dtype for an insitu dtype, made once per dtype.
 fn np_dtype<'py>(py: Python<'py>, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+    static CACHE: [PyOnceLock<Py<PyAny>>; 15] = [const { PyOnceLock::new() }; 15];
+    let slot = &CACHE[usize::from(dtype.id()).min(14)];
+    slot.get_or_try_init(py, || make_np_dtype(py, dtype).map(Bound::unbind))
+        .map(|d| d.bind(py).clone())
+}
+
+/// The numpy dtype for an insitu dtype (`bfloat16` needs the `ml_dtypes` package).
+fn make_np_dtype<'py>(py: Python<'py>, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
     let name = match dtype {
         DType::Float32 => "float32",
         DType::Float64 => "float64",
@@ -143,17 +153,25 @@ impl AsRef<[u8]> for Aligned {
 }
 
 fn copy_aligned(py: Python<'_>, src: &[u8]) -> Bytes {
-    let mut words = vec![0u128; src.len().div_ceil(16)];
+    // Not zero-filled first: that would be a second pass over the memory.
+    let n_words = src.len().div_ceil(16);
+    let mut words: Vec<u128> = Vec::with_capacity(n_words);
     let dst = words.as_mut_ptr() as usize;
     let (s, n) = (src.as_ptr() as usize, src.len());
-    // SAFETY: dst has room for n bytes; src is valid for n bytes while the caller holds
-    // the array; the regions do not overlap.
-    let copy = move || unsafe { std::ptr::copy_nonoverlapping(s as *const u8, dst as *mut u8, n) };
+    // SAFETY: dst has room for n_words * 16 >= n bytes; src is valid for n bytes while
+    // the caller holds the array; the regions do not overlap. The tail past n is zeroed,
+    // so every word is initialised before set_len.
+    let copy = move || unsafe {
+        std::ptr::copy_nonoverlapping(s as *const u8, dst as *mut u8, n);
+        std::ptr::write_bytes((dst as *mut u8).add(n), 0, n_words * 16 - n);
+    };
     if n >= DETACH_BYTES {
         py.detach(copy);
     } else {
         copy();
     }
+    // SAFETY: all n_words words were written above.
+    unsafe { words.set_len(n_words) };
     Bytes::from_owner(Aligned { words, len: n })
 }
 
