@@ -50,6 +50,7 @@ from .errors import (  # noqa: E402
     NotFound,
     OutOfMemory,
     Protocol,
+    ServerError,
     Timeout,
     Unsupported,
     WrongType,
@@ -72,6 +73,7 @@ __all__ = [
     "Auth",
     "Timeout",
     "Unsupported",
+    "ServerError",
     "Internal",
     "__version__",
 ]

@@ -1,6 +1,7 @@
 """insitu's exception classes, one per stable error code.
 
-Every error raised by insitu is an :class:`Error`; its subclass says what went wrong and
+Every error raised by insitu is an :class:`Error`; its subclass (named after the stable
+code, e.g. ``NotFound``; code 11's is ``ServerError``) says what went wrong and
 also derives from the built-in exception a Python user would catch for it (``NotFound``
 is a ``LookupError``, ``Timeout`` a ``TimeoutError``, ...). ``str(e)`` is the message
 exactly as the server or library wrote it (``ERR tensor key is empty ...``), ``e.code``
@@ -23,7 +24,7 @@ __all__ = [
     "Auth",
     "Timeout",
     "Unsupported",
-    "Server",
+    "ServerError",
     "Internal",
     "CODES",
 ]
@@ -108,8 +109,9 @@ class Unsupported(Error, NotImplementedError):
     code = 10
 
 
-class Server(Error):
-    """The server replied with an error this client could not classify."""
+class ServerError(Error):
+    """The server replied with an error this client could not classify. (Not ``Server``:
+    that name is :class:`insitu.Server`, the embedded server.)"""
 
     code = 11
 
@@ -133,7 +135,7 @@ CODES: dict[int, type[Error]] = {
         Auth,
         Timeout,
         Unsupported,
-        Server,
+        ServerError,
         Internal,
     )
 }

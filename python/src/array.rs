@@ -75,7 +75,7 @@ fn dtype_of(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<DType>> {
                 "numpy dtype {name} has no insitu tensor type (supported: float16, bfloat16, \
                  float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64, \
                  bool, and str/bytes)"
-            )))
+            )));
         }
     };
     Ok(Some(t))

@@ -53,14 +53,18 @@ fn _allocated_bytes() -> u64 {
     ALLOCATED.load(Ordering::Relaxed)
 }
 
-/// The exception for an insitu error: the class of `insitu.errors` named after its code
+/// The exception for an insitu error: the class `insitu.errors.CODES` holds for its code
 /// (`insitu.errors.NotFound`, ...), with the message as the server or library wrote it.
 pub(crate) fn to_py(e: insitu::Error) -> PyErr {
-    static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    static CODES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     Python::attach(|py| {
-        let class = MODULE
-            .get_or_try_init(py, || py.import("insitu.errors").map(Bound::unbind))
-            .and_then(|m| m.bind(py).getattr(e.code().name()));
+        let class = CODES
+            .get_or_try_init(py, || {
+                py.import("insitu.errors")
+                    .and_then(|m| m.getattr("CODES"))
+                    .map(Bound::unbind)
+            })
+            .and_then(|codes| codes.bind(py).get_item(e.code() as u32));
         match class.and_then(|c| c.call1((e.text().to_string(), e.code() as u32))) {
             Ok(value) => PyErr::from_value(value),
             Err(err) => err,

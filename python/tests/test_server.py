@@ -104,6 +104,13 @@ def test_protocol_error_from_a_peer_that_breaks_the_protocol():
         conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
         conn.recv(1024)
         conn.close()
+        conn, _ = lsn.accept()  # a peer whose error has a prefix no client knows
+        conn.recv(1024)
+        conn.sendall(b"+PONG\r\n")
+        conn.recv(1024)
+        conn.sendall(b"-WEIRD something odd happened\r\n")
+        conn.recv(1024)
+        conn.close()
 
     t = threading.Thread(target=peer)
     t.start()
@@ -113,6 +120,11 @@ def test_protocol_error_from_a_peer_that_breaks_the_protocol():
         with pytest.raises(insitu.Protocol) as e:
             c.command("PING", "again")
         assert str(e.value) == "ERR Protocol error: unexpected reply type 'H'"
+        c.close()
+        c = insitu.Client(f"127.0.0.1:{port}")
+        with pytest.raises(insitu.ServerError) as e:
+            c.command("PING", "again")
+        assert str(e.value) == "WEIRD something odd happened"
         c.close()
     finally:
         t.join(5)
@@ -125,7 +137,7 @@ def test_every_code_has_its_class_and_builtin_base():
         1: ("BadInput", ValueError), 2: ("NotFound", LookupError), 3: ("WrongType", TypeError),
         4: ("OutOfMemory", MemoryError), 5: ("LimitExceeded", ValueError), 6: ("Io", OSError),
         7: ("Protocol", Exception), 8: ("Auth", PermissionError), 9: ("Timeout", TimeoutError),
-        10: ("Unsupported", NotImplementedError), 11: ("Server", Exception),
+        10: ("Unsupported", NotImplementedError), 11: ("ServerError", Exception),
         12: ("Internal", Exception),
     }
     assert sorted(errors.CODES) == sorted(expected)
@@ -135,3 +147,24 @@ def test_every_code_has_its_class_and_builtin_base():
         assert issubclass(cls, insitu.Error) and issubclass(cls, base)
         e = cls("ERR something", code)
         assert str(e) == "ERR something" and e.message == "ERR something" and e.code == code
+
+
+def test_admin_calls(serve):
+    with insitu.Client(serve.tcp, key_in=[], key_out="") as c:
+        c.flush_db()
+        c.put_tensor("a", np.ones(3, np.float32))
+        info = c.info()
+        assert info["Server"]["tcp_port"] == str(serve.port)
+        assert info["Keyspace"]["db0"].startswith("keys=1,")
+        assert set(c.info("server")) == {"Server"}
+        c.save()
+        assert (serve.dir / "insitu.snapshot").stat().st_size > 12
+        assert c.config_get("maxmemory") == {"maxmemory": "0"}
+        with pytest.raises(insitu.BadInput) as e:
+            c.config_set("no-such-parameter", "1")
+        assert str(e.value).startswith("ERR Unknown option or number of arguments for CONFIG SET")
+        assert c.shared_memory is False
+    with insitu.Client(serve.unix, key_in=[], key_out="") as u:
+        assert u.shared_memory is True
+    with insitu.Client(serve.unix, key_in=[], key_out="", shared_memory=False) as u:
+        assert u.shared_memory is False
