@@ -168,3 +168,22 @@ def test_admin_calls(serve):
         assert u.shared_memory is True
     with insitu.Client(serve.unix, key_in=[], key_out="", shared_memory=False) as u:
         assert u.shared_memory is False
+
+
+def test_address_and_prefixes_from_the_environment(monkeypatch, serve):
+    monkeypatch.delenv("SSDB", raising=False)
+    monkeypatch.delenv("INSITU_ADDRESS", raising=False)
+    with pytest.raises(insitu.BadInput) as e:
+        insitu.Client()
+    assert str(e.value) == ("ERR no server address: set SSDB or INSITU_ADDRESS (e.g. inproc, "
+                            "127.0.0.1:6780 or unix:///tmp/insitu.sock)")
+    monkeypatch.setenv("SSDB", serve.tcp)
+    monkeypatch.setenv("SSKEYOUT", "member_3")
+    monkeypatch.setenv("SSKEYIN", "member_3,member_4")
+    with insitu.Client() as c:
+        assert c.address == f"tcp://{serve.tcp}"
+        c.put_tensor("envt", np.ones(1, np.float32))
+        assert c.command("EXISTS", "member_3.envt") == 1
+        assert c.get_tensor("envt").tolist() == [1.0]  # reads with the first SSKEYIN prefix
+        c.set_data_source("member_4")
+        assert not c.tensor_exists("envt")
