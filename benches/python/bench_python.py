@@ -14,11 +14,7 @@ import argparse
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,29 +25,7 @@ os.environ.setdefault("SR_LOG_LEVEL", "QUIET")
 os.environ.setdefault("SR_LOG_FILE", os.devnull)
 
 import insitu  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(binary: str):
-    d = Path(tempfile.mkdtemp(prefix="insitu-pybench-"))
-    port, sock = free_port(), d / "s.sock"
-    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--unixsocket", str(sock),
-                             "--dir", str(d), "--log", "warn"], stdin=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            if sock.exists():
-                return proc, f"127.0.0.1:{port}", f"unix://{sock}"
-        except OSError:
-            time.sleep(0.02)
-    proc.kill()
-    raise RuntimeError("insitu serve did not start")
+from insitu.testing import ServeProcess  # noqa: E402
 
 
 def mlp(n_in=16, n_hidden=64, n_out=4):
@@ -98,7 +72,8 @@ def main() -> int:
     from smartredis import Client as SRClient
     import onnxruntime as ort
 
-    proc, tcp, unix = start_server(binary)
+    server = ServeProcess("--log", "warn", binary=binary)
+    tcp, unix = server.tcp, server.unix
     rows = []
     try:
         ins = {"tcp": insitu.Client(tcp, key_in=[], key_out=""),
@@ -148,8 +123,7 @@ def main() -> int:
                 rows.append((f"infer MLP batch {batch}, {tr}", "insitu infer", res["insitu"],
                              "SmartRedis put+run_model+get", res["sr"]))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        server.stop()
 
     lines = [f"# insitu Python client, side by side ({'quick smoke run' if args.quick else 'full run'})",
              "", f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "

@@ -5,14 +5,10 @@ set -euo pipefail
 bin=$1 example=$2 python=$3
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d)
-sock="$dir/s.sock"
-"$bin" serve --port none --unixsocket "$sock" --dir "$dir" --log warn &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 200); do [ -S "$sock" ] && break; sleep 0.05; done
+trap 'rm -rf "$dir"' EXIT
 # The initial surrogate: a guess (diffusivity 0.05; the simulation's is 0.2).
 "$python" "$here/../04_heat_surrogate/make_model.py" "$dir/guess.onnx" 0.05
-"$python" "$here/trainer.py" "unix://$sock" &
-trainer=$!
-"$example" "unix://$sock" "$dir/guess.onnx"
-wait $trainer
+# shellcheck disable=SC2016 # expanded by the inner shell
+"$here/../run_with_server.sh" "$bin" bash -c \
+    '"$1" "$2" "$4" & trainer=$!; "$3" "$4" "$5"; wait $trainer' \
+    run "$python" "$here/trainer.py" "$example" @ADDR@ "$dir/guess.onnx"

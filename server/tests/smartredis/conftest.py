@@ -2,14 +2,11 @@
 it over TCP and over its Unix socket."""
 
 import os
-import signal
 import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from insitu.testing import ServeProcess, insitu_binary
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -19,58 +16,14 @@ os.environ.setdefault("SR_LOG_FILE", os.devnull)
 
 
 def insitu_bin() -> str:
-    if os.environ.get("INSITU_BIN"):
-        return os.environ["INSITU_BIN"]
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    path = target / "debug" / "insitu"
-    if not path.exists():
-        raise RuntimeError(f"{path} not built: run `cargo build` (or set INSITU_BIN)")
-    return str(path)
+    return insitu_binary(ROOT)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """An `insitu serve` process on a free TCP port and a private Unix socket."""
+class Server(ServeProcess):
+    """An `insitu serve` process (insitu.testing.ServeProcess) with the binary under test."""
 
     def __init__(self, *extra: str):
-        self.dir = Path(tempfile.mkdtemp(prefix="insitu-py-"))
-        self.port = free_port()
-        self.sock = self.dir / "s.sock"
-        self.log = open(self.dir / "server.log", "wb")
-        self.proc = subprocess.Popen(
-            [insitu_bin(), "serve", "--port", str(self.port), "--unixsocket", str(self.sock),
-             "--dir", str(self.dir), *extra],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                if self.sock.exists():
-                    break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("server did not start: " + (self.dir / "server.log").read_text())
-            time.sleep(0.02)
-
-    @property
-    def tcp(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def unix(self) -> str:
-        return f"unix://{self.sock}"
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self.log.close()
-        return code
+        super().__init__(*extra, binary=insitu_bin())
 
 
 @pytest.fixture(scope="session")
