@@ -5,6 +5,8 @@
 #                    tcp://127.0.0.1:6780 and unix:///tmp/insitu.sock
 #   ./dev.sh test    set everything up and run the whole test suite
 #   ./dev.sh bench   run the benchmarks (side by side, ratios) [--quick]
+#   ./dev.sh compare the comparison harness vs redis-server, memory copy and raw ONNX
+#                    Runtime: regenerates BENCHMARKS.md and benches/plots/ [--quick]
 #   ./dev.sh setup   only set up: the Python virtualenv (.venv) with pinned packages and
 #                    the insitu Python package
 #
@@ -137,6 +139,13 @@ cmd_test() {
     ctest --test-dir "$ROOT/build/cmake-examples" --output-on-failure
     log "pytest (SmartRedis compatibility)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
+    log "comparison harness: a quick smoke run (asserts nothing about time)"
+    command -v redis-benchmark >/dev/null || need_root_apt redis-server redis-tools
+    INSITU_BIN="$(target_dir)/debug/insitu" "$(target_dir)/debug/compare" --quick \
+        --out "$ROOT/build/compare-smoke.json" >/dev/null
+    "$VENV/bin/python" benches/report.py "$ROOT/build/compare-smoke.json" \
+        "$ROOT/build/compare-smoke/BENCHMARKS.md" "$ROOT/build/compare-smoke/plots"
+    "$VENV/bin/python" benches/check_report.py "$ROOT/build/compare-smoke"
     log "pytest (the insitu Python package)"
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q python/tests
 }
@@ -159,10 +168,25 @@ cmd_bench() {
     "$VENV/bin/python" benches/python/bench_python.py
 }
 
+cmd_compare() {
+    setup
+    record_ort
+    gen_models
+    command -v redis-benchmark >/dev/null || need_root_apt redis-server redis-tools
+    log "building (release)"
+    cargo build --release -p insitu-server -p insitu-benches --bin compare
+    local out
+    out="$(target_dir)/compare.json"
+    INSITU_BIN="$(target_dir)/release/insitu" "$(target_dir)/release/compare" --out "$out" "$@"
+    "$VENV/bin/python" benches/report.py "$out" BENCHMARKS.md benches/plots \
+        --command "./dev.sh compare${1:+ $*}"
+}
+
 case "${1:-}" in
     serve) shift; cmd_serve "$@" ;;
     bench) shift; cmd_bench "$@" ;;
+    compare) shift; cmd_compare "$@" ;;
     test) cmd_test ;;
     setup) setup; record_ort; python_package --release ;;
-    *) sed -n '2,10p' "$0"; exit 2 ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

@@ -9,54 +9,10 @@
 //! `INSITU_TEST_MODELS=DIR cargo bench -p insitu-benches --bench coupling [-- --quick]`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use insitu::{Client, ModelOptions, Tensor};
-use insitu_benches::{raw_session, report, BenchServer, Samples};
+use insitu_benches::{raw_session, report, BenchServer, RedisServer, Samples};
 use ort::value::TensorRef;
-
-struct RedisServer(Child, u16);
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(RedisServer(child, port))
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -71,7 +27,7 @@ fn main() {
     let redis = RedisServer::start();
     let mut redis_client = redis
         .as_ref()
-        .map(|r| Client::connect(&format!("127.0.0.1:{}", r.1)).expect("redis client"));
+        .map(|r| Client::connect(&r.address()).expect("redis client"));
     if redis.is_none() {
         println!(
             "redis-server not found on PATH: its rows are skipped (apt-get install redis-server)"

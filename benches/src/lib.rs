@@ -178,3 +178,58 @@ pub fn raw_session(model: &[u8]) -> ort::session::Session {
         .commit_from_memory(model)
         .expect("session")
 }
+
+/// A redis-server on a free loopback port (no persistence), stopped on drop: the peer of
+/// the comparisons.
+pub struct RedisServer(std::process::Child, u16);
+
+impl RedisServer {
+    /// Start one; `None` when redis-server is not on PATH or does not come up.
+    pub fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(RedisServer(child, port))
+    }
+
+    /// Its TCP port.
+    pub fn port(&self) -> u16 {
+        self.1
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.1)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

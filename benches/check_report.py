@@ -1,0 +1,60 @@
+"""Check a comparison report (the smoke run of `./dev.sh test`): every section, every
+target with a status, every plot a PNG. Nothing about time.
+
+    python benches/check_report.py DIR      (DIR holds BENCHMARKS.md and plots/)
+"""
+
+import sys
+from pathlib import Path
+
+TARGETS = [
+    "tcp 1 KiB put/get, 1 client(s) vs redis-server",
+    "tcp 1 KiB put/get, 32 client(s) vs redis-server",
+    "tcp 1 KiB put/get pipelined -P 16, 32 clients vs redis-server",
+    "tcp 1 MiB put+get, 1 client(s) vs redis-server",
+    "tcp 1 MiB put+get, 32 client(s) vs redis-server",
+    "tcp 16 MiB put+get, 1 client(s) vs redis-server",
+    "tcp 16 MiB put+get, 32 client(s) vs redis-server",
+    "unix + shared memory 16 MiB put+get vs memory-copy bandwidth",
+    "inproc run_model MLP batch 1 vs raw ONNX Runtime (latency)",
+    "AI.MODELEXECUTE 1 client vs redis-server SET",
+    "AI.DAGEXECUTE 32 clients vs redis-server PING",
+    "batching: 32 batch-1 requesters, rows/s with vs without batching",
+    "batching: rows/s vs raw ONNX Runtime at batch 32",
+    "tail latency at 256 clients: p99 / p50",
+]
+SECTIONS = ["## Targets", "## put+get round trips", "## Inference in process",
+            "## Through the server with redis-benchmark", "## Dynamic batching",
+            "## Tail latency", "## Plots"]
+PLOTS = ["latency_vs_size_1c.png", "latency_vs_size_32c.png", "throughput_vs_clients_1kib.png"]
+
+
+def main() -> int:
+    d = Path(sys.argv[1])
+    md = (d / "BENCHMARKS.md").read_text()
+    problems = [f"missing section {s!r}" for s in SECTIONS if s not in md]
+    for t in TARGETS:
+        rows = [line for line in md.splitlines() if line.startswith(f"| {t} |")]
+        if len(rows) != 1 or not (rows[0].endswith("| met |") or rows[0].endswith("| **missed** |")):
+            problems.append(f"target {t!r}: {rows}")
+    for contender in ("insitu inproc", "insitu unix+shm", "insitu tcp", "redis-server tcp SET+GET",
+                      "memory copy (1x size)"):
+        for size in ("1 KiB", "64 KiB", "1 MiB", "16 MiB"):
+            for clients in (1, 32):
+                if f"| put+get {size} float32 | {contender} | {clients} |" not in md:
+                    problems.append(f"no row put+get {size} {contender} {clients} clients")
+    for p in PLOTS:
+        f = d / "plots" / p
+        if not f.exists() or f.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+            problems.append(f"plot {p} missing or not a PNG")
+        if f"(plots/{p})" not in md:
+            problems.append(f"plot {p} not linked")
+    for p in problems:
+        print("check_report:", p)
+    if not problems:
+        print(f"check_report: {d / 'BENCHMARKS.md'}: {len(TARGETS)} targets, every section and plot")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

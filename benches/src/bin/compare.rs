@@ -1,0 +1,796 @@
+//! The side-by-side comparison harness: starts `insitu serve` and `redis-server` on
+//! loopback and runs the same workloads against each in one run, next to a memory copy
+//! and raw ONNX Runtime; writes every figure and where each target stands as JSON, which
+//! `benches/report.py` turns into BENCHMARKS.md and plots.
+//!
+//! ```sh
+//! ./dev.sh compare                       # the documented command (release build)
+//! INSITU_BIN=target/release/insitu INSITU_TEST_MODELS=DIR \
+//!     target/release/compare --out results.json [--quick]
+//! ```
+//!
+//! Sections: put+get round trips (1 KiB .. 16 MiB, 1 and 32 clients: in process, Unix
+//! socket + shared memory, TCP, redis-server SET/GET, memory copy); inference in process
+//! and through the server (MLP batch 1 and 1024 vs raw ONNX Runtime); redis-benchmark
+//! (AI.TENSORSET/GET vs SET/GET at 1 and 32 clients and pipelined, AI.MODELEXECUTE vs SET,
+//! AI.DAGEXECUTE vs PING); dynamic batching (32 batch-1 requesters, with and without
+//! batching, vs raw ONNX Runtime at batch 32); tail latency (256 clients on one event
+//! loop). `--quick` runs every cell briefly: a smoke test that keeps the harness working,
+//! not a measurement.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use insitu::{Client, ModelOptions, Tensor};
+use insitu_benches::{raw_session, BenchServer, RedisServer};
+use ort::value::TensorRef;
+use serde_json::{json, Value};
+
+/// Latency percentiles (us) and throughput of one cell.
+#[derive(Clone, Copy, Default)]
+struct Stat {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    ops_per_s: f64,
+    ops: usize,
+}
+
+fn stat(mut us: Vec<f64>, elapsed_s: f64) -> Stat {
+    us.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| -> f64 {
+        if us.is_empty() {
+            return f64::NAN;
+        }
+        us[(((p / 100.0) * (us.len() - 1) as f64).round() as usize).min(us.len() - 1)]
+    };
+    Stat {
+        p50: pct(50.0),
+        p99: pct(99.0),
+        p999: pct(99.9),
+        max: us.last().copied().unwrap_or(f64::NAN),
+        ops_per_s: us.len() as f64 / elapsed_s.max(1e-9),
+        ops: us.len(),
+    }
+}
+
+/// `clients` threads, each with its own state from `init`, repeating `op` for `dur`.
+fn run_clients<S>(
+    clients: usize,
+    dur: Duration,
+    init: impl Fn(usize) -> S + Sync,
+    op: impl Fn(&mut S) + Sync,
+) -> Stat {
+    let barrier = Barrier::new(clients + 1);
+    let (all, elapsed) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let (barrier, init, op) = (&barrier, &init, &op);
+                s.spawn(move || {
+                    let mut state = init(i);
+                    op(&mut state); // warm up: connections, sessions, arenas
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut us = Vec::with_capacity(1024);
+                    while start.elapsed() < dur {
+                        let t = Instant::now();
+                        op(&mut state);
+                        us.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                    us
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().expect("client thread"));
+        }
+        (all, start.elapsed().as_secs_f64())
+    });
+    stat(all, elapsed)
+}
+
+struct Out {
+    rows: Vec<Value>,
+    targets: Vec<Value>,
+}
+
+impl Out {
+    fn row(&mut self, section: &str, workload: &str, contender: &str, clients: usize, s: Stat) {
+        println!(
+            "{section:<10} {workload:<34} {contender:<30} c={clients:<3} p50 {:>10.2} us  p99 {:>10.2} us  {:>12.0} ops/s",
+            s.p50, s.p99, s.ops_per_s
+        );
+        self.rows.push(json!({
+            "section": section, "workload": workload, "contender": contender,
+            "clients": clients, "p50_us": s.p50, "p99_us": s.p99, "p999_us": s.p999,
+            "max_us": s.max, "ops_per_s": s.ops_per_s, "ops": s.ops,
+        }));
+    }
+
+    fn target(&mut self, name: &str, value: f64, goal: &str, met: bool, detail: String) {
+        println!(
+            "target {name}: {value:.2} (goal {goal}) {}  [{detail}]",
+            if met { "MET" } else { "MISSED" }
+        );
+        self.targets.push(json!({
+            "name": name, "value": value, "goal": goal, "met": met, "detail": detail,
+        }));
+    }
+}
+
+fn sizes() -> [(&'static str, usize); 4] {
+    [
+        ("1 KiB", 1 << 10),
+        ("64 KiB", 64 << 10),
+        ("1 MiB", 1 << 20),
+        ("16 MiB", 16 << 20),
+    ]
+}
+
+fn tensor_of(bytes: usize) -> Tensor {
+    let n = bytes / 4;
+    Tensor::from_vec(vec![n], (0..n).map(|i| i as f32).collect()).expect("tensor")
+}
+
+/// put+get round trips, 1 and 32 clients, every mode and the peers.
+fn put_get(out: &mut Out, srv: &BenchServer, redis: Option<&RedisServer>, dur: Duration) {
+    for (label, bytes) in sizes() {
+        let t = tensor_of(bytes);
+        for clients in [1usize, 32] {
+            let workload = format!("put+get {label} float32");
+            let src = t.data().to_vec();
+            let s = run_clients(
+                clients,
+                dur,
+                |_| (src.clone(), vec![0u8; bytes]),
+                |(a, b)| {
+                    b.copy_from_slice(a);
+                    std::hint::black_box(&b);
+                },
+            );
+            out.row("put_get", &workload, "memory copy (1x size)", clients, s);
+            let modes: [(&str, String); 3] = [
+                ("insitu inproc", "inproc".into()),
+                ("insitu unix+shm", srv.unix.clone()),
+                ("insitu tcp", srv.tcp.clone()),
+            ];
+            for (name, addr) in modes {
+                let engine = srv.engine.clone();
+                let s = run_clients(
+                    clients,
+                    dur,
+                    |i| {
+                        let c = if addr == "inproc" {
+                            Client::inproc(engine.clone()).expect("inproc")
+                        } else {
+                            Client::connect(&addr).expect("connect")
+                        };
+                        (c, format!("k{i}"))
+                    },
+                    |(c, k)| {
+                        c.put_tensor(k, &t).expect("put");
+                        std::hint::black_box(c.get_tensor(k).expect("get"));
+                    },
+                );
+                out.row("put_get", &workload, name, clients, s);
+            }
+            if let Some(r) = redis {
+                let blob = t.data().clone();
+                let s = run_clients(
+                    clients,
+                    dur,
+                    |i| {
+                        (
+                            Client::connect(&r.address()).expect("redis"),
+                            format!("k{i}"),
+                        )
+                    },
+                    |(c, k)| {
+                        c.command(&[b"SET".as_slice(), k.as_bytes(), &blob])
+                            .expect("set");
+                        std::hint::black_box(c.command(&["GET", k.as_str()]).expect("get"));
+                    },
+                );
+                out.row("put_get", &workload, "redis-server tcp SET+GET", clients, s);
+            }
+        }
+    }
+}
+
+/// MLP batch 1 and 1024: raw ONNX Runtime, then run_model and infer in every mode.
+fn inference(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Duration) {
+    let blob = std::fs::read(models.join("mlp.onnx")).expect("mlp.onnx");
+    let opts = ModelOptions::default();
+    let modes: [(&str, String); 3] = [
+        ("inproc", "inproc".into()),
+        ("unix", srv.unix.clone()),
+        ("tcp", srv.tcp.clone()),
+    ];
+    for batch in [1usize, 1024] {
+        let data: Vec<f32> = (0..batch * 16)
+            .map(|i| (i % 97) as f32 * 0.01 - 0.4)
+            .collect();
+        let x = Tensor::from_vec(vec![batch, 16], data.clone()).expect("x");
+        let workload = format!("MLP 16-32-4 batch {batch}");
+        let s = run_clients(
+            1,
+            dur,
+            |_| raw_session(&blob),
+            |session| {
+                let input = TensorRef::from_array_view(([batch, 16usize], &*data)).expect("in");
+                let o = session.run(ort::inputs!["x" => input]).expect("run");
+                let (_, y) = o["y"].try_extract_tensor::<f32>().expect("y");
+                std::hint::black_box(y.to_vec());
+            },
+        );
+        out.row(
+            "inference",
+            &workload,
+            "raw ONNX Runtime (in process)",
+            1,
+            s,
+        );
+        for (mode, addr) in &modes {
+            let engine = srv.engine.clone();
+            let connect = |_| {
+                let mut c = if addr == "inproc" {
+                    Client::inproc(engine.clone()).expect("inproc")
+                } else {
+                    Client::connect(addr).expect("connect")
+                };
+                c.set_model("mlp", &blob, &opts).expect("set_model");
+                c.put_tensor("x", &x).expect("put");
+                c
+            };
+            let s = run_clients(1, dur, connect, |c| {
+                c.run_model("mlp", &["x"], &["y"]).expect("run_model");
+            });
+            out.row(
+                "inference",
+                &workload,
+                &format!("insitu {mode} run_model"),
+                1,
+                s,
+            );
+            let s = run_clients(1, dur, connect, |c| {
+                std::hint::black_box(c.infer("mlp", std::slice::from_ref(&x)).expect("infer"));
+            });
+            out.row(
+                "inference",
+                &workload,
+                &format!("insitu {mode} infer"),
+                1,
+                s,
+            );
+        }
+    }
+}
+
+/// One redis-benchmark run: `args` is a command (or `-t test` options).
+fn redis_benchmark(port: u16, clients: usize, n: usize, pipeline: usize, args: &[&str]) -> Stat {
+    let o = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-c", &clients.to_string(), "-n", &n.to_string()])
+        .args(["-P", &pipeline.to_string(), "--csv", "-r", "1"])
+        .args(args)
+        .output()
+        .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&o.stdout);
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
+    // "p99_latency_ms","max_latency_ms"
+    let line = text
+        .lines()
+        .find(|l| !l.starts_with("\"test\"") && l.contains(','))
+        .unwrap_or_else(|| {
+            panic!(
+                "redis-benchmark printed no result: {text} {}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+    let f: Vec<f64> = line
+        .split(',')
+        .skip(1)
+        .map(|v| v.trim_matches('"').parse().unwrap_or(f64::NAN))
+        .collect();
+    Stat {
+        ops_per_s: f[0],
+        p50: f[3] * 1e3,
+        p99: f[5] * 1e3,
+        p999: f64::NAN,
+        max: f[6] * 1e3,
+        ops: n,
+    }
+}
+
+/// Commands through the server measured with redis-benchmark, next to redis-server.
+fn with_redis_benchmark(
+    out: &mut Out,
+    insitu_port: u16,
+    redis: &RedisServer,
+    models: &std::path::Path,
+    quick: bool,
+) {
+    let tcp = format!("127.0.0.1:{insitu_port}");
+    let mut c = Client::connect(&tcp).expect("connect");
+    let blob = std::fs::read(models.join("mlp.onnx")).expect("mlp.onnx");
+    c.set_model("mlp", &blob, &ModelOptions::default())
+        .expect("set_model");
+    let x = Tensor::from_vec(vec![1, 16], vec![0.25f32; 16]).expect("x");
+    c.put_tensor("x", &x).expect("put");
+    let kib = "a".repeat(1024);
+    let in16 = "a".repeat(64);
+    let n = |rate: usize| if quick { 200 } else { rate };
+    let rp = redis.port();
+    let tset = [
+        "AI.TENSORSET",
+        "key:__rand_int__",
+        "FLOAT",
+        "256",
+        "BLOB",
+        &kib,
+    ];
+    let tget = ["AI.TENSORGET", "key:__rand_int__", "BLOB"];
+    let set = ["SET", "key:__rand_int__", &kib];
+    let get = ["GET", "key:__rand_int__"];
+    let exec = [
+        "AI.MODELEXECUTE",
+        "mlp",
+        "INPUTS",
+        "1",
+        "x",
+        "OUTPUTS",
+        "1",
+        "y",
+    ];
+    let dag = [
+        "AI.DAGEXECUTE",
+        "ROUTING",
+        "mlp",
+        "|>",
+        "AI.TENSORSET",
+        "in",
+        "FLOAT",
+        "1",
+        "16",
+        "BLOB",
+        &in16,
+        "|>",
+        "AI.MODELEXECUTE",
+        "mlp",
+        "INPUTS",
+        "1",
+        "in",
+        "OUTPUTS",
+        "1",
+        "out",
+        "|>",
+        "AI.TENSORGET",
+        "out",
+        "BLOB",
+    ];
+    let mut cells = Vec::new();
+    for (clients, pipeline, count) in [
+        (1usize, 1usize, 40_000usize),
+        (32, 1, 200_000),
+        (32, 16, 800_000),
+    ] {
+        let cnt = n(count);
+        let a = redis_benchmark(insitu_port, clients, cnt, pipeline, &tset);
+        let b = redis_benchmark(rp, clients, cnt, pipeline, &set);
+        let g1 = redis_benchmark(insitu_port, clients, cnt, pipeline, &tget);
+        let g2 = redis_benchmark(rp, clients, cnt, pipeline, &get);
+        let w = format!("1 KiB, -P {pipeline}");
+        out.row("redis_benchmark", &w, "insitu AI.TENSORSET", clients, a);
+        out.row("redis_benchmark", &w, "redis-server SET", clients, b);
+        out.row("redis_benchmark", &w, "insitu AI.TENSORGET", clients, g1);
+        out.row("redis_benchmark", &w, "redis-server GET", clients, g2);
+        cells.push((clients, pipeline, a, b, g1, g2));
+    }
+    for (clients, count) in [(1usize, 20_000usize), (32, 100_000)] {
+        let cnt = n(count);
+        let ping = redis_benchmark(rp, clients, cnt, 1, &["PING"]);
+        let set1 = redis_benchmark(rp, clients, cnt, 1, &set);
+        let e = redis_benchmark(insitu_port, clients, cnt, 1, &exec);
+        let d = redis_benchmark(insitu_port, clients, cnt, 1, &dag);
+        out.row(
+            "redis_benchmark",
+            "MLP batch 1",
+            "redis-server PING",
+            clients,
+            ping,
+        );
+        out.row(
+            "redis_benchmark",
+            "MLP batch 1",
+            "redis-server SET 1 KiB",
+            clients,
+            set1,
+        );
+        out.row(
+            "redis_benchmark",
+            "MLP batch 1",
+            "insitu AI.MODELEXECUTE",
+            clients,
+            e,
+        );
+        out.row(
+            "redis_benchmark",
+            "MLP batch 1",
+            "insitu AI.DAGEXECUTE put+run+get",
+            clients,
+            d,
+        );
+        if clients == 32 {
+            let r = d.ops_per_s / ping.ops_per_s;
+            out.target(
+                "AI.DAGEXECUTE 32 clients vs redis-server PING",
+                r,
+                ">= 0.8x",
+                r >= 0.8,
+                format!("{:.0} vs {:.0} ops/s", d.ops_per_s, ping.ops_per_s),
+            );
+        } else {
+            let r = e.ops_per_s / set1.ops_per_s;
+            out.target(
+                "AI.MODELEXECUTE 1 client vs redis-server SET",
+                r,
+                ">= 0.9x",
+                r >= 0.9,
+                format!("{:.0} vs {:.0} ops/s", e.ops_per_s, set1.ops_per_s),
+            );
+        }
+    }
+    for (clients, pipeline, a, b, g1, g2) in cells {
+        let (rs, rg) = (a.ops_per_s / b.ops_per_s, g1.ops_per_s / g2.ops_per_s);
+        let name = if pipeline > 1 {
+            format!("tcp 1 KiB put/get pipelined -P {pipeline}, {clients} clients vs redis-server")
+        } else {
+            format!("tcp 1 KiB put/get, {clients} client(s) vs redis-server")
+        };
+        out.target(
+            &name,
+            rs.min(rg),
+            ">= 1.0x",
+            rs.min(rg) >= 1.0,
+            format!("TENSORSET/SET {rs:.2}x, TENSORGET/GET {rg:.2}x"),
+        );
+    }
+}
+
+/// 32 batch-1 requesters through the Unix socket, with and without dynamic batching, and
+/// raw ONNX Runtime at batch 32 (rows/s).
+fn batching(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Duration) {
+    let blob = std::fs::read(models.join("mlp_wide.onnx")).expect("mlp_wide.onnx");
+    let mut c = Client::connect(&srv.unix).expect("connect");
+    c.set_model("wide", &blob, &ModelOptions::default())
+        .expect("set_model");
+    let batched = ModelOptions {
+        batch_size: 32,
+        min_batch_size: 32,
+        min_batch_timeout_ms: 2,
+        ..ModelOptions::default()
+    };
+    c.set_model("wide_b", &blob, &batched).expect("set_model");
+    let row: Vec<f32> = (0..512).map(|i| (i % 13) as f32 * 0.01).collect();
+    let x = Tensor::from_vec(vec![1, 512], row.clone()).expect("x");
+    let mut stats = Vec::new();
+    for (model, name) in [
+        ("wide", "insitu, batching off"),
+        ("wide_b", "insitu, BATCHSIZE 32"),
+    ] {
+        let s = run_clients(
+            32,
+            dur,
+            |_| Client::connect(&srv.unix).expect("connect"),
+            |c| {
+                std::hint::black_box(c.infer(model, std::slice::from_ref(&x)).expect("infer"));
+            },
+        );
+        out.row("batching", "MLP 4x512, batch-1 requests", name, 32, s);
+        stats.push(s);
+    }
+    let data32: Vec<f32> = row.iter().copied().cycle().take(32 * 512).collect();
+    let raw = run_clients(
+        1,
+        dur,
+        |_| raw_session(&blob),
+        |session| {
+            let input = TensorRef::from_array_view(([32usize, 512], &*data32)).expect("in");
+            let o = session.run(ort::inputs!["x" => input]).expect("run");
+            std::hint::black_box(o.len());
+        },
+    );
+    let raw_rows = Stat {
+        ops_per_s: raw.ops_per_s * 32.0,
+        ..raw
+    };
+    out.row(
+        "batching",
+        "MLP 4x512, batch-1 requests",
+        "raw ONNX Runtime batch 32 (rows/s)",
+        1,
+        raw_rows,
+    );
+    let speedup = stats[1].ops_per_s / stats[0].ops_per_s;
+    out.target(
+        "batching: 32 batch-1 requesters, rows/s with vs without batching",
+        speedup,
+        ">= 3x",
+        speedup >= 3.0,
+        format!(
+            "{:.0} vs {:.0} rows/s",
+            stats[1].ops_per_s, stats[0].ops_per_s
+        ),
+    );
+    let vs_raw = stats[1].ops_per_s / raw_rows.ops_per_s;
+    out.target(
+        "batching: rows/s vs raw ONNX Runtime at batch 32",
+        vs_raw,
+        ">= 0.5x",
+        vs_raw >= 0.5,
+        format!(
+            "{:.0} vs {:.0} rows/s",
+            stats[1].ops_per_s, raw_rows.ops_per_s
+        ),
+    );
+}
+
+/// `clients` connections on one event loop (one client thread, as redis-benchmark), each
+/// repeating `request` (a RESP command) and reading the replies, for `dur`.
+fn tail_latency(port: u16, clients: usize, dur: Duration, requests: Vec<Vec<u8>>) -> Stat {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let requests = Arc::new(requests);
+    let (us, elapsed) = rt.block_on(async move {
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let requests = requests.clone();
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+                let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .expect("connect");
+                s.set_nodelay(true).expect("nodelay");
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                let mut us = Vec::new();
+                let mut line = String::new();
+                let mut body = Vec::new();
+                while start.elapsed() < dur {
+                    let t = Instant::now();
+                    for req in requests.iter() {
+                        w.write_all(req).await.expect("write");
+                        line.clear();
+                        r.read_line(&mut line).await.expect("read");
+                        if let Some(len) = line.strip_prefix('$') {
+                            let len: usize = len.trim().parse().expect("bulk length");
+                            body.resize(len + 2, 0);
+                            r.read_exact(&mut body).await.expect("bulk");
+                        } else {
+                            assert!(line.starts_with('+'), "unexpected reply {line:?}");
+                        }
+                    }
+                    us.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                us
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        (all, start.elapsed().as_secs_f64())
+    });
+    stat(us, elapsed)
+}
+
+fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out_path = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("compare.json"));
+    let models = std::env::var("INSITU_TEST_MODELS").ok().map(PathBuf::from);
+    let Some(models) = models else {
+        eprintln!("set INSITU_TEST_MODELS to the generated models (./dev.sh compare does)");
+        std::process::exit(2);
+    };
+    let dur = Duration::from_millis(if quick { 40 } else { 1500 });
+    let srv = BenchServer::start("compare");
+    let redis = RedisServer::start();
+    let Some(redis) = redis else {
+        eprintln!("redis-server not found on PATH (apt-get install redis-server)");
+        std::process::exit(2);
+    };
+    let insitu_port: u16 = srv
+        .tcp
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let mut out = Out {
+        rows: Vec::new(),
+        targets: Vec::new(),
+    };
+    let started = Instant::now();
+
+    put_get(&mut out, &srv, Some(&redis), dur);
+    let row = |o: &Out, w: &str, c: &str, n: usize| -> Stat {
+        o.rows
+            .iter()
+            .find(|r| r["workload"] == w && r["contender"] == c && r["clients"] == n)
+            .map(|r| Stat {
+                p50: r["p50_us"].as_f64().unwrap_or(f64::NAN),
+                p99: r["p99_us"].as_f64().unwrap_or(f64::NAN),
+                ops_per_s: r["ops_per_s"].as_f64().unwrap_or(f64::NAN),
+                ..Stat::default()
+            })
+            .unwrap_or_default()
+    };
+    for size in ["1 MiB", "16 MiB"] {
+        for clients in [1usize, 32] {
+            let w = format!("put+get {size} float32");
+            let a = row(&out, &w, "insitu tcp", clients);
+            let b = row(&out, &w, "redis-server tcp SET+GET", clients);
+            let r = a.ops_per_s / b.ops_per_s;
+            out.target(
+                &format!("tcp {size} put+get, {clients} client(s) vs redis-server"),
+                r,
+                ">= 1.0x",
+                r >= 1.0,
+                format!("{:.0} vs {:.0} ops/s", a.ops_per_s, b.ops_per_s),
+            );
+        }
+    }
+    let w = "put+get 16 MiB float32";
+    let shm = row(&out, w, "insitu unix+shm", 1);
+    let copy = row(&out, w, "memory copy (1x size)", 1);
+    let bw = 2.0 * copy.p50 / shm.p50;
+    out.target(
+        "unix + shared memory 16 MiB put+get vs memory-copy bandwidth",
+        bw,
+        ">= 0.5x",
+        bw >= 0.5,
+        format!(
+            "round trip {:.0} us moves 32 MiB; one 16 MiB copy {:.0} us",
+            shm.p50, copy.p50
+        ),
+    );
+
+    inference(&mut out, &srv, &models, dur);
+    let raw = row(
+        &out,
+        "MLP 16-32-4 batch 1",
+        "raw ONNX Runtime (in process)",
+        1,
+    );
+    let inproc = row(&out, "MLP 16-32-4 batch 1", "insitu inproc run_model", 1);
+    let r = inproc.p50 / raw.p50;
+    out.target(
+        "inproc run_model MLP batch 1 vs raw ONNX Runtime (latency)",
+        r,
+        "<= 1.1x",
+        r <= 1.1,
+        format!("{:.2} vs {:.2} us", inproc.p50, raw.p50),
+    );
+
+    with_redis_benchmark(&mut out, insitu_port, &redis, &models, quick);
+    batching(&mut out, &srv, &models, dur);
+
+    let tail_dur = Duration::from_millis(if quick { 300 } else { 30_000 });
+    let kib = vec![b'a'; 1024];
+    let ins = tail_latency(
+        insitu_port,
+        256,
+        tail_dur,
+        vec![
+            resp(&[b"AI.TENSORSET", b"tail", b"FLOAT", b"256", b"BLOB", &kib]),
+            resp(&[b"AI.TENSORGET", b"tail", b"BLOB"]),
+        ],
+    );
+    let red = tail_latency(
+        redis.port(),
+        256,
+        tail_dur,
+        vec![resp(&[b"SET", b"tail", &kib]), resp(&[b"GET", b"tail"])],
+    );
+    for (name, s) in [
+        ("insitu AI.TENSORSET+GET", ins),
+        ("redis-server SET+GET", red),
+    ] {
+        out.row("tail", "256 clients, put+get 1 KiB, tcp", name, 256, s);
+        println!("  p99.9 {:.0} us, max {:.0} us", s.p999, s.max);
+    }
+    let r = ins.p99 / ins.p50;
+    out.target(
+        "tail latency at 256 clients: p99 / p50",
+        r,
+        "< 3x",
+        r < 3.0,
+        format!(
+            "p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us (redis-server p99/p50 {:.2})",
+            ins.p50,
+            ins.p99,
+            ins.p999,
+            ins.max,
+            red.p99 / red.p50
+        ),
+    );
+
+    let machine = machine();
+    let doc = json!({
+        "quick": quick,
+        "seconds": started.elapsed().as_secs_f64(),
+        "cell_seconds": dur.as_secs_f64(),
+        "tail_seconds": tail_dur.as_secs_f64(),
+        "machine": machine,
+        "rows": out.rows,
+        "targets": out.targets,
+    });
+    let mut f = std::fs::File::create(&out_path).expect("create output");
+    f.write_all(serde_json::to_string_pretty(&doc).expect("json").as_bytes())
+        .expect("write output");
+    println!("wrote {}", out_path.display());
+}
+
+fn machine() -> Value {
+    let mut cpu = String::new();
+    if let Ok(mut f) = std::fs::File::open("/proc/cpuinfo") {
+        let mut s = String::new();
+        let _ = f.read_to_string(&mut s);
+        cpu = s
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+    }
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("MemTotal")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let redis = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "memory_gib": mem_kib as f64 / 1048576.0,
+        "kernel": kernel.trim(),
+        "redis_server": redis,
+        "onnxruntime": insitu::model::runtime::runtime().map(|r| r.version.clone()).unwrap_or_default(),
+    })
+}
