@@ -65,15 +65,32 @@ fn run_clients<S>(
     init: impl Fn(usize) -> S + Sync,
     op: impl Fn(&mut S) + Sync,
 ) -> Stat {
+    let (us, secs) = run_clients_raw(clients, dur, init, op);
+    stat(us, secs)
+}
+
+/// [`run_clients`] returning every latency (us) and the seconds it ran.
+fn run_clients_raw<S>(
+    clients: usize,
+    dur: Duration,
+    init: impl Fn(usize) -> S + Sync,
+    op: impl Fn(&mut S) + Sync,
+) -> (Vec<f64>, f64) {
     let barrier = Barrier::new(clients + 1);
     let (all, elapsed) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|i| {
                 let (barrier, init, op) = (&barrier, &init, &op);
                 s.spawn(move || {
-                    let mut state = init(i);
-                    op(&mut state); // warm up: connections, sessions, arenas
+                    // Warm up (connections, sessions, arenas); a failure still reaches
+                    // the barrier, so the others are not left waiting, then re-raises.
+                    let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut state = init(i);
+                        op(&mut state);
+                        state
+                    }));
                     barrier.wait();
+                    let mut state = ready.unwrap_or_else(|e| std::panic::resume_unwind(e));
                     let start = Instant::now();
                     let mut us = Vec::with_capacity(1024);
                     while start.elapsed() < dur {
@@ -93,7 +110,7 @@ fn run_clients<S>(
         }
         (all, start.elapsed().as_secs_f64())
     });
-    stat(all, elapsed)
+    (all, elapsed)
 }
 
 struct Out {
@@ -139,66 +156,93 @@ fn tensor_of(bytes: usize) -> Tensor {
     Tensor::from_vec(vec![n], (0..n).map(|i| i as f32).collect()).expect("tensor")
 }
 
-/// put+get round trips, 1 and 32 clients, every mode and the peers.
+/// put+get round trips, 1 and 32 clients, every mode and the peers: three interleaved
+/// rounds of `dur / 3` each, so that the machine's drifts hit every contender alike.
 fn put_get(out: &mut Out, srv: &BenchServer, redis: Option<&RedisServer>, dur: Duration) {
+    const ROUNDS: u32 = 3;
+    let part = dur / ROUNDS;
     for (label, bytes) in sizes() {
         let t = tensor_of(bytes);
         for clients in [1usize, 32] {
             let workload = format!("put+get {label} float32");
             let src = t.data().to_vec();
-            let s = run_clients(
-                clients,
-                dur,
-                |_| (src.clone(), vec![0u8; bytes]),
-                |(a, b)| {
-                    b.copy_from_slice(a);
-                    std::hint::black_box(&b);
-                },
-            );
-            out.row("put_get", &workload, "memory copy (1x size)", clients, s);
-            let modes: [(&str, String); 3] = [
-                ("insitu inproc", "inproc".into()),
-                ("insitu unix+shm", srv.unix.clone()),
-                ("insitu tcp", srv.tcp.clone()),
+            let names = [
+                "memory copy (1x size)",
+                "insitu inproc",
+                "insitu unix+shm",
+                "insitu tcp",
+                "redis-server tcp SET+GET",
             ];
-            for (name, addr) in modes {
-                let engine = srv.engine.clone();
-                let s = run_clients(
-                    clients,
-                    dur,
-                    |i| {
-                        let c = if addr == "inproc" {
-                            Client::inproc(engine.clone()).expect("inproc")
-                        } else {
-                            Client::connect(&addr).expect("connect")
-                        };
-                        (c, format!("k{i}"))
-                    },
-                    |(c, k)| {
-                        c.put_tensor(k, &t).expect("put");
-                        std::hint::black_box(c.get_tensor(k).expect("get"));
-                    },
+            let mut acc: Vec<(Vec<f64>, f64)> = vec![(Vec::new(), 0.0); names.len()];
+            for _ in 0..ROUNDS {
+                let mut add = |i: usize, (us, secs): (Vec<f64>, f64)| {
+                    acc[i].0.extend(us);
+                    acc[i].1 += secs;
+                };
+                add(
+                    0,
+                    run_clients_raw(
+                        clients,
+                        part,
+                        |_| (src.clone(), vec![0u8; bytes]),
+                        |(a, b)| {
+                            b.copy_from_slice(a);
+                            std::hint::black_box(&b);
+                        },
+                    ),
                 );
-                out.row("put_get", &workload, name, clients, s);
+                for (i, addr) in [
+                    (1, "inproc".to_string()),
+                    (2, srv.unix.clone()),
+                    (3, srv.tcp.clone()),
+                ] {
+                    let engine = srv.engine.clone();
+                    add(
+                        i,
+                        run_clients_raw(
+                            clients,
+                            part,
+                            |i| {
+                                let c = if addr == "inproc" {
+                                    Client::inproc(engine.clone()).expect("inproc")
+                                } else {
+                                    Client::connect(&addr).expect("connect")
+                                };
+                                (c, format!("k{i}"))
+                            },
+                            |(c, k)| {
+                                c.put_tensor(k, &t).expect("put");
+                                std::hint::black_box(c.get_tensor(k).expect("get"));
+                            },
+                        ),
+                    );
+                }
+                if let Some(r) = redis {
+                    let blob = t.data().clone();
+                    add(
+                        4,
+                        run_clients_raw(
+                            clients,
+                            part,
+                            |i| {
+                                (
+                                    Client::connect(&r.address()).expect("redis"),
+                                    format!("k{i}"),
+                                )
+                            },
+                            |(c, k)| {
+                                c.command(&[b"SET".as_slice(), k.as_bytes(), &blob])
+                                    .expect("set");
+                                std::hint::black_box(c.command(&["GET", k.as_str()]).expect("get"));
+                            },
+                        ),
+                    );
+                }
             }
-            if let Some(r) = redis {
-                let blob = t.data().clone();
-                let s = run_clients(
-                    clients,
-                    dur,
-                    |i| {
-                        (
-                            Client::connect(&r.address()).expect("redis"),
-                            format!("k{i}"),
-                        )
-                    },
-                    |(c, k)| {
-                        c.command(&[b"SET".as_slice(), k.as_bytes(), &blob])
-                            .expect("set");
-                        std::hint::black_box(c.command(&["GET", k.as_str()]).expect("get"));
-                    },
-                );
-                out.row("put_get", &workload, "redis-server tcp SET+GET", clients, s);
+            for (name, (us, secs)) in names.iter().zip(acc) {
+                if !us.is_empty() {
+                    out.row("put_get", &workload, name, clients, stat(us, secs));
+                }
             }
         }
     }
@@ -309,6 +353,27 @@ fn redis_benchmark(port: u16, clients: usize, n: usize, pipeline: usize, args: &
     }
 }
 
+/// `a` and `b` run alternately `reps` times each; the run with each's median rate.
+fn rb_pair(
+    reps: usize,
+    a: (u16, &[&str]),
+    b: (u16, &[&str]),
+    clients: usize,
+    n: usize,
+    pipeline: usize,
+) -> (Stat, Stat) {
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        ra.push(redis_benchmark(a.0, clients, n, pipeline, a.1));
+        rb.push(redis_benchmark(b.0, clients, n, pipeline, b.1));
+    }
+    let median = |mut v: Vec<Stat>| {
+        v.sort_by(|x, y| x.ops_per_s.total_cmp(&y.ops_per_s));
+        v[v.len() / 2]
+    };
+    (median(ra), median(rb))
+}
+
 /// Commands through the server measured with redis-benchmark, next to redis-server.
 fn with_redis_benchmark(
     out: &mut Out,
@@ -375,6 +440,9 @@ fn with_redis_benchmark(
         "out",
         "BLOB",
     ];
+    // Each pair runs interleaved, `reps` times each; the run with the median rate counts
+    // (one redis-benchmark run on this machine moves by 10% from one run to the next).
+    let reps = if quick { 1 } else { 3 };
     let mut cells = Vec::new();
     for (clients, pipeline, count) in [
         (1usize, 1usize, 40_000usize),
@@ -382,10 +450,22 @@ fn with_redis_benchmark(
         (32, 16, 800_000),
     ] {
         let cnt = n(count);
-        let a = redis_benchmark(insitu_port, clients, cnt, pipeline, &tset);
-        let b = redis_benchmark(rp, clients, cnt, pipeline, &set);
-        let g1 = redis_benchmark(insitu_port, clients, cnt, pipeline, &tget);
-        let g2 = redis_benchmark(rp, clients, cnt, pipeline, &get);
+        let (a, b) = rb_pair(
+            reps,
+            (insitu_port, &tset),
+            (rp, &set),
+            clients,
+            cnt,
+            pipeline,
+        );
+        let (g1, g2) = rb_pair(
+            reps,
+            (insitu_port, &tget),
+            (rp, &get),
+            clients,
+            cnt,
+            pipeline,
+        );
         let w = format!("1 KiB, -P {pipeline}");
         out.row("redis_benchmark", &w, "insitu AI.TENSORSET", clients, a);
         out.row("redis_benchmark", &w, "redis-server SET", clients, b);
@@ -395,10 +475,8 @@ fn with_redis_benchmark(
     }
     for (clients, count) in [(1usize, 20_000usize), (32, 100_000)] {
         let cnt = n(count);
-        let ping = redis_benchmark(rp, clients, cnt, 1, &["PING"]);
-        let set1 = redis_benchmark(rp, clients, cnt, 1, &set);
-        let e = redis_benchmark(insitu_port, clients, cnt, 1, &exec);
-        let d = redis_benchmark(insitu_port, clients, cnt, 1, &dag);
+        let (e, set1) = rb_pair(reps, (insitu_port, &exec), (rp, &set), clients, cnt, 1);
+        let (d, ping) = rb_pair(reps, (insitu_port, &dag), (rp, &["PING"]), clients, cnt, 1);
         out.row(
             "redis_benchmark",
             "MLP batch 1",
@@ -471,10 +549,16 @@ fn batching(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Dur
     let mut c = Client::connect(&srv.unix).expect("connect");
     c.set_model("wide", &blob, &ModelOptions::default())
         .expect("set_model");
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let batched = ModelOptions {
         batch_size: 32,
-        min_batch_size: 32,
-        min_batch_timeout_ms: 2,
+        min_batch_size: env("INSITU_BENCH_MINBATCH", 8),
+        min_batch_timeout_ms: env("INSITU_BENCH_MINBATCHTIMEOUT", 2) as u64,
         ..ModelOptions::default()
     };
     c.set_model("wide_b", &blob, &batched).expect("set_model");
@@ -483,7 +567,7 @@ fn batching(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Dur
     let mut stats = Vec::new();
     for (model, name) in [
         ("wide", "insitu, batching off"),
-        ("wide_b", "insitu, BATCHSIZE 32"),
+        ("wide_b", "insitu, BATCHSIZE 32 MINBATCHSIZE 8"),
     ] {
         let s = run_clients(
             32,
@@ -636,6 +720,15 @@ fn main() {
         targets: Vec::new(),
     };
     let started = Instant::now();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    if only.as_deref() == Some("batching") {
+        batching(&mut out, &srv, &models, dur);
+        return;
+    }
 
     put_get(&mut out, &srv, Some(&redis), dur);
     let row = |o: &Out, w: &str, c: &str, n: usize| -> Stat {
