@@ -206,7 +206,7 @@ def main() -> None:
     ]
     for t in doc["targets"]:
         status = "met" if t["met"] else "**missed**"
-        lines.append(f"| {t['name']} | {t['value']:.2f}x ({t['detail']}) | {t['goal']} | {status} |")
+        lines.append(f"| {t['name']} | {t['value']:.3f}x ({t['detail']}) | {t['goal']} | {status} |")
     lines.append("")
     missed = [t for t in doc["targets"] if not t["met"]]
     if missed:
