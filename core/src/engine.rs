@@ -76,6 +76,8 @@ pub struct Stats {
     pub net_input_bytes: AtomicU64,
     /// Bytes written to client sockets.
     pub net_output_bytes: AtomicU64,
+    /// Model runs done on a connection's I/O thread (see `ModelConfig::inline_max_us`).
+    pub inline_model_runs: AtomicU64,
 }
 
 /// The engine. Share it as `Arc<Engine>`.

@@ -74,8 +74,20 @@ fn entry_cost(key: &[u8], value: &Value) -> usize {
 
 struct Shard {
     map: RwLock<HashMap<Bytes, Value>>,
-    /// Woken whenever a key of this shard is written.
+    /// Woken whenever a key of this shard is written, while anyone waits.
     changed: Notify,
+    /// Tasks in `wait_for` on this shard: a write wakes no one (and takes no lock for it)
+    /// when there are none.
+    waiters: AtomicUsize,
+}
+
+/// Counts a waiter for as long as it waits, also when its future is dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -105,6 +117,7 @@ impl Store {
                 .map(|_| Shard {
                     map: RwLock::new(HashMap::new()),
                     changed: Notify::new(),
+                    waiters: AtomicUsize::new(0),
                 })
                 .collect(),
             hasher: Default::default(),
@@ -160,7 +173,12 @@ impl Store {
 
     fn wrote(&self, shard: &Shard) {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        shard.changed.notify_waiters();
+        // Pairs with the waiter's SeqCst increment before it checks the map: either this
+        // load sees the waiter, or the waiter's check sees this write.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if shard.waiters.load(Ordering::SeqCst) > 0 {
+            shard.changed.notify_waiters();
+        }
     }
 
     /// Store `value` under `key`, replacing what was there.
@@ -378,6 +396,8 @@ impl Store {
     ) -> bool {
         let shard = self.shard(key);
         let deadline = Instant::now() + timeout;
+        shard.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&shard.waiters);
         loop {
             let notified = shard.changed.notified();
             tokio::pin!(notified);

@@ -708,3 +708,63 @@ fn inproc_run_model_runs_on_the_calling_thread_and_batched_models_still_batch() 
         "inproc put does not copy"
     );
 }
+
+#[test]
+fn cheap_runs_move_onto_the_connection_thread_once_measured() {
+    let Some(dir) = models_dir() else { return };
+    let file = dir.join("mlp.onnx");
+    let (_, cases) = model_cases(&dir, "mlp");
+    let x = &cases[0].inputs[0];
+    let inline_runs = |c: &mut Client| -> u64 {
+        let info = c.info("stats").expect("info");
+        info.iter()
+            .find(|(_, k, _)| k == "insitu_inline_model_runs")
+            .map(|(_, _, v)| v.parse().expect("number"))
+            .expect("insitu_inline_model_runs in INFO stats")
+    };
+    for (max_us, inline_expected) in [(50u64, true), (0, false)] {
+        let srv = TestServer::start_with(EngineConfig {
+            models: ModelConfig {
+                inline_max_us: max_us,
+                ..ModelConfig::default()
+            },
+            ..EngineConfig::default()
+        });
+        let mut c = Client::connect(&srv.tcp()).expect("connect");
+        c.set_model_from_file("mlp", &file, &ModelOptions::default())
+            .expect("set_model");
+        c.put_tensor("x", x).expect("put");
+        for i in 0..40 {
+            // Every path gives the same rows, inline or not.
+            c.run_model("mlp", &["x"], &["y"]).expect("run_model");
+            assert_close(&c.get_tensor("y").expect("y"), &cases[0].outputs[0], "mlp");
+            let got = c.infer("mlp", std::slice::from_ref(x)).expect("infer");
+            assert_close(&got[0], &cases[0].outputs[0], "mlp");
+            // The first 16 runs are measured on the inference threads.
+            if i < 8 {
+                assert_eq!(inline_runs(&mut c), 0, "run {i}");
+            }
+        }
+        let n = inline_runs(&mut c);
+        if inline_expected {
+            assert!(n >= 40, "expected most of the 80 runs inline, got {n}");
+        } else {
+            assert_eq!(n, 0);
+        }
+        let info = c.model_info("mlp").expect("info");
+        assert_eq!((info.calls, info.runs, info.errors), (80, 80, 0));
+        // A model with batching never runs inline: its requests must meet in the batcher.
+        let batched = ModelOptions {
+            batch_size: 8,
+            ..ModelOptions::default()
+        };
+        c.set_model_from_file("mlp_b", &file, &batched)
+            .expect("set");
+        let before = inline_runs(&mut c);
+        for _ in 0..30 {
+            let got = c.infer("mlp_b", std::slice::from_ref(x)).expect("infer");
+            assert_close(&got[0], &cases[0].outputs[0], "mlp_b");
+        }
+        assert_eq!(inline_runs(&mut c), before);
+    }
+}

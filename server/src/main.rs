@@ -77,6 +77,10 @@ struct ServeArgs {
     /// Inference worker threads (RedisAI's THREADS_PER_QUEUE; default: the core count).
     #[arg(long)]
     threads_per_queue: Option<usize>,
+    /// Run a request on the connection's thread when the model's measured cost for it is
+    /// at most this many microseconds (0: always on the inference threads).
+    #[arg(long, default_value_t = 50)]
+    inline_inference_us: u64,
     /// ONNX Runtime intra-op threads per session.
     #[arg(long, default_value_t = 1)]
     intra_op_threads: usize,
@@ -190,6 +194,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                     .unwrap_or(ModelConfig::default().threads)
                     .max(1),
                 intra_op_threads: a.intra_op_threads.max(1),
+                inline_max_us: a.inline_inference_us,
                 inter_op_threads: a.inter_op_threads.max(1),
                 max_model_bytes: size("max-model-bytes", &a.max_model_bytes)?,
                 external_data_dir: a.model_external_data_dir,

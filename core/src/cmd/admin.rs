@@ -255,12 +255,13 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
         "stats" => {
             let _ = write!(
                 s,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\ninsitu_inline_model_runs:{}\r\n",
                 st.connections_received.load(Ordering::Relaxed),
                 st.commands_processed.load(Ordering::Relaxed),
                 st.net_input_bytes.load(Ordering::Relaxed),
                 st.net_output_bytes.load(Ordering::Relaxed),
-                st.rejected_connections.load(Ordering::Relaxed)
+                st.rejected_connections.load(Ordering::Relaxed),
+                st.inline_model_runs.load(Ordering::Relaxed)
             );
         }
         "replication" => s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),

@@ -3,6 +3,7 @@
 //! `LOAD` reads the store and only `PERSIST` writes it, so nothing is left behind.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,6 +154,7 @@ pub(super) fn execute(
         .collect::<Result<Vec<Op>>>()?;
     let deadline = timeout.map(|t| Instant::now() + t);
     let engine = engine.clone();
+    let max_inline_us = engine.with_config(|c| c.models.inline_max_us);
     Ok(Reply::Pending(Box::pin(async move {
         let mut replies = Vec::with_capacity(ops.len());
         let mut failed = false;
@@ -189,14 +191,24 @@ pub(super) fn execute(
                         .collect();
                     match ins {
                         Err(e) => Err(e),
-                        Ok(ins) => match run_model(runner, model, ins, deadline, inline).await {
-                            Ok(outs) => {
-                                context.extend(outputs.into_iter().zip(outs));
-                                Ok(Frame::ok())
+                        Ok(ins) => {
+                            let fast =
+                                !inline && super::model::inline_pays(&model, &ins, max_inline_us);
+                            if fast {
+                                engine
+                                    .stats
+                                    .inline_model_runs
+                                    .fetch_add(1, Ordering::Relaxed);
                             }
-                            Err(e) if timed_out(&e) => return Frame::simple("TIMEDOUT"),
-                            Err(e) => Err(e),
-                        },
+                            match run_model(runner, model, ins, deadline, inline || fast).await {
+                                Ok(outs) => {
+                                    context.extend(outputs.into_iter().zip(outs));
+                                    Ok(Frame::ok())
+                                }
+                                Err(e) if timed_out(&e) => return Frame::simple("TIMEDOUT"),
+                                Err(e) => Err(e),
+                            }
+                        }
                     }
                 }
             };

@@ -408,6 +408,34 @@ pub(super) fn run_inline(runner: &Runner, model: &Model, inputs: &[Tensor]) -> R
     r
 }
 
+/// Runs of a model measured before its cost is trusted for running inline.
+const INLINE_AFTER_RUNS: u64 = 16;
+
+/// Whether this request may run on the calling I/O thread: a model without batching,
+/// measured over at least [`INLINE_AFTER_RUNS`] runs, whose cost per row times this
+/// request's rows is within `max_us`. A hand-off to an inference thread and back costs
+/// two to three context switches (tens of microseconds on small machines); a run that
+/// costs less is cheaper done right away, and one that costs more never blocks the
+/// I/O thread.
+pub(super) fn inline_pays(model: &Model, inputs: &[Tensor], max_us: u64) -> bool {
+    if max_us == 0 || model.spec.batchsize > 0 {
+        return false;
+    }
+    let s = &model.stats;
+    let runs = s.runs.load(Ordering::Relaxed);
+    let samples = s.samples.load(Ordering::Relaxed);
+    if runs < INLINE_AFTER_RUNS || samples == 0 {
+        return false;
+    }
+    let rows = inputs
+        .first()
+        .and_then(|t| t.shape().first().copied())
+        .unwrap_or(1) as u64;
+    let predicted = s.duration_us.load(Ordering::Relaxed).saturating_mul(rows) / samples;
+    // Runs shorter than a microsecond are recorded as 0 us: count them as 1.
+    predicted.max(runs.min(1)) <= max_us
+}
+
 /// Submit inputs to a model and wait (asynchronously) for its outputs, or the deadline.
 /// With `inline` (in-process callers) a model without batching runs right here.
 pub(super) async fn run_model(
@@ -468,7 +496,19 @@ fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Re
     let runner = engine.model_runner(&model)?;
     let exec = parse_exec(&args[2..], &runner)?;
     let inputs = load_tensors(engine, &exec.inputs)?;
-    if inline && model.spec.batchsize == 0 {
+    let fast = !inline
+        && inline_pays(
+            &model,
+            &inputs,
+            engine.with_config(|c| c.models.inline_max_us),
+        );
+    if (inline || fast) && model.spec.batchsize == 0 {
+        if fast {
+            engine
+                .stats
+                .inline_model_runs
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let outs = run_inline(&runner, &model, &inputs)?;
         return Ok(Reply::Ready(store_outputs(engine, exec.outputs, outs)));
     }

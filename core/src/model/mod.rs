@@ -40,6 +40,11 @@ pub struct ModelConfig {
     pub max_model_bytes: usize,
     /// Directory from which models may load external data files (none: refused).
     pub external_data_dir: Option<PathBuf>,
+    /// A request to a model without batching whose run is predicted (from the model's
+    /// own measured runs) to take at most this many microseconds runs on the connection's
+    /// I/O thread instead of being handed to an inference thread and back, which costs
+    /// more than such a run (0: always hand off).
+    pub inline_max_us: u64,
 }
 
 impl Default for ModelConfig {
@@ -51,6 +56,7 @@ impl Default for ModelConfig {
             chunk_size: 511 << 20,
             max_model_bytes: (2 << 30) - 1,
             external_data_dir: None,
+            inline_max_us: 50,
         }
     }
 }
