@@ -725,9 +725,10 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    if only.as_deref() == Some("batching") {
-        batching(&mut out, &srv, &models, dur);
-        return;
+    match only.as_deref() {
+        Some("batching") => return batching(&mut out, &srv, &models, dur),
+        Some("inference") => return inference(&mut out, &srv, &models, dur),
+        _ => {}
     }
 
     put_get(&mut out, &srv, Some(&redis), dur);

@@ -1,0 +1,45 @@
+//! A profiling target: in-process `run_model` of the MLP at batch 1 in a tight loop (or
+//! raw ONNX Runtime with `raw`), for perf / callgrind.
+//!
+//! `INSITU_TEST_MODELS=DIR perf record -g target/release/examples/run_model_loop [raw] [N]`
+
+use insitu::{Client, ModelOptions, Tensor};
+use insitu_benches::raw_session;
+use ort::value::TensorRef;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let raw = args.iter().any(|a| a == "raw");
+    let n: usize = args
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .next()
+        .unwrap_or(2_000_000);
+    let dir =
+        std::path::PathBuf::from(std::env::var("INSITU_TEST_MODELS").expect("INSITU_TEST_MODELS"));
+    let blob = std::fs::read(dir.join("mlp.onnx")).expect("mlp.onnx");
+    let data: Vec<f32> = (0..16).map(|i| i as f32 * 0.05 - 0.4).collect();
+    let t = std::time::Instant::now();
+    if raw {
+        let mut s = raw_session(&blob);
+        for _ in 0..n {
+            let input = TensorRef::from_array_view(([1usize, 16], &*data)).expect("in");
+            let o = s.run(ort::inputs!["x" => input]).expect("run");
+            let (_, y) = o["y"].try_extract_tensor::<f32>().expect("y");
+            std::hint::black_box(y.to_vec());
+        }
+    } else {
+        let mut c = Client::connect("inproc").expect("inproc");
+        c.set_model("mlp", &blob, &ModelOptions::default())
+            .expect("set_model");
+        c.put_tensor("x", &Tensor::from_vec(vec![1, 16], data).expect("x"))
+            .expect("put");
+        for _ in 0..n {
+            c.run_model("mlp", &["x"], &["y"]).expect("run_model");
+        }
+    }
+    println!(
+        "{:.3} us per call",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}
