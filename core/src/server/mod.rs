@@ -235,6 +235,11 @@ async fn serve(
     session.unix = matches!(conn, Conn::Unix(_));
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Output::default();
+    // One shutdown future for the connection's life, polled by every wait below: made
+    // afresh per read it would join and leave the shared channel's waiter list (a lock
+    // all connections share) on every request.
+    let stopped = stop.recv();
+    tokio::pin!(stopped);
     loop {
         loop {
             if parser.is_idle() {
@@ -254,7 +259,7 @@ async fn serve(
                             // Waits and model runs give way to shutdown.
                             tokio::select! {
                                 f = fut => f,
-                                _ = stop.recv() => return flush(&mut conn, &mut out, engine).await,
+                                _ = &mut stopped => return flush(&mut conn, &mut out, engine).await,
                             }
                         }
                     };
@@ -288,7 +293,7 @@ async fn serve(
                 }
                 engine.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
-            _ = stop.recv() => return Ok(()),
+            _ = &mut stopped => return Ok(()),
         }
     }
 }
