@@ -9,6 +9,7 @@
 #                    Runtime: regenerates BENCHMARKS.md and benches/plots/ [--quick]
 #   ./dev.sh setup   only set up: the Python virtualenv (.venv) with pinned packages and
 #                    the insitu Python package
+#   ./dev.sh fuzz [S] run every fuzz target for S seconds (default 600)
 #
 # Honours CARGO_TARGET_DIR and PIP_CACHE_DIR (CI points both outside the clone).
 set -euo pipefail
@@ -97,6 +98,25 @@ gen_models() {
     "$VENV/bin/python" core/tests/models/gen_models.py "$INSITU_TEST_MODELS"
 }
 
+# cargo-fuzz targets (core/fuzz) on the committed corpus, each for $1 seconds. cargo-fuzz
+# needs unstable rustc flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
+FUZZ_TARGETS="resp_request resp_reply commands tensor_decode dataset_meta"
+fuzz_run() {
+    local secs=$1 t scratch
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2 -q
+    for t in $FUZZ_TARGETS; do
+        scratch=$(mktemp -d)
+        if ! (cd core/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$(target_dir)/fuzz" \
+                cargo fuzz run "$t" "$scratch" "corpus/$t" -- -max_total_time="$secs" \
+                -rss_limit_mb=2048 >"$scratch.log" 2>&1); then
+            tail -40 "$scratch.log" >&2
+            die "fuzz target $t failed: the input is in core/fuzz/artifacts/$t"
+        fi
+        grep -h "DONE" "$scratch.log" | sed "s/^/  $t: /" >&2 || true
+        rm -rf "$scratch" "$scratch.log"
+    done
+}
+
 cmd_serve() {
     setup
     record_ort
@@ -115,10 +135,14 @@ cmd_test() {
     cargo fmt --all -- --check
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
+    (cd core/fuzz && cargo fmt -- --check \
+        && CARGO_TARGET_DIR="$(target_dir)/fuzz-check" cargo clippy --all-targets -- -D warnings)
     log "cargo build"
     cargo build
     log "cargo test"
     INSITU_PYTHON="$VENV/bin/python" INSITU_REQUIRE_PYTHON=1 cargo test
+    log "fuzz smoke run: every cargo-fuzz target ${INSITU_FUZZ_SECONDS:-8} s on the committed corpus"
+    fuzz_run "${INSITU_FUZZ_SECONDS:-8}"
     log "ctest (C API, Fortran module)"
     command -v cmake >/dev/null || need_root_apt cmake
     command -v gfortran >/dev/null || need_root_apt gfortran
@@ -186,7 +210,8 @@ case "${1:-}" in
     serve) shift; cmd_serve "$@" ;;
     bench) shift; cmd_bench "$@" ;;
     compare) shift; cmd_compare "$@" ;;
+    fuzz) shift; fuzz_run "${1:-600}" ;;
     test) cmd_test ;;
     setup) setup; record_ort; python_package --release ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
