@@ -648,3 +648,86 @@ fn multi_exec_discard_behave_like_redis() {
     assert_eq!(r.cmd(&[b"EXISTS", b"c", b"t"]), Frame::Integer(0));
     still_serving(&mut r);
 }
+
+#[test]
+fn without_the_password_nothing_but_auth_runs() {
+    let srv = TestServer::start_with(EngineConfig {
+        requirepass: Some("s3cret".into()),
+        ..EngineConfig::default()
+    });
+    // Every command insitu knows (README's wire protocol list), any case, and unknown ones:
+    // each is refused the same way before its arguments are even looked at.
+    let commands: &[&[u8]] = &[
+        b"AI.TENSORSET",
+        b"AI.TENSORGET",
+        b"AI.MODELSTORE",
+        b"AI.MODELGET",
+        b"AI.MODELDEL",
+        b"AI.MODELEXECUTE",
+        b"AI.DAGEXECUTE",
+        b"AI.DAGEXECUTE_RO",
+        b"AI.INFO",
+        b"AI._MODELSCAN",
+        b"AI.CONFIG",
+        b"PING",
+        b"ECHO",
+        b"SELECT",
+        b"CLIENT",
+        b"INFO",
+        b"CONFIG",
+        b"DBSIZE",
+        b"KEYS",
+        b"SCAN",
+        b"TYPE",
+        b"EXISTS",
+        b"DEL",
+        b"UNLINK",
+        b"RENAME",
+        b"FLUSHDB",
+        b"FLUSHALL",
+        b"SET",
+        b"GET",
+        b"HSET",
+        b"HMSET",
+        b"HGET",
+        b"HGETALL",
+        b"HEXISTS",
+        b"HDEL",
+        b"HLEN",
+        b"RPUSH",
+        b"LPUSH",
+        b"LRANGE",
+        b"LLEN",
+        b"LINDEX",
+        b"SAVE",
+        b"BGSAVE",
+        b"LASTSAVE",
+        b"CLUSTER",
+        b"MULTI",
+        b"EXEC",
+        b"DISCARD",
+        b"INSITU.WAIT",
+        b"set",
+        b"Ai.TensorSet",
+        b"NOSUCHCOMMAND",
+    ];
+    let mut r = srv.raw();
+    for name in commands {
+        assert_eq!(
+            r.cmd(&[name, b"k", b"FLOAT", b"1", b"VALUES", b"1"]),
+            err("NOAUTH Authentication required."),
+            "{}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    assert_eq!(r.cmd(&[b"AUTH", b"s3cret"]), ok());
+    assert_eq!(r.cmd(&[b"DBSIZE"]), Frame::Integer(0), "nothing ran");
+    // The Unix socket asks for the password too.
+    let mut c = insitu::Client::connect(&srv.unix()).expect("connects, then must authenticate");
+    let e = c.key_exists("k").unwrap_err();
+    assert_eq!(e.text(), "NOAUTH Authentication required.");
+    assert!(
+        !srv.dir.join("insitu.snapshot").exists(),
+        "SAVE/BGSAVE did not run"
+    );
+}
