@@ -87,6 +87,9 @@ def peer_row(rows, r):
 def ratio(section, r, p):
     if p is None or r is p:
         return ""
+    keys = ("p50_us",) if section == "inference" else ("p99_us",) if section == "tail" else ("ops_per_s",)
+    if any(not r.get(k) or not p.get(k) for k in keys):
+        return "-"  # a rate the run could not time (null in the results)
     if section == "inference":
         return f"{r['p50_us'] / p['p50_us']:.2f}x"
     if section == "tail":
@@ -206,7 +209,8 @@ def main() -> None:
     ]
     for t in doc["targets"]:
         status = "met" if t["met"] else "**missed**"
-        lines.append(f"| {t['name']} | {t['value']:.3f}x ({t['detail']}) | {t['goal']} | {status} |")
+        value = "-" if t["value"] is None else f"{t['value']:.3f}x"
+        lines.append(f"| {t['name']} | {value} ({t['detail']}) | {t['goal']} | {status} |")
     lines.append("")
     missed = [t for t in doc["targets"] if not t["met"]]
     if missed:
