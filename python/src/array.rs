@@ -192,7 +192,7 @@ pub fn tensor_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, use_: Use) -> PyRe
         }
     };
     let Some(dtype) = dtype_of(&arr)? else {
-        return strings_tensor(py, &arr);
+        return strings_tensor(&arr);
     };
     let swapped = {
         let b = arr.dtype().byteorder();
@@ -231,7 +231,7 @@ fn owns_data(a: &Bound<'_, PyUntypedArray>) -> bool {
 
 /// A `STRING` tensor from an array of `str`, `bytes`, or objects holding either
 /// (str is encoded as UTF-8).
-fn strings_tensor(py: Python<'_>, arr: &Bound<'_, PyUntypedArray>) -> PyResult<Tensor> {
+fn strings_tensor(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Tensor> {
     let shape = arr.shape().to_vec();
     let flat = arr.call_method0("ravel")?.call_method0("tolist")?;
     let items = flat.cast::<PyList>()?;
@@ -248,7 +248,6 @@ fn strings_tensor(py: Python<'_>, arr: &Bound<'_, PyUntypedArray>) -> PyResult<T
             )));
         }
     }
-    let _ = py;
     Tensor::from_strings(shape, &strings).py_err()
 }
 

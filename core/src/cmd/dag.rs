@@ -3,13 +3,12 @@
 //! `LOAD` reads the store and only `PERSIST` writes it, so nothing is left behind.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::model::{get_model, parse_exec, run_model, timed_out};
+use super::model::{get_model, parse_exec, run_model, runs_here, timed_out};
 use super::tensor::{parse_tensorset, tensor_reply, TensorFormat};
 use super::{arity, int_arg, Reply};
 use crate::engine::Engine;
@@ -154,7 +153,6 @@ pub(super) fn execute(
         .collect::<Result<Vec<Op>>>()?;
     let deadline = timeout.map(|t| Instant::now() + t);
     let engine = engine.clone();
-    let max_inline_us = engine.with_config(|c| c.models.inline_max_us);
     Ok(Reply::Pending(Box::pin(async move {
         let mut replies = Vec::with_capacity(ops.len());
         let mut failed = false;
@@ -192,15 +190,8 @@ pub(super) fn execute(
                     match ins {
                         Err(e) => Err(e),
                         Ok(ins) => {
-                            let fast =
-                                !inline && super::model::inline_pays(&model, &ins, max_inline_us);
-                            if fast {
-                                engine
-                                    .stats
-                                    .inline_model_runs
-                                    .fetch_add(1, Ordering::Relaxed);
-                            }
-                            match run_model(runner, model, ins, deadline, inline || fast).await {
+                            let here = runs_here(&engine, &model, &ins, inline);
+                            match run_model(runner, model, ins, deadline, here).await {
                                 Ok(outs) => {
                                     context.extend(outputs.into_iter().zip(outs));
                                     Ok(Frame::ok())

@@ -411,13 +411,18 @@ pub(super) fn run_inline(runner: &Runner, model: &Model, inputs: &[Tensor]) -> R
 /// Runs of a model measured before its cost is trusted for running inline.
 const INLINE_AFTER_RUNS: u64 = 16;
 
-/// Whether this request may run on the calling I/O thread: a model without batching,
-/// measured over at least [`INLINE_AFTER_RUNS`] runs, whose cost per row times this
-/// request's rows is within `max_us`. A hand-off to an inference thread and back costs
-/// two to three context switches (tens of microseconds on small machines); a run that
-/// costs less is cheaper done right away, and one that costs more never blocks the
-/// I/O thread.
-pub(super) fn inline_pays(model: &Model, inputs: &[Tensor], max_us: u64) -> bool {
+/// Whether this request runs on the calling thread: always for in-process callers
+/// (`inline`); for a connection, when the model has no batching, was measured over at
+/// least [`INLINE_AFTER_RUNS`] runs, and its cost per row times this request's rows is
+/// within `ModelConfig::inline_max_us` (such runs are counted in `INFO stats`). A hand-off
+/// to an inference thread and back costs two to three context switches (tens of
+/// microseconds on small machines); a run that costs less is cheaper done right away, and
+/// one that costs more never blocks the I/O thread.
+pub(super) fn runs_here(engine: &Engine, model: &Model, inputs: &[Tensor], inline: bool) -> bool {
+    if inline {
+        return true;
+    }
+    let max_us = engine.with_config(|c| c.models.inline_max_us);
     if max_us == 0 || model.spec.batchsize > 0 {
         return false;
     }
@@ -433,7 +438,14 @@ pub(super) fn inline_pays(model: &Model, inputs: &[Tensor], max_us: u64) -> bool
         .unwrap_or(1) as u64;
     let predicted = s.duration_us.load(Ordering::Relaxed).saturating_mul(rows) / samples;
     // Runs shorter than a microsecond are recorded as 0 us: count them as 1.
-    predicted.max(runs.min(1)) <= max_us
+    let here = predicted.max(1) <= max_us;
+    if here {
+        engine
+            .stats
+            .inline_model_runs
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    here
 }
 
 /// Submit inputs to a model and wait (asynchronously) for its outputs, or the deadline.
@@ -496,19 +508,7 @@ fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Re
     let runner = engine.model_runner(&model)?;
     let exec = parse_exec(&args[2..], &runner)?;
     let inputs = load_tensors(engine, &exec.inputs)?;
-    let fast = !inline
-        && inline_pays(
-            &model,
-            &inputs,
-            engine.with_config(|c| c.models.inline_max_us),
-        );
-    if (inline || fast) && model.spec.batchsize == 0 {
-        if fast {
-            engine
-                .stats
-                .inline_model_runs
-                .fetch_add(1, Ordering::Relaxed);
-        }
+    if model.spec.batchsize == 0 && runs_here(engine, &model, &inputs, inline) {
         let outs = run_inline(&runner, &model, &inputs)?;
         return Ok(Reply::Ready(store_outputs(engine, exec.outputs, outs)));
     }
