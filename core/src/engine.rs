@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use crate::aof::{AofConfig, Journal};
 use crate::cmd::Reply;
 use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
@@ -33,6 +34,8 @@ pub struct EngineConfig {
     pub dir: PathBuf,
     /// Snapshot file name inside `dir`.
     pub dbfilename: String,
+    /// Append-only persistence (its directory lives under `dir`).
+    pub aof: AofConfig,
     /// TCP port reported by `INFO` (0 when not listening on TCP).
     pub port: u16,
     /// Model execution settings.
@@ -52,6 +55,7 @@ impl Default for EngineConfig {
             requirepass: None,
             dir: PathBuf::from("."),
             dbfilename: "insitu.snapshot".into(),
+            aof: AofConfig::default(),
             port: 0,
             models: ModelConfig::default(),
             cluster: None,
@@ -293,6 +297,18 @@ impl Engine {
         let entries = persist::load(&path)?;
         let n = entries.len();
         for (k, v) in entries {
+            self.store.set(k, v)?;
+        }
+        self.warm_models();
+        self.changes_at_last_save
+            .store(self.store.write_count(), Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Load models' sessions now, so the first request does not pay for it and a model
+    /// that cannot run is reported at start.
+    fn warm_models(&self) {
+        for (k, v) in self.store.snapshot() {
             if let Value::Model(m) = &v {
                 if let Err(e) = self.model_runner(m) {
                     tracing::warn!(
@@ -301,11 +317,113 @@ impl Engine {
                     );
                 }
             }
-            self.store.set(k, v)?;
         }
+    }
+
+    /// The directory of the append-only files.
+    pub fn aof_dir(&self) -> PathBuf {
+        let c = self.config.read();
+        c.dir.join(&c.aof.dirname)
+    }
+
+    /// Restore what the server held before it stopped, and start journaling when
+    /// append-only persistence is on: from the append-only files when they exist (the
+    /// snapshot is then ignored, as Redis does), else from the snapshot, which with
+    /// `appendonly` on becomes the journal's first base. Returns the keys (or journal
+    /// records) loaded. Call once, before serving.
+    ///
+    /// # Errors
+    /// Files that exist but cannot be read or are damaged: the caller should refuse to
+    /// start rather than run empty.
+    pub fn load_persistence(self: &Arc<Self>) -> Result<usize> {
+        let aof = self.config.read().aof.clone();
+        if !aof.enabled {
+            return self.load_snapshot();
+        }
+        let dir = self.aof_dir();
+        let mut loaded = 0;
+        if !dir.join(format!("{}.manifest", aof.filename)).exists() {
+            loaded = self.load_snapshot()?;
+        }
+        let (journal, replayed) = Journal::open(&dir, &aof, &self.store)?;
+        self.store.set_journal(journal);
+        self.warm_models();
         self.changes_at_last_save
             .store(self.store.write_count(), Ordering::Relaxed);
-        Ok(n)
+        self.start_journal_thread();
+        Ok(loaded + replayed)
+    }
+
+    /// The once-a-second journal work (write, fsync, automatic rewrite) on its own
+    /// thread, for as long as the engine lives.
+    fn start_journal_thread(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("insitu-aof".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let Some(engine) = weak.upgrade() else {
+                    return;
+                };
+                let Some(j) = engine.store.journal() else {
+                    return;
+                };
+                let cfg = engine.config.read().aof.clone();
+                let due = j.tick(&cfg);
+                if due && j.begin_rewrite().is_ok() {
+                    tracing::info!("append-only file grew: rewriting it");
+                    let _ = j.rewrite(&engine.store);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the append-only file thread: {e}");
+        }
+    }
+
+    /// Make the journal's records durable as the fsync policy asks, before replies that
+    /// acknowledge them are sent (the server calls this before every write to a client).
+    ///
+    /// # Errors
+    /// With `appendfsync always`, when the journal cannot be written: the replies must
+    /// not be sent.
+    pub fn journal_flush(&self) -> Result<()> {
+        match self.store.journal() {
+            Some(j) => j.flush_for_reply(),
+            None => Ok(()),
+        }
+    }
+
+    /// Write and fsync everything journaled (at shutdown).
+    pub fn journal_sync(&self) {
+        if let Some(j) = self.store.journal() {
+            let p = j.policy();
+            j.set_policy(crate::aof::FsyncPolicy::Always);
+            if let Err(e) = j.flush_for_reply() {
+                tracing::error!("append-only file not synced at shutdown: {e}");
+            }
+            j.set_policy(p);
+        }
+    }
+
+    /// Start compacting the journal in the background (`BGREWRITEAOF`).
+    ///
+    /// # Errors
+    /// Append-only persistence is off, or a rewrite runs already.
+    pub fn bgrewriteaof(self: &Arc<Self>) -> Result<()> {
+        let Some(j) = self.store.journal().cloned() else {
+            return Err(Error::bad_input(
+                "append-only persistence is off (start the server with --appendonly yes)",
+            ));
+        };
+        j.begin_rewrite()?;
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("insitu-aof-rewrite".into())
+            .spawn(move || {
+                let _ = j.rewrite(&me.store);
+            })
+            .map_err(|e| Error::io("cannot start the append-only file rewrite", &e))?;
+        Ok(())
     }
 
     /// Write the snapshot now (`SAVE`).

@@ -16,6 +16,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod aof;
 pub mod client;
 pub mod cmd;
 pub mod config;

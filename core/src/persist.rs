@@ -56,9 +56,71 @@ impl<R: Read> Read for Crc<R> {
     }
 }
 
-fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
-    w.write_all(&(b.len() as u64).to_le_bytes())?;
-    w.write_all(b)
+fn put_bytes(w: &mut Vec<u8>, b: &[u8]) {
+    w.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    w.extend_from_slice(b);
+}
+
+/// Append the record of `key` and `value` (kind byte, key, value) to `out`, all but the
+/// value's last byte string, whose length is written and whose bytes are returned: a
+/// tensor's data, a string, a model's ONNX bytes are written from where they are, not
+/// copied into `out`. Shared by snapshots and the append-only file.
+pub(crate) fn encode_entry<'v>(out: &mut Vec<u8>, key: &[u8], value: &'v Value) -> &'v [u8] {
+    let tail_of = |out: &mut Vec<u8>, tail: &'v [u8]| {
+        out.extend_from_slice(&(tail.len() as u64).to_le_bytes());
+        tail
+    };
+    match value {
+        Value::Tensor(t) => {
+            out.push(KIND_TENSOR);
+            put_bytes(out, key);
+            out.push(t.dtype().id());
+            out.extend_from_slice(&(t.shape().len() as u32).to_le_bytes());
+            for &d in t.shape() {
+                out.extend_from_slice(&(d as u64).to_le_bytes());
+            }
+            tail_of(out, t.data())
+        }
+        Value::String(s) => {
+            out.push(KIND_STRING);
+            put_bytes(out, key);
+            tail_of(out, s)
+        }
+        Value::Hash(h) => {
+            out.push(KIND_HASH);
+            put_bytes(out, key);
+            out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+            for (f, v) in h {
+                put_bytes(out, f);
+                put_bytes(out, v);
+            }
+            &[]
+        }
+        Value::Model(m) => {
+            out.push(KIND_MODEL);
+            put_bytes(out, key);
+            put_bytes(out, m.spec.backend.as_bytes());
+            put_bytes(out, m.spec.device.to_string().as_bytes());
+            put_bytes(out, &m.spec.tag);
+            for n in [
+                m.spec.batchsize as u64,
+                m.spec.minbatchsize as u64,
+                m.spec.minbatchtimeout,
+            ] {
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            tail_of(out, &m.blob)
+        }
+        Value::List(l) => {
+            out.push(KIND_LIST);
+            put_bytes(out, key);
+            out.extend_from_slice(&(l.len() as u64).to_le_bytes());
+            for i in l {
+                put_bytes(out, i);
+            }
+            &[]
+        }
+    }
 }
 
 /// Write `entries` to `path` atomically.
@@ -76,56 +138,12 @@ pub fn save(path: &Path, entries: &[(Bytes, Value)]) -> Result<()> {
     let result = (|| -> std::io::Result<()> {
         w.write_all(MAGIC)?;
         w.write_all(&VERSION.to_le_bytes())?;
+        let mut head = Vec::with_capacity(256);
         for (k, v) in entries {
-            match v {
-                Value::Tensor(t) => {
-                    w.write_all(&[KIND_TENSOR])?;
-                    put_bytes(&mut w, k)?;
-                    w.write_all(&[t.dtype().id()])?;
-                    w.write_all(&(t.shape().len() as u32).to_le_bytes())?;
-                    for &d in t.shape() {
-                        w.write_all(&(d as u64).to_le_bytes())?;
-                    }
-                    put_bytes(&mut w, t.data())?;
-                }
-                Value::String(s) => {
-                    w.write_all(&[KIND_STRING])?;
-                    put_bytes(&mut w, k)?;
-                    put_bytes(&mut w, s)?;
-                }
-                Value::Hash(h) => {
-                    w.write_all(&[KIND_HASH])?;
-                    put_bytes(&mut w, k)?;
-                    w.write_all(&(h.len() as u64).to_le_bytes())?;
-                    for (f, v) in h {
-                        put_bytes(&mut w, f)?;
-                        put_bytes(&mut w, v)?;
-                    }
-                }
-                Value::Model(m) => {
-                    w.write_all(&[KIND_MODEL])?;
-                    put_bytes(&mut w, k)?;
-                    put_bytes(&mut w, m.spec.backend.as_bytes())?;
-                    put_bytes(&mut w, m.spec.device.to_string().as_bytes())?;
-                    put_bytes(&mut w, &m.spec.tag)?;
-                    for n in [
-                        m.spec.batchsize as u64,
-                        m.spec.minbatchsize as u64,
-                        m.spec.minbatchtimeout,
-                    ] {
-                        w.write_all(&n.to_le_bytes())?;
-                    }
-                    put_bytes(&mut w, &m.blob)?;
-                }
-                Value::List(l) => {
-                    w.write_all(&[KIND_LIST])?;
-                    put_bytes(&mut w, k)?;
-                    w.write_all(&(l.len() as u64).to_le_bytes())?;
-                    for i in l {
-                        put_bytes(&mut w, i)?;
-                    }
-                }
-            }
+            head.clear();
+            let tail = encode_entry(&mut head, k, v);
+            w.write_all(&head)?;
+            w.write_all(tail)?;
         }
         w.write_all(&[KIND_END])?;
         let crc = w.crc.clone().finalize();
@@ -142,24 +160,32 @@ pub fn save(path: &Path, entries: &[(Bytes, Value)]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(format!("cannot rename snapshot to {}", path.display()), &e)
     })?;
+    sync_dir(path);
+    Ok(())
+}
+
+/// Make a rename or a new file in `path`'s directory durable (best effort).
+pub(crate) fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
     }
-    Ok(())
 }
 
 /// The most bytes one length field may claim before we call the file corrupt (guards the
 /// allocation; a snapshot holds nothing larger than the largest tensor we accept).
 const MAX_FIELD: u64 = 1 << 40;
 
-struct Reader<R: Read> {
-    inner: Crc<R>,
+pub(crate) struct Reader<R: Read> {
+    inner: R,
 }
 
 impl<R: Read> Reader<R> {
-    fn u8(&mut self) -> std::io::Result<u8> {
+    pub(crate) fn new(inner: R) -> Reader<R> {
+        Reader { inner }
+    }
+    pub(crate) fn u8(&mut self) -> std::io::Result<u8> {
         let mut b = [0u8; 1];
         self.inner.read_exact(&mut b)?;
         Ok(b[0])
@@ -174,7 +200,7 @@ impl<R: Read> Reader<R> {
         self.inner.read_exact(&mut b)?;
         Ok(u64::from_le_bytes(b))
     }
-    fn bytes(&mut self) -> std::io::Result<Bytes> {
+    pub(crate) fn bytes(&mut self) -> std::io::Result<Bytes> {
         let n = self.u64()?;
         if n > MAX_FIELD {
             return Err(std::io::Error::new(
@@ -189,7 +215,7 @@ impl<R: Read> Reader<R> {
         }
         Ok(Bytes::from(v))
     }
-    fn count(&mut self) -> std::io::Result<usize> {
+    pub(crate) fn count(&mut self) -> std::io::Result<usize> {
         let n = self.u64()?;
         if n > MAX_FIELD {
             return Err(std::io::Error::new(
@@ -198,6 +224,78 @@ impl<R: Read> Reader<R> {
             ));
         }
         Ok(n as usize)
+    }
+
+    /// Read one entry's key and value after its kind byte `kind` (see [`encode_entry`]).
+    pub(crate) fn read_entry(&mut self, kind: u8) -> std::result::Result<(Bytes, Value), String> {
+        let ioe = |e: std::io::Error| e.to_string();
+        let unlimited = Limits {
+            max_dims: usize::MAX,
+            max_tensor_bytes: usize::MAX,
+            ..Limits::default()
+        };
+        let key = self.bytes().map_err(ioe)?;
+        let value = match kind {
+            KIND_TENSOR => {
+                let id = self.u8().map_err(ioe)?;
+                let dtype = DType::from_id(id).ok_or_else(|| format!("dtype id {id}"))?;
+                let rank = self.u32().map_err(ioe)? as usize;
+                if rank > 1024 {
+                    return Err(format!("tensor rank {rank}"));
+                }
+                let mut shape = Vec::with_capacity(rank);
+                for _ in 0..rank {
+                    shape.push(
+                        usize::try_from(self.u64().map_err(ioe)?).map_err(|_| "dim".to_string())?,
+                    );
+                }
+                let data = self.bytes().map_err(ioe)?;
+                Value::Tensor(
+                    Tensor::new(dtype, shape, data, &unlimited)
+                        .map_err(|e| format!("tensor {key:?}: {e}"))?,
+                )
+            }
+            KIND_STRING => Value::String(self.bytes().map_err(ioe)?),
+            KIND_HASH => {
+                let n = self.count().map_err(ioe)?;
+                let mut h = HashMap::new();
+                for _ in 0..n {
+                    let f = self.bytes().map_err(ioe)?;
+                    let v = self.bytes().map_err(ioe)?;
+                    h.insert(f, v);
+                }
+                Value::Hash(h)
+            }
+            KIND_LIST => {
+                let n = self.count().map_err(ioe)?;
+                let mut l = VecDeque::new();
+                for _ in 0..n {
+                    l.push_back(self.bytes().map_err(ioe)?);
+                }
+                Value::List(l)
+            }
+            KIND_MODEL => {
+                let backend = String::from_utf8_lossy(&self.bytes().map_err(ioe)?).into_owned();
+                let device = Device::parse(&self.bytes().map_err(ioe)?)
+                    .map_err(|_| format!("model {key:?}: bad device"))?;
+                let tag = self.bytes().map_err(ioe)?;
+                let batchsize = self.count().map_err(ioe)?;
+                let minbatchsize = self.count().map_err(ioe)?;
+                let minbatchtimeout = self.u64().map_err(ioe)?;
+                let blob = self.bytes().map_err(ioe)?;
+                let spec = ModelSpec {
+                    backend,
+                    device,
+                    tag,
+                    batchsize,
+                    minbatchsize,
+                    minbatchtimeout,
+                };
+                Value::Model(std::sync::Arc::new(Model::unloaded(spec, blob)))
+            }
+            k => return Err(format!("unknown record kind {k}")),
+        };
+        Ok((key, value))
     }
 }
 
@@ -215,12 +313,10 @@ pub fn load(path: &Path) -> Result<Vec<(Bytes, Value)>> {
     };
     let file = File::open(path)
         .map_err(|e| Error::io(format!("cannot read snapshot {}", path.display()), &e))?;
-    let mut r = Reader {
-        inner: Crc {
-            inner: BufReader::with_capacity(1 << 20, file),
-            crc: crc32fast::Hasher::new(),
-        },
-    };
+    let mut r = Reader::new(Crc {
+        inner: BufReader::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    });
     let io = |e: std::io::Error| corrupt(e.to_string());
     let mut magic = [0u8; 8];
     r.inner.read_exact(&mut magic).map_err(io)?;
@@ -231,79 +327,13 @@ pub fn load(path: &Path) -> Result<Vec<(Bytes, Value)>> {
     if version != VERSION {
         return Err(corrupt(format!("unsupported version {version}")));
     }
-    let unlimited = Limits {
-        max_dims: usize::MAX,
-        max_tensor_bytes: usize::MAX,
-        ..Limits::default()
-    };
     let mut out = Vec::new();
     loop {
         let kind = r.u8().map_err(io)?;
         if kind == KIND_END {
             break;
         }
-        let key = r.bytes().map_err(io)?;
-        let value = match kind {
-            KIND_TENSOR => {
-                let id = r.u8().map_err(io)?;
-                let dtype = DType::from_id(id).ok_or_else(|| corrupt(format!("dtype id {id}")))?;
-                let rank = r.u32().map_err(io)? as usize;
-                if rank > 1024 {
-                    return Err(corrupt(format!("tensor rank {rank}")));
-                }
-                let mut shape = Vec::with_capacity(rank);
-                for _ in 0..rank {
-                    shape.push(
-                        usize::try_from(r.u64().map_err(io)?).map_err(|_| corrupt("dim".into()))?,
-                    );
-                }
-                let data = r.bytes().map_err(io)?;
-                Value::Tensor(
-                    Tensor::new(dtype, shape, data, &unlimited)
-                        .map_err(|e| corrupt(format!("tensor {:?}: {e}", key)))?,
-                )
-            }
-            KIND_STRING => Value::String(r.bytes().map_err(io)?),
-            KIND_HASH => {
-                let n = r.count().map_err(io)?;
-                let mut h = HashMap::new();
-                for _ in 0..n {
-                    let f = r.bytes().map_err(io)?;
-                    let v = r.bytes().map_err(io)?;
-                    h.insert(f, v);
-                }
-                Value::Hash(h)
-            }
-            KIND_LIST => {
-                let n = r.count().map_err(io)?;
-                let mut l = VecDeque::new();
-                for _ in 0..n {
-                    l.push_back(r.bytes().map_err(io)?);
-                }
-                Value::List(l)
-            }
-            KIND_MODEL => {
-                let backend = String::from_utf8_lossy(&r.bytes().map_err(io)?).into_owned();
-                let device = Device::parse(&r.bytes().map_err(io)?)
-                    .map_err(|_| corrupt(format!("model {key:?}: bad device")))?;
-                let tag = r.bytes().map_err(io)?;
-                let batchsize = r.count().map_err(io)?;
-                let minbatchsize = r.count().map_err(io)?;
-                let minbatchtimeout = r.u64().map_err(io)?;
-                let blob = r.bytes().map_err(io)?;
-                let spec = ModelSpec {
-                    backend,
-                    device,
-                    tag,
-                    batchsize,
-                    minbatchsize,
-                    minbatchtimeout,
-                };
-                Value::Model(std::sync::Arc::new(Model::unloaded(spec, blob)))
-            }
-            k => return Err(corrupt(format!("unknown record kind {k}"))),
-        };
-        out.push((key, value));
+        out.push(r.read_entry(kind).map_err(corrupt)?);
     }
     let expected = r.inner.crc.clone().finalize();
     let mut b = [0u8; 4];

@@ -11,13 +11,14 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
+use crate::aof::{Journal, Op};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::tensor::Tensor;
@@ -90,6 +91,18 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The map of the lower-numbered shard (`lo`) or of the other one, when two are locked.
+fn pick<'x>(
+    lo: &'x mut HashMap<Bytes, Value>,
+    hi: Option<&'x mut HashMap<Bytes, Value>>,
+    want_lo: bool,
+) -> &'x mut HashMap<Bytes, Value> {
+    match hi {
+        Some(h) if !want_lo => h,
+        _ => lo,
+    }
+}
+
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     shards: Box<[Shard]>,
@@ -98,6 +111,8 @@ pub struct Store {
     limit: AtomicUsize,
     /// Bumped on every write, for `INFO` (`rdb_changes_since_last_save`).
     writes: AtomicU64,
+    /// The append-only journal every change is recorded in, when persistence is on.
+    journal: OnceLock<Arc<Journal>>,
 }
 
 /// The number of shards: a power of two well above the core counts we run on.
@@ -124,11 +139,41 @@ impl Store {
             used: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
             writes: AtomicU64::new(0),
+            journal: OnceLock::new(),
         }
     }
 
+    fn shard_index(&self, key: &[u8]) -> usize {
+        (self.hasher.hash_one(key) as usize) & (SHARDS - 1)
+    }
+
     fn shard(&self, key: &[u8]) -> &Shard {
-        &self.shards[(self.hasher.hash_one(key) as usize) & (SHARDS - 1)]
+        &self.shards[self.shard_index(key)]
+    }
+
+    /// Record every change from now on in `journal` (once; later calls are ignored).
+    pub fn set_journal(&self, journal: Arc<Journal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    /// The journal, when append-only persistence is on.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.get()
+    }
+
+    /// Refuse changes while the journal cannot be written (`MISCONF`).
+    fn writable(&self) -> Result<()> {
+        match self.journal.get() {
+            Some(j) => j.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// Record a change; call with the changed keys' shards locked.
+    fn record(&self, op: Op<'_>) {
+        if let Some(j) = self.journal.get() {
+            j.record(op);
+        }
     }
 
     /// Bytes currently charged.
@@ -186,12 +231,14 @@ impl Store {
     /// # Errors
     /// `OOM` when the memory limit would be exceeded; the old value is then kept.
     pub fn set(&self, key: Bytes, value: Value) -> Result<()> {
+        self.writable()?;
         let shard = self.shard(&key);
         let add = entry_cost(&key, &value);
         {
             let mut map = shard.map.write();
             let remove = map.get(&key).map_or(0, |old| entry_cost(&key, old));
             self.charge(add, remove)?;
+            self.record(Op::Set(&key, &value));
             map.insert(key, value);
         }
         self.wrote(shard);
@@ -204,6 +251,7 @@ impl Store {
     /// # Errors
     /// `OOM` when the memory limit would be exceeded; the old value is then kept.
     pub fn set_borrowed(&self, key: &[u8], value: Value) -> Result<()> {
+        self.writable()?;
         let shard = self.shard(key);
         {
             let mut map = shard.map.write();
@@ -211,10 +259,12 @@ impl Store {
             match map.get_mut(key) {
                 Some(slot) => {
                     self.charge(add, entry_cost(key, slot))?;
+                    self.record(Op::Set(key, &value));
                     *slot = value;
                 }
                 None => {
                     self.charge(add, 0)?;
+                    self.record(Op::Set(key, &value));
                     map.insert(Bytes::copy_from_slice(key), value);
                 }
             }
@@ -239,24 +289,38 @@ impl Store {
     }
 
     /// Remove `key`; returns whether it existed.
-    pub fn delete(&self, key: &[u8]) -> bool {
+    ///
+    /// # Errors
+    /// `MISCONF` while the journal cannot be written.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.writable()?;
         let shard = self.shard(key);
-        let removed = shard.map.write().remove(key);
-        match removed {
+        let removed = {
+            let mut map = shard.map.write();
+            let removed = map.remove(key);
+            if removed.is_some() {
+                self.record(Op::Del(key));
+            }
+            removed
+        };
+        Ok(match removed {
             Some(v) => {
                 let _ = self.charge(0, entry_cost(key, &v));
+                drop(v);
                 self.wrote(shard);
                 true
             }
             None => false,
-        }
+        })
     }
 
-    /// Move the value of `from` to `to`, replacing `to`.
+    /// Move the value of `from` to `to`, replacing `to`. Both keys' shards are locked
+    /// together (in shard order), so no other change comes between the two.
     ///
     /// # Errors
     /// `ERR no such key` when `from` does not exist.
     pub fn rename(&self, from: &[u8], to: Bytes) -> Result<()> {
+        self.writable()?;
         if from == to.as_ref() {
             return if self.exists(from) {
                 Ok(())
@@ -264,37 +328,38 @@ impl Store {
                 Err(Error::no_such_key())
             };
         }
-        let src = self.shard(from);
-        let value = src
-            .map
-            .write()
-            .remove(from)
-            .ok_or_else(Error::no_such_key)?;
-        let _ = self.charge(0, entry_cost(from, &value));
-        // The value is out of the map; charge it back under its new name. This cannot
-        // exceed the limit by more than the key's length difference, so it is forced.
-        let dst = self.shard(&to);
+        let (a, b) = (self.shard_index(from), self.shard_index(&to));
+        let mut lo = self.shards[a.min(b)].map.write();
+        let mut hi = (a != b).then(|| self.shards[a.max(b)].map.write());
+        let src = pick(&mut lo, hi.as_deref_mut(), a <= b);
+        let value = src.remove(from).ok_or_else(Error::no_such_key)?;
+        let removed = entry_cost(from, &value);
         let add = entry_cost(&to, &value);
-        {
-            let mut map = dst.map.write();
-            let remove = map.get(&to).map_or(0, |old| entry_cost(&to, old));
-            self.used.fetch_add(add, Ordering::Relaxed);
-            let _ = self.charge(0, remove);
-            map.insert(to, value);
-        }
-        self.wrote(src);
-        self.wrote(dst);
+        let dst = pick(&mut lo, hi.as_deref_mut(), b <= a);
+        let replaced = dst.get(&to).map_or(0, |old| entry_cost(&to, old));
+        self.record(Op::Rename(from, &to));
+        dst.insert(to, value);
+        // Never more than the key's length difference over the limit: forced.
+        self.used.fetch_add(add, Ordering::Relaxed);
+        let _ = self.charge(0, removed + replaced);
+        drop(hi);
+        drop(lo);
+        self.wrote(&self.shards[a]);
+        self.wrote(&self.shards[b]);
         Ok(())
     }
 
     /// Apply `f` to the value under `key` (or `None`) with the shard locked for writing;
     /// `f` returns its result and the change in charged bytes as `(added, removed)`.
     /// The charge is checked before `f`'s change is kept: `f` gets a `Check` to call.
-    pub fn update<R>(
+    /// When `f` succeeds, `op` (the same change) is recorded in the journal.
+    fn update<R>(
         &self,
-        key: &Bytes,
+        key: &[u8],
+        op: Op<'_>,
         f: impl FnOnce(&mut Option<Value>, &dyn Fn(usize, usize) -> Result<()>) -> Result<R>,
     ) -> Result<R> {
+        self.writable()?;
         let shard = self.shard(key);
         let r;
         {
@@ -319,7 +384,7 @@ impl Store {
                         self.used
                             .fetch_add(key.len() + KEY_OVERHEAD, Ordering::Relaxed);
                     }
-                    map.insert(key.clone(), v);
+                    map.insert(Bytes::copy_from_slice(key), v);
                 }
                 None => {
                     if had {
@@ -328,9 +393,53 @@ impl Store {
                 }
             }
             r = res?;
+            self.record(op);
         }
         self.wrote(shard);
         Ok(r)
+    }
+
+    /// `HSET key field value [field value ...]` (`pairs` flattened); returns the number of
+    /// fields added.
+    ///
+    /// # Errors
+    /// `WRONGTYPE` when `key` holds another type; `OOM`; `MISCONF`.
+    pub fn hset(&self, key: &[u8], pairs: &[Bytes]) -> Result<usize> {
+        self.update(key, Op::HSet(key, pairs), |slot, charge| {
+            if matches!(slot, Some(v) if !matches!(v, Value::Hash(_))) {
+                return Err(Error::wrong_type());
+            }
+            let pairs = pairs.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone()));
+            hash_set(Value::hash_mut(slot)?, pairs, charge)
+        })
+    }
+
+    /// `HDEL key field...`; returns the number of fields removed.
+    ///
+    /// # Errors
+    /// `WRONGTYPE` when `key` holds another type; `MISCONF`.
+    pub fn hdel(&self, key: &[u8], fields: &[Bytes]) -> Result<usize> {
+        if !self.exists(key) {
+            return Ok(0);
+        }
+        self.update(key, Op::HDel(key, fields), |slot, charge| match slot {
+            Some(Value::Hash(h)) => Ok(hash_del(h, fields, charge)),
+            Some(_) => Err(Error::wrong_type()),
+            None => Ok(0),
+        })
+    }
+
+    /// `RPUSH` (or `LPUSH` with `front`) of `items`; returns the list's new length.
+    ///
+    /// # Errors
+    /// `WRONGTYPE` when `key` holds another type; `OOM`; `MISCONF`.
+    pub fn push(&self, key: &[u8], items: &[Bytes], front: bool) -> Result<usize> {
+        self.update(key, Op::Push(key, front, items), |slot, charge| {
+            if matches!(slot, Some(v) if !matches!(v, Value::List(_))) {
+                return Err(Error::wrong_type());
+            }
+            list_push(Value::list_mut(slot)?, items, front, charge)
+        })
     }
 
     /// Every key, in no particular order.
@@ -365,15 +474,41 @@ impl Store {
         self.len() == 0
     }
 
-    /// Remove every key.
-    pub fn clear(&self) {
-        for s in self.shards.iter() {
-            let old = std::mem::take(&mut *s.map.write());
+    /// Remove every key, with every shard locked at once (in order), so the store is
+    /// empty at one instant and no write lands half before and half after.
+    ///
+    /// # Errors
+    /// `MISCONF` while the journal cannot be written.
+    pub fn clear(&self) -> Result<()> {
+        self.writable()?;
+        let mut guards: Vec<_> = self.shards.iter().map(|s| s.map.write()).collect();
+        let old: Vec<HashMap<Bytes, Value>> = guards
+            .iter_mut()
+            .map(|g| std::mem::take(&mut **g))
+            .collect();
+        self.record(Op::Clear);
+        drop(guards);
+        for (s, old) in self.shards.iter().zip(old) {
             let freed: usize = old.iter().map(|(k, v)| entry_cost(k, v)).sum();
             let _ = self.charge(0, freed);
             drop(old);
             self.wrote(s);
         }
+        Ok(())
+    }
+
+    /// Run `f` on a copy of every entry (values share their bytes) taken with every shard
+    /// locked for reading: no change is in flight while `f` runs, and the copy is the
+    /// store at one instant.
+    pub(crate) fn freeze<R>(&self, f: impl FnOnce(Vec<(Bytes, Value)>) -> R) -> R {
+        let guards: Vec<_> = self.shards.iter().map(|s| s.map.read()).collect();
+        let entries = guards
+            .iter()
+            .flat_map(|g| g.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect();
+        let r = f(entries);
+        drop(guards);
+        r
     }
 
     /// A consistent-per-shard copy of every entry (values share their bytes).
@@ -535,20 +670,12 @@ mod tests {
             s.used_memory(),
             (1 + KEY_OVERHEAD) + (2 + KEY_OVERHEAD) + 60
         );
-        let key = Bytes::from_static(b"h");
-        s.update(&key, |slot, charge| {
-            let h = Value::hash_mut(slot)?;
-            hash_set(
-                h,
-                [(Bytes::from_static(b"f"), Bytes::from_static(b"v"))],
-                charge,
-            )
-        })
-        .unwrap();
+        s.hset(b"h", &[Bytes::from_static(b"f"), Bytes::from_static(b"v")])
+            .unwrap();
         assert_eq!(s.len(), 3);
-        assert!(s.delete(b"a"));
-        assert!(!s.delete(b"a"));
-        s.clear();
+        assert!(s.delete(b"a").unwrap());
+        assert!(!s.delete(b"a").unwrap());
+        s.clear().unwrap();
         assert_eq!(s.used_memory(), 0);
         assert!(s.is_empty());
     }
@@ -560,12 +687,8 @@ mod tests {
         let e = s.set(Bytes::from_static(b"a"), t(2000)).unwrap_err();
         assert_eq!(e, Error::oom());
         assert_eq!(s.get(b"a"), Some(t(500)));
-        let key = Bytes::from_static(b"l");
         let e = s
-            .update(&key, |slot, charge| {
-                let l = Value::list_mut(slot)?;
-                list_push(l, &[Bytes::from(vec![0u8; 900])], false, charge)
-            })
+            .push(b"l", &[Bytes::from(vec![0u8; 900])], false)
             .unwrap_err();
         assert_eq!(e, Error::oom());
         // The empty list created by the failed push must not linger.

@@ -701,6 +701,7 @@ fn without_the_password_nothing_but_auth_runs() {
         b"LINDEX",
         b"SAVE",
         b"BGSAVE",
+        b"BGREWRITEAOF",
         b"LASTSAVE",
         b"CLUSTER",
         b"MULTI",

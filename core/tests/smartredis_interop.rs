@@ -107,7 +107,7 @@ fn smartredis_and_insitu_read_each_others_data() {
     };
     let srv = TestServer::start();
     for address in srv.addresses() {
-        srv.engine.store().clear();
+        srv.engine.store().clear().unwrap();
         // SmartRedis writes, insitu reads.
         peer(&py, "write", &address);
         let mut c = Client::connect_to(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use insitu::aof::{AofConfig, FsyncPolicy};
 use insitu::config::Limits;
 use insitu::model::ModelConfig;
 use insitu::server::Listener;
@@ -62,6 +63,26 @@ struct ServeArgs {
     /// Snapshot file name inside --dir.
     #[arg(long, default_value = "insitu.snapshot")]
     dbfilename: String,
+    /// Journal every write to append-only files (yes/no): a crash of the server loses no
+    /// acknowledged write, a crash of the machine at most the last second of them.
+    #[arg(long, default_value = "no")]
+    appendonly: String,
+    /// When the journal is synced to disk: always (before each reply), everysec, no.
+    #[arg(long, default_value = "everysec")]
+    appendfsync: String,
+    /// Directory of the append-only files, inside --dir.
+    #[arg(long, default_value = "appendonlydir")]
+    appenddirname: String,
+    /// Common name of the append-only files.
+    #[arg(long, default_value = "insitu.aof")]
+    appendfilename: String,
+    /// Rewrite the journal when it has grown by this percentage since the last rewrite
+    /// (0: only on BGREWRITEAOF).
+    #[arg(long, default_value_t = 100)]
+    auto_aof_rewrite_percentage: usize,
+    /// ...and is at least this large.
+    #[arg(long, default_value = "64mb")]
+    auto_aof_rewrite_min_size: String,
     /// Largest single argument, bytes (e.g. 512mb).
     #[arg(long, default_value = "512mb")]
     proto_max_bulk_len: String,
@@ -108,6 +129,14 @@ struct ServeArgs {
 fn size(name: &str, v: &str) -> Result<usize, String> {
     insitu::cmd::parse_size(v.as_bytes())
         .ok_or_else(|| format!("--{name}: cannot parse size '{v}'"))
+}
+
+fn yes_no(name: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("--{name}: expected yes or no, not '{v}'")),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -177,6 +206,19 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             requirepass: a.requirepass,
             dir: a.dir,
             dbfilename: a.dbfilename,
+            aof: AofConfig {
+                enabled: yes_no("appendonly", &a.appendonly)?,
+                fsync: FsyncPolicy::parse(&a.appendfsync).ok_or_else(|| {
+                    format!(
+                        "--appendfsync: expected always, everysec or no, not '{}'",
+                        a.appendfsync
+                    )
+                })?,
+                dirname: a.appenddirname,
+                filename: a.appendfilename,
+                rewrite_percentage: a.auto_aof_rewrite_percentage,
+                rewrite_min_size: size("auto-aof-rewrite-min-size", &a.auto_aof_rewrite_min_size)?,
+            },
             port,
             cluster: a.cluster_enabled.then(|| {
                 let ip = a
@@ -201,11 +243,18 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 ..ModelConfig::default()
             },
         };
+        let aof = config.aof.clone();
         let engine = Arc::new(Engine::new(config));
         let loaded = engine
-            .load_snapshot()
+            .load_persistence()
             .map_err(|e| format!("{e} (move the file away to start empty)"))?;
-        if loaded > 0 {
+        if aof.enabled {
+            tracing::info!(
+                "append-only persistence on ({}, appendfsync {}): {loaded} keys and records loaded",
+                engine.aof_dir().display(),
+                aof.fsync.name()
+            );
+        } else if loaded > 0 {
             tracing::info!(
                 "loaded {loaded} keys from {}",
                 engine.snapshot_path().display()

@@ -184,6 +184,14 @@ pub(super) fn save(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     Ok(Frame::ok())
 }
 
+pub(super) fn bgrewriteaof(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    engine.bgrewriteaof()?;
+    Ok(Frame::simple(
+        "Background append only file rewriting started",
+    ))
+}
+
 pub(super) fn bgsave(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 2)?;
     engine.bgsave()?;
@@ -245,12 +253,26 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
         "persistence" => {
             let _ = write!(
                 s,
-                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
+                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\n",
                 engine.changes_since_save(),
                 engine.bgsave_in_progress() as u8,
                 engine.last_save_time(),
                 if engine.last_bgsave_ok() { "ok" } else { "err" }
             );
+            let ok = |b: bool| if b { "ok" } else { "err" };
+            match engine.store().journal() {
+                Some(j) => {
+                    let (size, base) = j.sizes();
+                    let _ = write!(
+                        s,
+                        "aof_enabled:1\r\naof_rewrite_in_progress:{}\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{size}\r\naof_base_size:{base}\r\n",
+                        j.rewriting() as u8,
+                        ok(j.last_rewrite_ok()),
+                        ok(j.write_ok()),
+                    );
+                }
+                None => s.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\n"),
+            }
         }
         "stats" => {
             let _ = write!(
@@ -432,8 +454,39 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "appendonly",
-        get: |_| "no".into(),
+        get: |c| if c.aof.enabled { "yes" } else { "no" }.into(),
         set: None,
+    },
+    Param {
+        name: "appendfsync",
+        get: |c| c.aof.fsync.name().into(),
+        set: None,
+    },
+    Param {
+        name: "appenddirname",
+        get: |c| c.aof.dirname.clone(),
+        set: None,
+    },
+    Param {
+        name: "appendfilename",
+        get: |c| c.aof.filename.clone(),
+        set: None,
+    },
+    Param {
+        name: "auto-aof-rewrite-percentage",
+        get: |c| c.aof.rewrite_percentage.to_string(),
+        set: Some(|c, v| {
+            c.aof.rewrite_percentage = v;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "auto-aof-rewrite-min-size",
+        get: |c| c.aof.rewrite_min_size.to_string(),
+        set: Some(|c, v| {
+            c.aof.rewrite_min_size = v;
+            Ok(())
+        }),
     },
     Param {
         name: "databases",

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::{arity, glob_match, int_arg};
 use crate::error::{Error, Result};
 use crate::resp::Frame;
-use crate::store::{hash_del, hash_set, list_push, Store, Value};
+use crate::store::{Store, Value};
 
 pub(super) fn exists(s: &Store, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 0)?;
@@ -17,7 +17,9 @@ pub(super) fn exists(s: &Store, args: &[Bytes]) -> Result<Frame> {
 pub(super) fn del(s: &Store, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 0)?;
     Ok(Frame::Integer(
-        args[1..].iter().filter(|k| s.delete(k)).count() as i64,
+        args[1..]
+            .iter()
+            .try_fold(0, |n, k| s.delete(k).map(|d| n + d as i64))?,
     ))
 }
 
@@ -142,15 +144,7 @@ pub(super) fn hset(s: &Store, args: &[Bytes], legacy: bool) -> Result<Frame> {
     if args.len() < 4 || args.len() % 2 != 0 {
         return Err(Error::arity(&args[0]));
     }
-    let pairs = args[2..]
-        .chunks_exact(2)
-        .map(|p| (p[0].clone(), p[1].clone()));
-    let added = s.update(&args[1], |slot, charge| {
-        if matches!(slot, Some(v) if !matches!(v, Value::Hash(_))) {
-            return Err(Error::wrong_type());
-        }
-        hash_set(Value::hash_mut(slot)?, pairs, charge)
-    })?;
+    let added = s.hset(&args[1], &args[2..])?;
     Ok(if legacy {
         Frame::ok()
     } else {
@@ -193,25 +187,13 @@ pub(super) fn hlen(s: &Store, args: &[Bytes]) -> Result<Frame> {
 
 pub(super) fn hdel(s: &Store, args: &[Bytes]) -> Result<Frame> {
     arity(args, 3, 0)?;
-    if !s.exists(&args[1]) {
-        return Ok(Frame::Integer(0));
-    }
-    let n = s.update(&args[1], |slot, charge| match slot {
-        Some(Value::Hash(h)) => Ok(hash_del(h, &args[2..], charge)),
-        Some(_) => Err(Error::wrong_type()),
-        None => Ok(0),
-    })?;
+    let n = s.hdel(&args[1], &args[2..])?;
     Ok(Frame::Integer(n as i64))
 }
 
 pub(super) fn push(s: &Store, args: &[Bytes], front: bool) -> Result<Frame> {
     arity(args, 3, 0)?;
-    let len = s.update(&args[1], |slot, charge| {
-        if matches!(slot, Some(v) if !matches!(v, Value::List(_))) {
-            return Err(Error::wrong_type());
-        }
-        list_push(Value::list_mut(slot)?, &args[2..], front, charge)
-    })?;
+    let len = s.push(&args[1], &args[2..], front)?;
     Ok(Frame::Integer(len as i64))
 }
 

@@ -172,6 +172,7 @@ fn dispatch_data(
         b"CONFIG" => admin::config(engine, args),
         b"SAVE" => admin::save(engine, args),
         b"BGSAVE" => admin::bgsave(engine, args),
+        b"BGREWRITEAOF" => admin::bgrewriteaof(engine, args),
         b"LASTSAVE" => {
             arity(args, 1, 1)?;
             Ok(Frame::Integer(engine.last_save_time()))
@@ -189,7 +190,7 @@ fn dispatch_data(
                     return Err(Error::syntax());
                 }
             }
-            s.clear();
+            s.clear()?;
             Ok(Frame::ok())
         }
         b"EXISTS" => keys::exists(s, args),

@@ -252,7 +252,7 @@ fn modelget(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
 fn modeldel(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 2)?;
     get_model(engine, &args[1])?;
-    engine.store().delete(&args[1]);
+    engine.store().delete(&args[1])?;
     Ok(Frame::ok())
 }
 

@@ -86,6 +86,7 @@ pub async fn run(
     for p in unix_paths {
         let _ = std::fs::remove_file(p);
     }
+    engine.journal_sync();
     Ok(())
 }
 
@@ -215,6 +216,11 @@ async fn write_chunks<S: AsyncWrite + Unpin>(
 async fn flush(conn: &mut Conn, out: &mut Output, engine: &Engine) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
+    }
+    // Writes reach the journal before the replies that acknowledge them leave.
+    if let Err(e) = engine.journal_flush() {
+        tracing::error!("closing a connection without its replies: {e}");
+        return Err(std::io::Error::other(e.to_string()));
     }
     engine
         .stats

@@ -44,11 +44,13 @@ impl TestServer {
         TestServer::start_in(config, dir)
     }
 
-    /// Start on `dir` (its snapshot, if any, is loaded first).
+    /// Start on `dir` (its snapshot or append-only files, if any, are loaded first).
     pub fn start_in(mut config: EngineConfig, dir: PathBuf) -> TestServer {
         config.dir = dir.clone();
         let engine = Arc::new(Engine::new(config));
-        engine.load_snapshot().expect("load snapshot");
+        engine
+            .load_persistence()
+            .expect("load snapshot or append-only files");
         let server = EmbeddedServer::start(
             engine.clone(),
             ListenOptions {
