@@ -15,6 +15,7 @@ fn small_limits() -> EngineConfig {
             max_inline_len: 256,
             max_dims: 4,
             max_tensor_bytes: 4096,
+            ..Limits::default()
         },
         ..EngineConfig::default()
     }
@@ -731,4 +732,116 @@ fn without_the_password_nothing_but_auth_runs() {
         !srv.dir.join("insitu.snapshot").exists(),
         "SAVE/BGSAVE did not run"
     );
+}
+
+#[test]
+fn idle_clients_are_closed_after_timeout_busy_and_waiting_ones_are_not() {
+    let srv = TestServer::start_with(EngineConfig {
+        limits: Limits {
+            idle_timeout_secs: 1,
+            ..Limits::default()
+        },
+        ..EngineConfig::default()
+    });
+    let mut r = srv.raw();
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"GET", b"timeout"]),
+        Frame::Array(vec![bulk(b"timeout"), bulk(b"1")])
+    );
+    let mut idle = srv.raw();
+    let mut half = srv.raw();
+    half.send(b"*2\r\n$4\r\nPING\r\n$2\r\nh"); // a frame that never ends
+    let mut busy = srv.raw();
+    // A wait longer than the idle timeout is not idleness: its reply comes.
+    let mut waiting = srv.raw();
+    waiting.send(
+        &Frame::command(
+            [&b"INSITU.WAIT"[..], b"2500", b"EXISTS", b"nosuchkey"]
+                .map(bytes::Bytes::copy_from_slice),
+        )
+        .to_bytes(),
+    );
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(2000) {
+        assert_eq!(busy.cmd(&[b"PING"]), Frame::simple("PONG"));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(idle.closed(), "idle connection closed");
+    assert!(half.closed(), "a connection stalled mid-frame is idle too");
+    assert_eq!(waiting.read(), Frame::Integer(0), "the wait ran to its end");
+    assert_eq!(busy.cmd(&[b"PING"]), Frame::simple("PONG"));
+    // 0 turns it off (each connection reads the change at its next command).
+    assert_eq!(srv.raw().cmd(&[b"CONFIG", b"SET", b"timeout", b"0"]), ok());
+    let mut idle = srv.raw();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(idle.cmd(&[b"PING"]), Frame::simple("PONG"));
+}
+
+#[test]
+fn a_client_that_does_not_read_its_replies_is_bounded_then_closed() {
+    let srv = TestServer::start_with(EngineConfig {
+        limits: Limits {
+            output_timeout_secs: 1,
+            ..Limits::default()
+        },
+        ..EngineConfig::default()
+    });
+    let mut c = insitu::Client::connect(&srv.tcp()).expect("connect");
+    let big = insitu::Tensor::from_vec(vec![8 << 20], vec![7u8; 8 << 20]).expect("t");
+    c.put_tensor("big", &big).expect("put");
+    // Ask for 64 copies of an 8 MiB tensor and read none of them.
+    let mut slow = srv.raw();
+    let get =
+        Frame::command([&b"AI.TENSORGET"[..], b"big", b"BLOB"].map(bytes::Bytes::copy_from_slice))
+            .to_bytes();
+    let mut batch = Vec::new();
+    for _ in 0..64 {
+        batch.extend_from_slice(&get);
+    }
+    slow.send(&batch);
+    let rss_before = rss_kib();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Others are served meanwhile; the server holds nowhere near 512 MiB of replies.
+    assert_eq!(c.get_tensor("big").expect("get").data(), big.data());
+    let grown = rss_kib().saturating_sub(rss_before);
+    assert!(
+        grown < 128 << 10,
+        "server grew by {grown} KiB for a client not reading"
+    );
+    // The stalled client was closed: draining what reached its socket ends in EOF,
+    // well before 64 replies.
+    slow.s
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut total = 0usize;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut slow.s, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("expected EOF, got {e}"),
+        }
+    }
+    assert!(
+        total < 32 * (8 << 20),
+        "closed early: {total} bytes of replies sent"
+    );
+    assert_eq!(
+        srv.engine
+            .stats
+            .connected_clients
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "only the reading client is left"
+    );
+}
+
+/// This process' resident memory (the embedded server runs in it), KiB.
+fn rss_kib() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }

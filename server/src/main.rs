@@ -57,6 +57,14 @@ struct ServeArgs {
     /// Most concurrent client connections.
     #[arg(long, default_value_t = 10_000)]
     maxclients: usize,
+    /// Close a client idle for this many seconds (0: never; simulations often sit idle
+    /// between steps).
+    #[arg(long, default_value_t = 0)]
+    timeout: u64,
+    /// Close a client that reads none of its pending replies for this many seconds
+    /// (0: never).
+    #[arg(long, default_value_t = 60)]
+    client_output_timeout: u64,
     /// Directory of the snapshot file (SAVE writes there; start loads from there).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
@@ -165,6 +173,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         max_array_len: a.max_array_len,
         max_dims: a.max_tensor_dims,
         max_tensor_bytes: size("max-tensor-bytes", &a.max_tensor_bytes)?,
+        idle_timeout_secs: a.timeout,
+        output_timeout_secs: a.client_output_timeout,
         ..Limits::default()
     };
     let perm = u32::from_str_radix(&a.unixsocketperm, 8)

@@ -438,6 +438,22 @@ const PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "timeout",
+        get: |c| c.limits.idle_timeout_secs.to_string(),
+        set: Some(|c, v| {
+            c.limits.idle_timeout_secs = v as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "client-output-timeout",
+        get: |c| c.limits.output_timeout_secs.to_string(),
+        set: Some(|c, v| {
+            c.limits.output_timeout_secs = v as u64;
+            Ok(())
+        }),
+    },
+    Param {
         name: "dir",
         get: |c| c.dir.display().to_string(),
         set: None,

@@ -131,11 +131,15 @@ impl Conn {
         }
     }
 
-    /// Write `chunks`.
-    async fn write_out(&mut self, chunks: Vec<Bytes>) -> std::io::Result<()> {
+    /// Write `chunks`, giving up when the peer takes none of them for `stall`.
+    async fn write_out(
+        &mut self,
+        chunks: Vec<Bytes>,
+        stall: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
         match self {
-            Conn::Tcp(s) => write_chunks(s, chunks).await,
-            Conn::Unix(s) => write_chunks(s, chunks).await,
+            Conn::Tcp(s) => write_chunks(s, chunks, stall).await,
+            Conn::Unix(s) => write_chunks(s, chunks, stall).await,
         }
     }
 }
@@ -197,14 +201,30 @@ fn spawn_connection(
 }
 
 /// Write all `chunks` with vectored writes (header, payload and trailer in one syscall).
+/// Each write must make progress within `stall`, else the peer is not reading: error.
 async fn write_chunks<S: AsyncWrite + Unpin>(
     stream: &mut S,
     mut chunks: Vec<Bytes>,
+    stall: Option<std::time::Duration>,
 ) -> std::io::Result<()> {
     let mut first = 0;
     while first < chunks.len() {
         let slices = crate::resp::io_slices(&chunks[first..]);
-        let n = stream.write_vectored(&slices).await?;
+        let n = match stall {
+            None => stream.write_vectored(&slices).await?,
+            Some(d) => match tokio::time::timeout(d, stream.write_vectored(&slices)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "client read none of its replies for {} s (client-output-timeout)",
+                            d.as_secs()
+                        ),
+                    ))
+                }
+            },
+        };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -213,7 +233,29 @@ async fn write_chunks<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn flush(conn: &mut Conn, out: &mut Output, engine: &Engine) -> std::io::Result<()> {
+/// Per-connection timeouts, from the limits (refreshed when they change).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    idle: Option<std::time::Duration>,
+    stall: Option<std::time::Duration>,
+}
+
+impl Timeouts {
+    fn of(l: &crate::config::Limits) -> Timeouts {
+        let d = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+        Timeouts {
+            idle: d(l.idle_timeout_secs),
+            stall: d(l.output_timeout_secs),
+        }
+    }
+}
+
+async fn flush(
+    conn: &mut Conn,
+    out: &mut Output,
+    engine: &Engine,
+    t: Timeouts,
+) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
@@ -226,7 +268,7 @@ async fn flush(conn: &mut Conn, out: &mut Output, engine: &Engine) -> std::io::R
         .stats
         .net_output_bytes
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    conn.write_out(out.take_chunks()).await
+    conn.write_out(out.take_chunks(), t.stall).await
 }
 
 /// Serve one connection: read, execute every complete request, write the replies.
@@ -236,6 +278,7 @@ async fn serve(
     mut stop: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let (limits, mut generation) = engine.limits();
+    let mut t = Timeouts::of(&limits);
     let mut parser = RequestParser::new(limits);
     let mut session = engine.new_session();
     session.unix = matches!(conn, Conn::Unix(_));
@@ -252,6 +295,7 @@ async fn serve(
                 let g = engine.limits_generation();
                 if g != generation {
                     let (l, g) = engine.limits();
+                    t = Timeouts::of(&l);
                     parser.set_limits(l);
                     generation = g;
                 }
@@ -265,13 +309,13 @@ async fn serve(
                             // Waits and model runs give way to shutdown.
                             tokio::select! {
                                 f = fut => f,
-                                _ = &mut stopped => return flush(&mut conn, &mut out, engine).await,
+                                _ = &mut stopped => return flush(&mut conn, &mut out, engine, t).await,
                             }
                         }
                     };
                     reply.encode(&mut out);
                     if session.quit {
-                        return flush(&mut conn, &mut out, engine).await;
+                        return flush(&mut conn, &mut out, engine, t).await;
                     }
                 }
                 Ok(Some(Request::Rejected(e))) => Frame::error(&e).encode(&mut out),
@@ -279,18 +323,24 @@ async fn serve(
                 Err(e) => {
                     // The stream cannot be re-synchronised: reply, then close.
                     Frame::error(&e).encode(&mut out);
-                    flush(&mut conn, &mut out, engine).await?;
+                    flush(&mut conn, &mut out, engine, t).await?;
                     return Ok(());
                 }
             }
             if out.len() >= MAX_PENDING_OUTPUT {
-                flush(&mut conn, &mut out, engine).await?;
+                flush(&mut conn, &mut out, engine, t).await?;
             }
         }
-        flush(&mut conn, &mut out, engine).await?;
+        flush(&mut conn, &mut out, engine, t).await?;
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
+        let idle = async {
+            match t.idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = conn.read_in(&mut buf, &mut session.fds_in) => {
                 let n = r?;
@@ -298,6 +348,10 @@ async fn serve(
                     return Ok(());
                 }
                 engine.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            _ = idle => {
+                tracing::debug!("closing an idle client (timeout)");
+                return Ok(());
             }
             _ = &mut stopped => return Ok(()),
         }
