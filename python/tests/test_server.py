@@ -15,7 +15,7 @@ import insitu
 from conftest import ServeProcess, free_port
 
 
-def test_embedded_server_serves_this_process_engine(tmp_path):
+def test_embedded_server_serves_this_process_engine(tmp_path, monkeypatch):
     sock = tmp_path / "srv.sock"
     local = insitu.Client("inproc", key_in=[], key_out="")
     local.put_tensor("shared", np.arange(5, dtype=np.int64))
@@ -33,6 +33,7 @@ def test_embedded_server_serves_this_process_engine(tmp_path):
         assert local.get_tensor("back").tolist() == [1, 1]
     assert not srv.running
     srv.stop()  # idempotent
+    monkeypatch.setenv("INSITU_CONN_TIMEOUT", "0")  # one attempt, no waiting for a server
     with pytest.raises(insitu.Io) as e:
         insitu.Client(srv.address)
     assert str(e.value) == (f"ERR cannot connect to tcp://{srv.address}: Connection refused "
@@ -62,14 +63,45 @@ def test_server_options_and_errors(tmp_path):
         taken.close()
 
 
-def test_bad_addresses():
+def test_bad_addresses(monkeypatch):
     with pytest.raises(insitu.BadInput) as e:
         insitu.Client("ftp://nowhere")
     assert str(e.value) == ("ERR invalid address 'ftp://nowhere': bad port (expected inproc, "
                             "host:port, tcp://host:port or unix:///path)")
+    monkeypatch.setenv("INSITU_CONN_TIMEOUT", "0")
     with pytest.raises(insitu.Io) as e:
         insitu.Client(f"127.0.0.1:{free_port()}")
     assert "cannot connect" in str(e.value)
+    monkeypatch.setenv("SR_CONN_TIMEOUT", "soon")
+    monkeypatch.delenv("INSITU_CONN_TIMEOUT")
+    with pytest.raises(insitu.BadInput) as e:
+        insitu.Client(f"127.0.0.1:{free_port()}")
+    assert str(e.value) == "ERR SR_CONN_TIMEOUT must be a whole number of seconds, not 'soon'"
+
+
+def test_a_client_rides_out_a_server_restart(tmp_path, monkeypatch):
+    """The SmartRedis variables set the budget; a put waits for the server to come back."""
+    monkeypatch.setenv("SR_CMD_TIMEOUT", "3")
+    monkeypatch.setenv("SR_CMD_INTERVAL", "20")
+    port = free_port()
+    srv = insitu.Server(port=port, unix_socket=None)
+    c = insitu.Client(srv.address, key_in=[], key_out="")
+    c.put_tensor("a", np.arange(4, dtype=np.int32))
+    srv.stop()
+    restarted = []
+    t = threading.Timer(0.3, lambda: restarted.append(insitu.Server(port=port, unix_socket=None)))
+    t.start()
+    c.put_tensor("b", np.arange(6, dtype=np.float64))  # waits for the new server
+    t.join()
+    assert c.get_tensor("b").tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    restarted[0].stop()
+    # Gone for good: after the budget, an error that says so.
+    with pytest.raises(insitu.Io) as e:
+        c.get_tensor("b")
+    assert str(e.value) == (
+        f"ERR AI.TENSORGET failed: the server at tcp://127.0.0.1:{port} did not answer again "
+        "within 3 s (INSITU_CMD_TIMEOUT); last error: cannot connect to "
+        f"tcp://127.0.0.1:{port}: Connection refused (os error 111)")
 
 
 def test_password_protected_server():

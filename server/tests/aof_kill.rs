@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{serve, temp_dir};
+use insitu::client::{Address, KeyPrefixes, RetryPolicy};
 use insitu::resp::Frame;
 use insitu::{Client, Tensor};
 
@@ -37,7 +38,12 @@ fn tensor(w: usize, i: usize) -> Tensor {
 
 fn writer(addr: String, w: usize, stop: Arc<AtomicBool>) -> Acked {
     let mut acked = Acked::default();
-    let Ok(mut c) = Client::connect(&addr) else {
+    // No retry: the first error after the kill ends this writer.
+    let Ok(mut c) = Client::connect_with(
+        Address::parse(&addr).expect("address"),
+        KeyPrefixes::default(),
+        RetryPolicy::none(),
+    ) else {
         return acked;
     };
     let mut i = 0;

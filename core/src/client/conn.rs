@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -89,6 +90,125 @@ impl Cmd {
     }
 }
 
+/// How a client rides out a broken connection or a server that restarts. The variables
+/// and units are SmartRedis': after a connection breaks, a command is sent again on a new
+/// connection, every `cmd_interval`, until `cmd_timeout` has passed; the first connection
+/// is tried every `conn_interval` until `conn_timeout`. Only commands that may safely run
+/// twice are sent again (`RPUSH`/`LPUSH` not after a `DEL` of the same list in the same
+/// pipeline, and `RENAME`, are not: they fail with an error saying so, on a connection
+/// that works again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// How long to keep trying to connect (`INSITU_CONN_TIMEOUT` / `SR_CONN_TIMEOUT`,
+    /// seconds; default 100).
+    pub conn_timeout: Duration,
+    /// Between connection attempts (`INSITU_CONN_INTERVAL` / `SR_CONN_INTERVAL`,
+    /// milliseconds; default 100).
+    pub conn_interval: Duration,
+    /// How long to keep retrying a command whose connection broke (`INSITU_CMD_TIMEOUT` /
+    /// `SR_CMD_TIMEOUT`, seconds; default 100).
+    pub cmd_timeout: Duration,
+    /// Between command attempts (`INSITU_CMD_INTERVAL` / `SR_CMD_INTERVAL`,
+    /// milliseconds; default 100).
+    pub cmd_interval: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            conn_timeout: Duration::from_secs(100),
+            conn_interval: Duration::from_millis(100),
+            cmd_timeout: Duration::from_secs(100),
+            cmd_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retry: errors come at once.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            conn_timeout: Duration::ZERO,
+            conn_interval: Duration::ZERO,
+            cmd_timeout: Duration::ZERO,
+            cmd_interval: Duration::ZERO,
+        }
+    }
+
+    /// The policy from the environment (`INSITU_*`, else SmartRedis' `SR_*`, else the
+    /// defaults).
+    ///
+    /// # Errors
+    /// A variable that is not a non-negative integer.
+    pub fn from_env() -> Result<RetryPolicy> {
+        RetryPolicy::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// The policy from variables looked up with `var`.
+    ///
+    /// # Errors
+    /// A variable that is not a non-negative integer.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<RetryPolicy> {
+        let d = RetryPolicy::default();
+        let get = |name: &str, millis: bool, default: Duration| -> Result<Duration> {
+            for v in [format!("INSITU_{name}"), format!("SR_{name}")] {
+                if let Some(text) = var(&v) {
+                    let n: u64 = text.trim().parse().map_err(|_| {
+                        Error::bad_input(format!(
+                            "{v} must be a whole number of {}, not '{text}'",
+                            if millis { "milliseconds" } else { "seconds" }
+                        ))
+                    })?;
+                    return Ok(if millis {
+                        Duration::from_millis(n)
+                    } else {
+                        Duration::from_secs(n)
+                    });
+                }
+            }
+            Ok(default)
+        };
+        Ok(RetryPolicy {
+            conn_timeout: get("CONN_TIMEOUT", false, d.conn_timeout)?,
+            conn_interval: get("CONN_INTERVAL", true, d.conn_interval)?,
+            cmd_timeout: get("CMD_TIMEOUT", false, d.cmd_timeout)?,
+            cmd_interval: get("CMD_INTERVAL", true, d.cmd_interval)?,
+        })
+    }
+}
+
+/// Whether `cmds`, sent once and perhaps applied, may be sent again: every command
+/// leaves the same state when run twice, or (a list push) follows a `DEL` of its list in
+/// the same batch.
+fn retry_safe(cmds: &[Cmd]) -> bool {
+    let mut deleted: Vec<&[u8]> = Vec::new();
+    cmds.iter().all(|c| {
+        let name =
+            c.0.first()
+                .map(|n| n.to_ascii_uppercase())
+                .unwrap_or_default();
+        match name.as_slice() {
+            b"DEL" | b"UNLINK" => {
+                deleted.extend(c.0[1..].iter().map(|k| k.as_ref()));
+                true
+            }
+            b"RPUSH" | b"LPUSH" => c.0.get(1).is_some_and(|k| deleted.contains(&k.as_ref())),
+            b"RENAME" | b"MULTI" | b"EXEC" | b"DISCARD" | b"QUIT" => false,
+            _ => true,
+        }
+    })
+}
+
+fn names(cmds: &[Cmd]) -> String {
+    let mut v: Vec<String> = cmds
+        .iter()
+        .filter_map(|c| c.0.first())
+        .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
+        .collect();
+    v.dedup();
+    v.join("+")
+}
+
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -108,6 +228,10 @@ impl<T: Read + Write> ReadWrite for T {}
 
 /// A RESP connection to a server.
 pub(crate) struct Remote {
+    addr: Address,
+    policy: RetryPolicy,
+    /// The password of the last successful `AUTH`, sent again on a new connection.
+    password: Option<Bytes>,
     stream: Stream,
     rbuf: BytesMut,
     out: Output,
@@ -125,9 +249,9 @@ fn io_err(context: &str, e: std::io::Error) -> Error {
 }
 
 impl Remote {
-    pub(crate) fn connect(addr: &Address) -> Result<Remote> {
+    fn open(addr: &Address) -> Result<Stream> {
         let ctx = |e: std::io::Error| io_err(&format!("cannot connect to {addr}"), e);
-        let stream = match addr {
+        Ok(match addr {
             Address::Tcp(h, p) => {
                 let s = TcpStream::connect((h.as_str(), *p)).map_err(ctx)?;
                 let _ = s.set_nodelay(true);
@@ -140,14 +264,117 @@ impl Remote {
                     "inproc is not a socket address",
                 ))
             }
+        })
+    }
+
+    /// Connect, trying every `conn_interval` until `conn_timeout` (a server that starts
+    /// after its clients is waited for).
+    pub(crate) fn connect(addr: &Address, policy: RetryPolicy) -> Result<Remote> {
+        let deadline = Instant::now() + policy.conn_timeout;
+        let stream = loop {
+            match Remote::open(addr) {
+                Ok(s) => break s,
+                Err(e) if matches!(addr, Address::Inproc) => return Err(e),
+                Err(e) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        if policy.conn_timeout.is_zero() {
+                            return Err(e);
+                        }
+                        return Err(Error::err(
+                            ErrorCode::Io,
+                            format!(
+                                "{} (gave up after {} s: INSITU_CONN_TIMEOUT)",
+                                e.message(),
+                                policy.conn_timeout.as_secs()
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(policy.conn_interval.min(deadline - now));
+                }
+            }
         };
         Ok(Remote {
+            addr: addr.clone(),
+            policy,
+            password: None,
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
             out: Output::default(),
             shm: false,
             arena: None,
         })
+    }
+
+    /// A new connection in place of a broken one, with the old one's state: `AUTH`, and
+    /// the same shared-memory arena (a tensor written into it is still there).
+    fn reconnect(&mut self) -> Result<()> {
+        self.stream = Remote::open(&self.addr)?;
+        self.rbuf.clear();
+        self.out = Output::default();
+        if let Some(p) = self.password.clone() {
+            self.write(&[Cmd::new("AUTH").with(p)], &[])?;
+            if let Frame::Error(e) = self.read()? {
+                return Err(Error::from_server_text(e));
+            }
+        }
+        if self.shm {
+            if let Some(arena) = self.arena.clone() {
+                self.send_arena(&arena)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `cmds` and read their replies.
+    fn exchange(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
+        self.write(cmds, &[])?;
+        (0..cmds.len()).map(|_| self.read()).collect()
+    }
+
+    /// [`Remote::exchange`], riding out a broken connection as the policy says.
+    fn exchange_retrying(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
+        let first = match self.exchange(cmds) {
+            Err(e) if e.code() == ErrorCode::Io && !self.policy.cmd_timeout.is_zero() => e,
+            r => return r,
+        };
+        let what = names(cmds);
+        let safe = retry_safe(cmds);
+        let deadline = Instant::now() + self.policy.cmd_timeout;
+        let mut last = first;
+        loop {
+            match self.reconnect() {
+                Ok(()) if !safe => {
+                    return Err(Error::err(
+                        ErrorCode::Io,
+                        format!(
+                            "the connection to {} broke during {what} ({}); reconnected, but {what} was not sent again: it may have been applied already",
+                            self.addr,
+                            last.message()
+                        ),
+                    ))
+                }
+                Ok(()) => match self.exchange(cmds) {
+                    Err(e) if e.code() == ErrorCode::Io => last = e,
+                    r => return r,
+                },
+                Err(e) if e.code() == ErrorCode::Io => last = e,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::err(
+                    ErrorCode::Io,
+                    format!(
+                        "{what} failed: the server at {} did not answer again within {} s (INSITU_CMD_TIMEOUT); last error: {}",
+                        self.addr,
+                        self.policy.cmd_timeout.as_secs(),
+                        last.message()
+                    ),
+                ));
+            }
+            std::thread::sleep(self.policy.cmd_interval.min(deadline - now));
+        }
     }
 
     fn write(&mut self, cmds: &[Cmd], fds: &[OwnedFd]) -> Result<()> {
@@ -184,15 +411,22 @@ impl Remote {
 
     /// Create an arena of `size` bytes and hand it to the server for this connection.
     fn attach_arena(&mut self, size: usize) -> Result<()> {
-        let arena = crate::shm::Arena::create(size)?;
+        let arena = Arc::new(crate::shm::Arena::create(size)?);
+        self.send_arena(&arena)?;
+        self.arena = Some(arena);
+        Ok(())
+    }
+
+    /// Hand `arena` to the server for this connection.
+    fn send_arena(&mut self, arena: &crate::shm::Arena) -> Result<()> {
         let fd = arena.fd().try_clone().map_err(|e| io_err("dup", e))?;
-        self.write(&[Cmd::new("INSITU.SHM").with("ATTACH").with(size)], &[fd])?;
+        self.write(
+            &[Cmd::new("INSITU.SHM").with("ATTACH").with(arena.len())],
+            &[fd],
+        )?;
         match self.read()? {
             Frame::Error(e) => Err(Error::from_server_text(e)),
-            _ => {
-                self.arena = Some(Arc::new(arena));
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
@@ -267,19 +501,30 @@ fn check(f: Frame) -> Result<Frame> {
 }
 
 impl Conn {
-    /// Run one command; an error reply becomes `Err`.
+    /// Run one command; an error reply becomes `Err`. A broken connection is replaced
+    /// and the command sent again as the retry policy says.
     pub(crate) fn call(&mut self, cmd: Cmd) -> Result<Frame> {
-        self.call_with_fds(cmd, &[])
-    }
-
-    /// Run one command with file descriptors attached (shared memory, Unix only).
-    pub(crate) fn call_with_fds(&mut self, cmd: Cmd, fds: &[OwnedFd]) -> Result<Frame> {
         match self {
             Conn::Remote(r) => {
-                r.write(std::slice::from_ref(&cmd), fds)?;
-                check(r.read()?)
+                let cmds = std::slice::from_ref(&cmd);
+                let f = r
+                    .exchange_retrying(cmds)?
+                    .pop()
+                    .ok_or_else(|| Error::err(ErrorCode::Internal, "no reply to a command"))?;
+                let f = check(f)?;
+                if cmd.0.len() == 2 && cmd.0[0].eq_ignore_ascii_case(b"AUTH") {
+                    r.password = Some(cmd.0[1].clone());
+                }
+                Ok(f)
             }
             Conn::Inproc(i) => check(i.call(cmd)),
+        }
+    }
+
+    /// Change how broken connections are ridden out (no effect in process).
+    pub(crate) fn set_retry_policy(&mut self, policy: RetryPolicy) {
+        if let Conn::Remote(r) = self {
+            r.policy = policy;
         }
     }
 
@@ -365,13 +610,11 @@ impl Conn {
         Ok(())
     }
 
-    /// Run commands in one round trip; error replies stay in the result, in place.
+    /// Run commands in one round trip; error replies stay in the result, in place. A
+    /// broken connection is replaced and the batch sent again when that is safe.
     pub(crate) fn pipeline(&mut self, cmds: Vec<Cmd>) -> Result<Vec<Frame>> {
         match self {
-            Conn::Remote(r) => {
-                r.write(&cmds, &[])?;
-                (0..cmds.len()).map(|_| r.read()).collect()
-            }
+            Conn::Remote(r) => r.exchange_retrying(&cmds),
             Conn::Inproc(i) => Ok(cmds.into_iter().map(|c| i.call(c)).collect()),
         }
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use address::Address;
-pub use conn::{Arg, Cmd};
+pub use conn::{Arg, Cmd, RetryPolicy};
 pub use keys::KeyPrefixes;
 
 use crate::dataset::{Dataset, ACK_FIELD};
@@ -214,14 +214,28 @@ impl Client {
         Client::connect_to(Address::from_env()?, KeyPrefixes::from_env()?)
     }
 
-    /// Connect to a parsed address with explicit prefixes.
+    /// Connect to a parsed address with explicit prefixes, riding out broken connections
+    /// as the environment says (see [`RetryPolicy::from_env`]).
     ///
     /// # Errors
     /// The server cannot be reached or does not answer `PING`.
     pub fn connect_to(address: Address, keys: KeyPrefixes) -> Result<Client> {
+        Client::connect_with(address, keys, RetryPolicy::from_env()?)
+    }
+
+    /// Connect with an explicit retry policy ([`RetryPolicy::none`]: fail at once).
+    ///
+    /// # Errors
+    /// The server cannot be reached within the policy's `conn_timeout`, or does not
+    /// answer `PING`.
+    pub fn connect_with(
+        address: Address,
+        keys: KeyPrefixes,
+        policy: RetryPolicy,
+    ) -> Result<Client> {
         let con = match &address {
             Address::Inproc => Conn::Inproc(Box::new(Inproc::new(process_engine())?)),
-            a => Conn::Remote(Box::new(Remote::connect(a)?)),
+            a => Conn::Remote(Box::new(Remote::connect(a, policy)?)),
         };
         let mut c = Client {
             con,
@@ -260,6 +274,11 @@ impl Client {
             keys: KeyPrefixes::from_env()?,
             model_io: Default::default(),
         })
+    }
+
+    /// Change how this client rides out broken connections and server restarts.
+    pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
+        self.con.set_retry_policy(policy);
     }
 
     /// The address this client is connected to.
