@@ -102,6 +102,9 @@ fn cases() -> Vec<Case> {
         case("non-utf8-key-is-binary-safe", cmd(&[b"EXISTS", &[0xff, 0xfe, 0x00, 0x80]]), Reply(Frame::Integer(0))),
         case("config-set-unknown-parameter", cmd(&[b"CONFIG", b"SET", b"no-such", b"1"]), Error("ERR Unknown option or number of arguments for CONFIG SET - 'no-such'")),
         case("config-set-bad-value", cmd(&[b"CONFIG", b"SET", b"maxmemory", b"lots"]), Error("ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument couldn't be parsed into an integer")),
+        case("config-set-dir-is-protected", cmd(&[b"CONFIG", b"SET", b"dir", b"/etc"]), Error("ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config")),
+        case("config-set-dbfilename-is-protected", cmd(&[b"CONFIG", b"SET", b"dbfilename", b"../../x"]), Error("ERR CONFIG SET failed (possibly related to argument 'dbfilename') - can't set protected config")),
+        case("config-set-appendfilename-is-protected", cmd(&[b"CONFIG", b"SET", b"appendfilename", b"/tmp/x"]), Error("ERR CONFIG SET failed (possibly related to argument 'appendfilename') - can't set protected config")),
         case("select-other-database", cmd(&[b"SELECT", b"3"]), Error("ERR DB index is out of range")),
         case("exec-without-multi", cmd(&[b"EXEC"]), Error("ERR EXEC without MULTI")),
         // ----- models -----
