@@ -19,13 +19,15 @@ TARGETS = [
     "inproc run_model MLP batch 1 vs raw ONNX Runtime (latency)",
     "AI.MODELEXECUTE 1 client vs redis-server SET",
     "AI.DAGEXECUTE 32 clients vs redis-server PING",
+    "tcp 1 KiB writes with append-only persistence, 32 clients vs redis-server",
+    "tcp 64 KiB writes with append-only persistence, 32 clients vs redis-server",
     "batching: 32 batch-1 requesters, rows/s with vs without batching",
     "batching: rows/s vs raw ONNX Runtime at batch 32",
     "tail latency at 256 clients: p99 / p50",
 ]
 SECTIONS = ["## Targets", "## put+get round trips", "## Inference in process",
             "## Through the server with redis-benchmark", "## Dynamic batching",
-            "## Tail latency", "## Plots"]
+            "## Writes with append-only persistence", "## Tail latency", "## Plots"]
 PLOTS = ["latency_vs_size_1c.png", "latency_vs_size_32c.png", "throughput_vs_clients_1kib.png"]
 
 

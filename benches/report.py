@@ -24,6 +24,7 @@ PEERS = {
     "put_get": ("redis-server tcp SET+GET", "throughput vs redis-server (higher is better)"),
     "inference": ("raw ONNX Runtime (in process)", "latency vs raw ONNX Runtime (lower is better)"),
     "redis_benchmark": (None, "throughput vs the redis-server row of the same clients (higher is better)"),
+    "persistence": (None, "throughput vs redis-server with appendonly, same clients (higher is better)"),
     "batching": ("raw ONNX Runtime batch 32 (rows/s)", "rows/s vs raw ONNX Runtime at batch 32"),
     "tail": ("redis-server SET+GET", "p99 vs redis-server's p99 (lower is better)"),
 }
@@ -32,6 +33,7 @@ TITLES = {
     "put_get": "put+get round trips (float32), side by side",
     "inference": "Inference in process and through the server",
     "redis_benchmark": "Through the server with redis-benchmark",
+    "persistence": "Writes with append-only persistence (appendfsync everysec)",
     "batching": "Dynamic batching: 32 concurrent batch-1 requesters",
     "tail": "Tail latency: 256 concurrent clients",
 }
@@ -66,7 +68,7 @@ def peer_row(rows, r):
     section = r["section"]
     peer, _ = PEERS[section]
     same = [x for x in rows if x["section"] == section and x["workload"] == r["workload"]]
-    if section == "redis_benchmark":
+    if section in ("redis_benchmark", "persistence"):
         want = None
         if "TENSORSET" in r["contender"]:
             want = "redis-server SET"
@@ -100,7 +102,7 @@ def ratio(section, r, p):
 def tables(doc) -> list[str]:
     rows = doc["rows"]
     lines = []
-    for section in ["put_get", "inference", "redis_benchmark", "batching", "tail"]:
+    for section in ["put_get", "inference", "redis_benchmark", "persistence", "batching", "tail"]:
         sec = [r for r in rows if r["section"] == section]
         if not sec:
             continue
@@ -114,6 +116,10 @@ def tables(doc) -> list[str]:
                 f"{fmt(r['p99_us'])} | {fmt(r.get('p999_us', float('nan')))} | "
                 f"{fmt(r.get('max_us', float('nan')))} | {fmt(r['ops_per_s'], 'ops')} | {ratio(section, r, p)} |")
         lines.append("")
+        if section == "persistence":
+            lines += ["Both servers journal every write before its reply and fsync once a second "
+                      "(insitu: `--appendonly yes`, redis-server: `--appendonly yes`); a kill -9 "
+                      "loses no acknowledged write on either.", ""]
         if section == "put_get":
             lines += ["Memory-copy rows copy the tensor's bytes once; a put+get moves them twice. "
                       "`insitu unix+shm` sends tensors of 64 KiB and more through a shared-memory "

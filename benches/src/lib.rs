@@ -82,10 +82,27 @@ impl BenchServer {
     /// # Panics
     /// When it cannot start (a benchmark has nothing to measure then).
     pub fn start(tag: &str) -> BenchServer {
+        BenchServer::start_with(tag, false)
+    }
+
+    /// Start it, with append-only persistence (`appendfsync everysec`) when `aof`.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub fn start_with(tag: &str, aof: bool) -> BenchServer {
         let dir = std::env::temp_dir().join(format!("insitu-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let sock = dir.join("s.sock");
-        let engine = std::sync::Arc::new(insitu::Engine::new(insitu::EngineConfig::default()));
+        let engine = std::sync::Arc::new(insitu::Engine::new(insitu::EngineConfig {
+            dir: dir.clone(),
+            aof: insitu::aof::AofConfig {
+                enabled: aof,
+                ..Default::default()
+            },
+            ..insitu::EngineConfig::default()
+        }));
+        let appendonly = if aof { "yes" } else { "no" };
         let unix = format!("unix://{}", sock.display());
         if let Some(bin) =
             std::env::var_os("INSITU_BIN").filter(|b| std::path::Path::new(b).exists())
@@ -106,6 +123,7 @@ impl BenchServer {
                 .arg(&sock)
                 .arg("--dir")
                 .arg(&dir)
+                .args(["--appendonly", appendonly])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -128,6 +146,7 @@ impl BenchServer {
                 dir,
             };
         }
+        engine.load_persistence().expect("append-only files");
         let server = insitu::server::EmbeddedServer::start(
             engine.clone(),
             insitu::server::ListenOptions {
@@ -179,13 +198,25 @@ pub fn raw_session(model: &[u8]) -> ort::session::Session {
         .expect("session")
 }
 
-/// A redis-server on a free loopback port (no persistence), stopped on drop: the peer of
-/// the comparisons.
-pub struct RedisServer(std::process::Child, u16);
+/// A redis-server on a free loopback port (no persistence unless asked), stopped on drop:
+/// the peer of the comparisons.
+pub struct RedisServer(std::process::Child, u16, Option<std::path::PathBuf>);
 
 impl RedisServer {
     /// Start one; `None` when redis-server is not on PATH or does not come up.
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(false)
+    }
+
+    /// Start one, with `appendonly yes` and `appendfsync everysec` (in a directory of its
+    /// own) when `aof`.
+    pub fn start_with(aof: bool) -> Option<RedisServer> {
+        let dir = aof.then(|| {
+            let d = std::env::temp_dir().join(format!("insitu-bench-redis-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            let _ = std::fs::create_dir_all(&d);
+            d
+        });
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -198,10 +229,16 @@ impl RedisServer {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                if aof { "yes" } else { "no" },
+                "--appendfsync",
+                "everysec",
                 "--bind",
                 "127.0.0.1",
             ])
+            .args(
+                dir.iter()
+                    .flat_map(|d| [std::ffi::OsStr::new("--dir"), d.as_os_str()]),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -213,7 +250,7 @@ impl RedisServer {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Some(RedisServer(child, port))
+        Some(RedisServer(child, port, dir))
     }
 
     /// Its TCP port.
@@ -231,5 +268,8 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(d) = &self.2 {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }

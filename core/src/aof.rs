@@ -166,7 +166,7 @@ const MANIFEST_HEADER: &str = "insitu-aof 1";
 /// Records are gathered in memory up to this size, then written.
 const BUF_LIMIT: usize = 1 << 20;
 /// Payloads at least this large are written from where they are, not copied first.
-const DIRECT_TAIL: usize = 64 << 10;
+const DIRECT_TAIL: usize = 1 << 20;
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u64).to_le_bytes());

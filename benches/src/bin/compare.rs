@@ -543,6 +543,67 @@ fn with_redis_benchmark(
     }
 }
 
+/// Writes with append-only persistence on both sides (`appendfsync everysec`): insitu
+/// journals every change before its reply, redis-server appends to its AOF buffer and
+/// writes it before replying; each fsyncs once a second.
+fn persistence(out: &mut Out, quick: bool) {
+    let srv = BenchServer::start_with("compare-aof", true);
+    let Some(redis) = RedisServer::start_with(true) else {
+        eprintln!("redis-server with appendonly did not start");
+        return;
+    };
+    let port: u16 = srv
+        .tcp
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let reps = if quick { 1 } else { 3 };
+    let mut cells = Vec::new();
+    for (size, kib) in [("1 KiB", 1usize), ("64 KiB", 64)] {
+        let blob = "a".repeat(kib << 10);
+        let floats = ((kib << 10) / 4).to_string();
+        let tset = [
+            "AI.TENSORSET",
+            "key:__rand_int__",
+            "FLOAT",
+            &floats,
+            "BLOB",
+            &blob,
+        ];
+        let set = ["SET", "key:__rand_int__", &blob];
+        for clients in [1usize, 32] {
+            let count = if quick {
+                400
+            } else if kib == 1 {
+                100_000
+            } else {
+                20_000
+            };
+            let (a, b) = rb_pair(reps, (port, &tset), (redis.port(), &set), clients, count, 1);
+            let w = format!("{size}, appendonly everysec");
+            out.row("persistence", &w, "insitu AI.TENSORSET", clients, a);
+            out.row("persistence", &w, "redis-server SET", clients, b);
+            cells.push((size, clients, a, b));
+        }
+    }
+    for (size, clients, a, b) in cells {
+        if clients == 1 {
+            continue;
+        }
+        let r = a.ops_per_s / b.ops_per_s;
+        out.target(
+            &format!(
+                "tcp {size} writes with append-only persistence, {clients} clients vs redis-server"
+            ),
+            r,
+            ">= 1.0x",
+            r >= 1.0,
+            format!("{:.0} vs {:.0} ops/s", a.ops_per_s, b.ops_per_s),
+        );
+    }
+}
+
 /// 32 batch-1 requesters through the Unix socket, with and without dynamic batching, and
 /// raw ONNX Runtime at batch 32 (rows/s).
 fn batching(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Duration) {
@@ -729,6 +790,7 @@ fn main() {
     match only.as_deref() {
         Some("batching") => return batching(&mut out, &srv, &models, dur),
         Some("inference") => return inference(&mut out, &srv, &models, dur),
+        Some("persistence") => return persistence(&mut out, quick),
         _ => {}
     }
 
@@ -793,6 +855,7 @@ fn main() {
     );
 
     with_redis_benchmark(&mut out, insitu_port, &redis, &models, quick);
+    persistence(&mut out, quick);
     batching(&mut out, &srv, &models, dur);
 
     let tail_dur = Duration::from_millis(if quick { 300 } else { 30_000 });
