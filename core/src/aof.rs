@@ -802,19 +802,21 @@ fn replay(path: &Path, store: &Store, last: bool) -> Result<usize> {
         }
         let len = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
         let crc = u32::from_le_bytes(head[8..].try_into().unwrap_or_default());
-        if len == 0 || at + 12 + len > size {
-            return if at + 12 + len > size {
-                cut(at, "truncated record").map(|_| n)
-            } else {
-                Err(corrupt(at, "empty record"))
-            };
+        // The header was read whole, so `at + 12 <= size`; a length is checked against
+        // what is left before any sum that could overflow.
+        let left = size.saturating_sub(at + 12);
+        if len > left {
+            return cut(at, "truncated record").map(|_| n);
+        }
+        if len == 0 {
+            return Err(corrupt(at, "empty record"));
         }
         let mut body = vec![0u8; len as usize];
         if r.read_exact(&mut body).is_err() {
             return cut(at, "truncated record").map(|_| n);
         }
         if crc32fast::hash(&body) != crc {
-            if at + 12 + len == size {
+            if len == left {
                 return cut(at, "checksum mismatch in the last record").map(|_| n);
             }
             return Err(corrupt(at, "checksum mismatch"));
@@ -886,6 +888,34 @@ mod tests {
         let (_, n) = Journal::open(&dir, &cfg, &again).unwrap();
         assert_eq!(n, 3, "a, b and c, each once");
         assert_eq!(again.snapshot().len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_record_claiming_more_bytes_than_there_are_is_cut_not_allocated() {
+        // Found by the persisted_files fuzz target: a length near u64::MAX overflowed the
+        // bounds check.
+        let dir = std::env::temp_dir().join(format!("insitu-aof-len-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("insitu.aof.manifest"),
+            "insitu-aof 1\nincr insitu.aof.1.incr\n",
+        )
+        .unwrap();
+        let mut incr = INCR_MAGIC.to_vec();
+        incr.extend_from_slice(&[0xff; 8]);
+        incr.extend_from_slice(&[0; 4]);
+        incr.extend_from_slice(b"tail");
+        std::fs::write(dir.join("insitu.aof.1.incr"), &incr).unwrap();
+        let store = Store::new(0);
+        let (_, n) = Journal::open(&dir, &AofConfig::default(), &store).unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(
+            std::fs::read(dir.join("insitu.aof.1.incr")).unwrap(),
+            INCR_MAGIC,
+            "cut back to the last whole record"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
