@@ -198,7 +198,9 @@ cmd_compare() {
     gen_models
     command -v redis-benchmark >/dev/null || need_root_apt redis-server redis-tools
     log "building (release)"
-    cargo build --release -p insitu-server -p insitu-benches --bin compare
+    # Two builds: `--bin compare` would filter the server package's binary out too.
+    cargo build --release -p insitu-server
+    cargo build --release -p insitu-benches --bin compare
     local out
     out="$(target_dir)/compare.json"
     INSITU_BIN="$(target_dir)/release/insitu" "$(target_dir)/release/compare" --out "$out" "$@"
