@@ -225,8 +225,22 @@ fn encode<'v>(out: &mut Vec<u8>, op: &Op<'v>) -> &'v [u8] {
     }
 }
 
+/// Why a record could not be replayed.
+enum ReplayError {
+    /// The bytes do not decode: the file is damaged.
+    Decode(String),
+    /// The store refused the change (it contradicts what came before).
+    Apply(Error),
+}
+
+impl From<String> for ReplayError {
+    fn from(s: String) -> Self {
+        ReplayError::Decode(s)
+    }
+}
+
 /// Decode one record body and apply it to `store`.
-fn apply(store: &Store, body: &[u8]) -> std::result::Result<(), String> {
+fn apply(store: &Store, body: &[u8]) -> std::result::Result<(), ReplayError> {
     let mut r = persist::Reader::new(body);
     let io = |e: std::io::Error| e.to_string();
     let list = |r: &mut persist::Reader<&[u8]>| -> std::result::Result<Vec<Bytes>, String> {
@@ -254,7 +268,9 @@ fn apply(store: &Store, body: &[u8]) -> std::result::Result<(), String> {
             let k = r.bytes().map_err(io)?;
             let pairs = list(&mut r)?;
             if pairs.len() % 2 != 0 {
-                return Err("HSET with an odd number of fields and values".into());
+                return Err(ReplayError::Decode(
+                    "HSET with an odd number of fields and values".into(),
+                ));
             }
             store.hset(&k, &pairs).map(|_| ())
         }
@@ -269,9 +285,9 @@ fn apply(store: &Store, body: &[u8]) -> std::result::Result<(), String> {
             let items = list(&mut r)?;
             store.push(&k, &items, front).map(|_| ())
         }
-        op => return Err(format!("unknown operation {op}")),
+        op => return Err(format!("unknown operation {op}").into()),
     };
-    applied.map_err(|e| e.to_string())
+    applied.map_err(ReplayError::Apply)
 }
 
 /// The manifest: which files hold the data, in order.
@@ -374,6 +390,8 @@ pub struct Journal {
     error: Mutex<Option<String>>,
     rewriting: AtomicBool,
     last_rewrite_ok: AtomicBool,
+    /// No automatic rewrite before this, after one failed (e.g. a full disk).
+    rewrite_backoff: Mutex<Option<std::time::Instant>>,
     /// Records appended since start.
     records: AtomicU64,
     /// Records wait in the buffer (lets replies skip the lock when none do).
@@ -476,6 +494,7 @@ impl Journal {
             error: Mutex::new(None),
             rewriting: AtomicBool::new(false),
             last_rewrite_ok: AtomicBool::new(true),
+            rewrite_backoff: Mutex::new(None),
             records: AtomicU64::new(0),
             pending: AtomicBool::new(false),
         });
@@ -635,6 +654,13 @@ impl Journal {
                 tracing::error!("cannot fsync the append-only file: {e}");
             }
         }
+        if self
+            .rewrite_backoff
+            .lock()
+            .is_some_and(|t| std::time::Instant::now() < t)
+        {
+            return false;
+        }
         let (size, base) = self.sizes();
         cfg.rewrite_percentage > 0
             && size >= cfg.rewrite_min_size as u64
@@ -687,7 +713,9 @@ impl Journal {
         self.last_rewrite_ok.store(r.is_ok(), Ordering::Relaxed);
         self.rewriting.store(false, Ordering::Release);
         if let Err(e) = &r {
-            tracing::error!("append-only file rewrite failed: {e}");
+            tracing::error!("append-only file rewrite failed: {e}; next automatic try in 60 s");
+            *self.rewrite_backoff.lock() =
+                Some(std::time::Instant::now() + std::time::Duration::from_secs(60));
         }
         r
     }
@@ -748,6 +776,17 @@ impl Journal {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Journal {
+    /// The last records reach the file (and the disk) when the store goes away without
+    /// a server shutdown (an engine in a process that ends).
+    fn drop(&mut self) {
+        let mut g = self.inner.lock();
+        if self.write_out(&mut g, &[]) && g.unsynced {
+            let _ = g.file.sync_data();
+        }
     }
 }
 
@@ -821,7 +860,20 @@ fn replay(path: &Path, store: &Store, last: bool) -> Result<usize> {
             }
             return Err(corrupt(at, "checksum mismatch"));
         }
-        apply(store, &body).map_err(|e| corrupt(at, &e))?;
+        match apply(store, &body) {
+            Ok(()) => {}
+            Err(ReplayError::Decode(e)) => return Err(corrupt(at, &e)),
+            Err(ReplayError::Apply(e)) => {
+                return Err(Error::err(
+                    ErrorCode::Io,
+                    format!(
+                        "cannot replay append-only file {} at byte {at}: {}",
+                        path.display(),
+                        e.message()
+                    ),
+                ))
+            }
+        }
         n += 1;
         at += 12 + len;
     }
@@ -888,6 +940,49 @@ mod tests {
         let (_, n) = Journal::open(&dir, &cfg, &again).unwrap();
         assert_eq!(n, 3, "a, b and c, each once");
         assert_eq!(again.snapshot().len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn record(op: Op<'_>) -> Vec<u8> {
+        let mut body = Vec::new();
+        let tail = encode(&mut body, &op);
+        body.extend_from_slice(tail);
+        let mut out = (body.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn a_record_the_store_refuses_stops_the_start_and_says_so() {
+        let dir = std::env::temp_dir().join(format!("insitu-aof-apply-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("insitu.aof.manifest"),
+            "insitu-aof 1\nincr insitu.aof.1.incr\n",
+        )
+        .unwrap();
+        let mut incr = INCR_MAGIC.to_vec();
+        let first = record(Op::Set(b"k", &Value::String("v".into())));
+        incr.extend_from_slice(&first);
+        incr.extend_from_slice(&record(Op::HSet(
+            b"k",
+            &[Bytes::from_static(b"f"), Bytes::new()],
+        )));
+        incr.extend_from_slice(&record(Op::Del(b"k")));
+        std::fs::write(dir.join("insitu.aof.1.incr"), &incr).unwrap();
+        let e = Journal::open(&dir, &AofConfig::default(), &Store::new(0))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.text(),
+            format!(
+                "ERR cannot replay append-only file {} at byte {}: WRONGTYPE Operation against a key holding the wrong kind of value",
+                dir.join("insitu.aof.1.incr").display(),
+                8 + first.len()
+            )
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -296,13 +296,33 @@ impl Engine {
         }
         let entries = persist::load(&path)?;
         let n = entries.len();
-        for (k, v) in entries {
-            self.store.set(k, v)?;
-        }
+        self.loading(|| {
+            for (k, v) in entries {
+                self.store.set(k, v)?;
+            }
+            Ok(())
+        })?;
         self.warm_models();
         self.changes_at_last_save
             .store(self.store.write_count(), Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// Run `f` (a load from disk) with the memory limit lifted: what was stored comes
+    /// back even when `maxmemory` is now lower (writes then fail with `OOM` until memory
+    /// is freed, as Redis does).
+    fn loading<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let limit = self.config.read().maxmemory;
+        self.store.set_memory_limit(0);
+        let r = f();
+        self.store.set_memory_limit(limit);
+        let used = self.store.used_memory();
+        if limit != 0 && used > limit {
+            tracing::warn!(
+                "loaded {used} bytes, above maxmemory {limit}: writes fail with OOM until memory is freed"
+            );
+        }
+        r
     }
 
     /// Load models' sessions now, so the first request does not pay for it and a model
@@ -345,7 +365,7 @@ impl Engine {
         if !dir.join(format!("{}.manifest", aof.filename)).exists() {
             loaded = self.load_snapshot()?;
         }
-        let (journal, replayed) = Journal::open(&dir, &aof, &self.store)?;
+        let (journal, replayed) = self.loading(|| Journal::open(&dir, &aof, &self.store))?;
         self.store.set_journal(journal);
         self.warm_models();
         self.changes_at_last_save

@@ -346,3 +346,30 @@ fn a_snapshot_becomes_the_first_base_and_names_stay_inside_dir() {
     std::fs::remove_dir_all(dir).expect("cleanup");
     std::fs::remove_dir_all(config.dir).expect("cleanup");
 }
+
+#[test]
+fn everything_comes_back_even_under_a_lowered_maxmemory() {
+    let srv = TestServer::start_with(aof_config(FsyncPolicy::EverySec));
+    let mut c = Client::connect(&srv.tcp()).expect("connect");
+    let t = Tensor::from_vec(vec![64 << 10], vec![3u8; 64 << 10]).expect("t");
+    c.put_tensor("t", &t).expect("put");
+    c.command(&["SAVE"]).expect("save");
+    drop(c);
+    let before = contents(&srv.engine);
+    let dir = srv.stop();
+    // Restart with a limit below what is stored: for the journal and for the snapshot.
+    for aof in [true, false] {
+        let mut config = aof_config(FsyncPolicy::EverySec);
+        config.aof.enabled = aof;
+        config.maxmemory = 1024;
+        let srv = TestServer::start_in(config, dir.clone());
+        assert_eq!(contents(&srv.engine), before, "appendonly {aof}");
+        assert_eq!(
+            srv.raw().cmd(&[b"SET", b"more", b"x"]),
+            err("OOM command not allowed when used memory > 'maxmemory'.")
+        );
+        assert_eq!(contents(&srv.engine), before);
+        srv.stop();
+    }
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}
