@@ -254,6 +254,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             },
         };
         let aof = config.aof.clone();
+        for (flag, name) in [
+            ("--appenddirname", &aof.dirname),
+            ("--appendfilename", &aof.filename),
+        ] {
+            insitu::aof::check_plain_name(flag, name).map_err(|e| e.message().to_string())?;
+        }
         let engine = Arc::new(Engine::new(config));
         let loaded = engine
             .load_persistence()

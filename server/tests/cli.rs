@@ -201,3 +201,41 @@ fn without_onnx_runtime_data_commands_work_and_model_commands_say_why() {
     );
     assert_eq!(terminate(Proc { child, port }), 0);
 }
+
+#[test]
+fn persistence_flags_are_checked_before_anything_starts() {
+    let dir = temp_dir("aofflags");
+    for (flags, want) in [
+        (
+            &["--appendonly", "maybe"][..],
+            "insitu: --appendonly: expected yes or no, not 'maybe'",
+        ),
+        (
+            &["--appendonly", "yes", "--appendfsync", "sometimes"][..],
+            "insitu: --appendfsync: expected always, everysec or no, not 'sometimes'",
+        ),
+        (
+            &["--appendonly", "yes", "--appenddirname", "../elsewhere"][..],
+            "insitu: --appenddirname must be a plain file name, not '../elsewhere'",
+        ),
+        (
+            &["--appendonly", "yes", "--appendfilename", "/etc/x"][..],
+            "insitu: --appendfilename must be a plain file name, not '/etc/x'",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_insitu"))
+            .args(["serve", "--port", "0", "--unixsocket", "none", "--dir"])
+            .arg(&dir)
+            .args(flags)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().last(), Some(want), "{err}");
+    }
+    assert!(
+        !dir.join("elsewhere").exists()
+            && !dir.parent().expect("parent").join("elsewhere").exists()
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
