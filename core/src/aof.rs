@@ -943,6 +943,22 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A journal directory whose one incremental file holds `records` after the magic.
+    fn journal_dir(tag: &str, records: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("insitu-aof-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("insitu.aof.manifest"),
+            "insitu-aof 1\nincr insitu.aof.1.incr\n",
+        )
+        .unwrap();
+        let mut incr = INCR_MAGIC.to_vec();
+        incr.extend_from_slice(records);
+        std::fs::write(dir.join("insitu.aof.1.incr"), &incr).unwrap();
+        dir
+    }
+
     fn record(op: Op<'_>) -> Vec<u8> {
         let mut body = Vec::new();
         let tail = encode(&mut body, &op);
@@ -955,23 +971,14 @@ mod tests {
 
     #[test]
     fn a_record_the_store_refuses_stops_the_start_and_says_so() {
-        let dir = std::env::temp_dir().join(format!("insitu-aof-apply-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("insitu.aof.manifest"),
-            "insitu-aof 1\nincr insitu.aof.1.incr\n",
-        )
-        .unwrap();
-        let mut incr = INCR_MAGIC.to_vec();
         let first = record(Op::Set(b"k", &Value::String("v".into())));
-        incr.extend_from_slice(&first);
-        incr.extend_from_slice(&record(Op::HSet(
+        let mut records = first.clone();
+        records.extend_from_slice(&record(Op::HSet(
             b"k",
             &[Bytes::from_static(b"f"), Bytes::new()],
         )));
-        incr.extend_from_slice(&record(Op::Del(b"k")));
-        std::fs::write(dir.join("insitu.aof.1.incr"), &incr).unwrap();
+        records.extend_from_slice(&record(Op::Del(b"k")));
+        let dir = journal_dir("apply", &records);
         let e = Journal::open(&dir, &AofConfig::default(), &Store::new(0))
             .err()
             .unwrap();
@@ -990,19 +997,10 @@ mod tests {
     fn a_record_claiming_more_bytes_than_there_are_is_cut_not_allocated() {
         // Found by the persisted_files fuzz target: a length near u64::MAX overflowed the
         // bounds check.
-        let dir = std::env::temp_dir().join(format!("insitu-aof-len-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("insitu.aof.manifest"),
-            "insitu-aof 1\nincr insitu.aof.1.incr\n",
-        )
-        .unwrap();
-        let mut incr = INCR_MAGIC.to_vec();
-        incr.extend_from_slice(&[0xff; 8]);
-        incr.extend_from_slice(&[0; 4]);
-        incr.extend_from_slice(b"tail");
-        std::fs::write(dir.join("insitu.aof.1.incr"), &incr).unwrap();
+        let mut records = vec![0xff; 8];
+        records.extend_from_slice(&[0; 4]);
+        records.extend_from_slice(b"tail");
+        let dir = journal_dir("len", &records);
         let store = Store::new(0);
         let (_, n) = Journal::open(&dir, &AofConfig::default(), &store).unwrap();
         assert_eq!(n, 0);
