@@ -722,6 +722,14 @@ impl Journal {
 
     fn rewrite_claimed(&self, store: &Store) -> Result<()> {
         let mpath = Journal::manifest_path(&self.dir, &self.name);
+        // 0. Most of the current file reaches the disk first, outside the freeze, so the
+        //    fsync under it (which orders the old file before the new one) is short.
+        let file = {
+            let mut g = self.inner.lock();
+            self.write_out(&mut g, &[]);
+            g.file.clone()
+        };
+        let _ = file.sync_data();
         // 1. With every shard locked (no change in flight): close the current
         //    incremental file and start the next one.
         let (entries, seq, new_incr) = store.freeze(|entries| -> Result<_> {
