@@ -20,6 +20,7 @@ fn policy(cmd_timeout_secs: u64) -> RetryPolicy {
         conn_interval: Duration::from_millis(20),
         cmd_timeout: Duration::from_secs(cmd_timeout_secs),
         cmd_interval: Duration::from_millis(20),
+        socket_timeout: Duration::ZERO,
     }
 }
 
@@ -250,6 +251,7 @@ fn the_policy_comes_from_insitu_or_smartredis_variables() {
         ("SR_CMD_TIMEOUT", "30"),
         ("INSITU_CMD_TIMEOUT", "2"),
         ("INSITU_CMD_INTERVAL", "5"),
+        ("SR_SOCKET_TIMEOUT", "9"),
     ]))
     .expect("policy");
     assert_eq!(
@@ -259,6 +261,7 @@ fn the_policy_comes_from_insitu_or_smartredis_variables() {
             conn_interval: Duration::from_millis(15),
             cmd_timeout: Duration::from_secs(2),
             cmd_interval: Duration::from_millis(5),
+            socket_timeout: Duration::from_secs(9),
         }
     );
     let e = RetryPolicy::from_vars(vars(&[("SR_CMD_TIMEOUT", "1.5")])).unwrap_err();

@@ -111,6 +111,12 @@ pub struct RetryPolicy {
     /// Between command attempts (`INSITU_CMD_INTERVAL` / `SR_CMD_INTERVAL`,
     /// milliseconds; default 100).
     pub cmd_interval: Duration,
+    /// How long one attempt waits for its reply before the connection counts as broken
+    /// (`INSITU_SOCKET_TIMEOUT` / `SR_SOCKET_TIMEOUT`, seconds; default 0: no limit). A
+    /// server that hangs without closing then costs a retry, not a hung simulation.
+    /// `INSITU.WAIT` gets its own timeout on top; model runs (`AI.MODELEXECUTE`,
+    /// `AI.DAGEXECUTE`) are not limited: they take as long as the model takes.
+    pub socket_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -120,6 +126,7 @@ impl Default for RetryPolicy {
             conn_interval: Duration::from_millis(100),
             cmd_timeout: Duration::from_secs(100),
             cmd_interval: Duration::from_millis(100),
+            socket_timeout: Duration::ZERO,
         }
     }
 }
@@ -132,6 +139,7 @@ impl RetryPolicy {
             conn_interval: Duration::ZERO,
             cmd_timeout: Duration::ZERO,
             cmd_interval: Duration::ZERO,
+            socket_timeout: Duration::ZERO,
         }
     }
 
@@ -173,6 +181,7 @@ impl RetryPolicy {
             conn_interval: get("CONN_INTERVAL", true, d.conn_interval)?,
             cmd_timeout: get("CMD_TIMEOUT", false, d.cmd_timeout)?,
             cmd_interval: get("CMD_INTERVAL", true, d.cmd_interval)?,
+            socket_timeout: get("SOCKET_TIMEOUT", false, d.socket_timeout)?,
         })
     }
 }
@@ -197,6 +206,35 @@ fn retry_safe(cmds: &[Cmd]) -> bool {
             _ => true,
         }
     })
+}
+
+/// How long `cmds` may wait for their replies given a per-attempt `limit` (`None`: no
+/// limit): a wait's own timeout is added, model runs are not limited.
+fn reply_limit(cmds: &[Cmd], limit: Duration) -> Option<Duration> {
+    if limit.is_zero() {
+        return None;
+    }
+    let mut extra = Duration::ZERO;
+    for c in cmds {
+        let name =
+            c.0.first()
+                .map(|n| n.to_ascii_uppercase())
+                .unwrap_or_default();
+        match name.as_slice() {
+            b"AI.MODELEXECUTE" | b"AI.MODELRUN" | b"AI.DAGEXECUTE" | b"AI.DAGEXECUTE_RO"
+            | b"AI.DAGRUN" | b"AI.DAGRUN_RO" | b"AI.SCRIPTEXECUTE" => return None,
+            b"INSITU.WAIT" => {
+                let ms =
+                    c.0.get(1)
+                        .and_then(|a| std::str::from_utf8(a).ok())
+                        .and_then(|a| a.parse::<u64>().ok())
+                        .unwrap_or(0);
+                extra += Duration::from_millis(ms);
+            }
+            _ => {}
+        }
+    }
+    Some(limit + extra)
 }
 
 fn names(cmds: &[Cmd]) -> String {
@@ -232,6 +270,11 @@ pub(crate) struct Remote {
     policy: RetryPolicy,
     /// The password of the last successful `AUTH`, sent again on a new connection.
     password: Option<Bytes>,
+    /// An exchange failed midway: the stream may hold a late reply or half a request,
+    /// so it is replaced before it is used again.
+    broken: bool,
+    /// The read timeout set on the stream now.
+    read_limit: Option<Duration>,
     stream: Stream,
     rbuf: BytesMut,
     out: Output,
@@ -298,6 +341,8 @@ impl Remote {
             addr: addr.clone(),
             policy,
             password: None,
+            broken: false,
+            read_limit: None,
             stream,
             rbuf: BytesMut::with_capacity(64 * 1024),
             out: Output::default(),
@@ -310,6 +355,8 @@ impl Remote {
     /// the same shared-memory arena (a tensor written into it is still there).
     fn reconnect(&mut self) -> Result<()> {
         self.stream = Remote::open(&self.addr)?;
+        self.broken = false;
+        self.read_limit = None;
         self.rbuf.clear();
         self.out = Output::default();
         if let Some(p) = self.password.clone() {
@@ -326,10 +373,29 @@ impl Remote {
         Ok(())
     }
 
-    /// Write `cmds` and read their replies.
+    /// Write `cmds` and read their replies, each attempt within the policy's
+    /// `socket_timeout`. A connection left broken by an earlier failure is replaced
+    /// first (one attempt).
     fn exchange(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
-        self.write(cmds, &[])?;
-        (0..cmds.len()).map(|_| self.read()).collect()
+        if self.broken {
+            self.reconnect()?;
+        }
+        let limit = reply_limit(cmds, self.policy.socket_timeout);
+        if limit != self.read_limit {
+            let r = match &self.stream {
+                Stream::Tcp(s) => s.set_read_timeout(limit),
+                Stream::Unix(s) => s.set_read_timeout(limit),
+            };
+            r.map_err(|e| io_err("set the reply timeout", e))?;
+            self.read_limit = limit;
+        }
+        let r = self
+            .write(cmds, &[])
+            .and_then(|()| (0..cmds.len()).map(|_| self.read()).collect());
+        if matches!(&r, Err(e) if e.code() == ErrorCode::Io) {
+            self.broken = true;
+        }
+        r
     }
 
     /// [`Remote::exchange`], riding out a broken connection as the policy says.
@@ -443,6 +509,22 @@ impl Remote {
             let r = self.stream.io().read(&mut self.rbuf[len..]);
             let n = match r {
                 Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.rbuf.truncate(len);
+                    return Err(Error::err(
+                        ErrorCode::Io,
+                        format!(
+                            "no reply from {} within {} s (INSITU_SOCKET_TIMEOUT)",
+                            self.addr,
+                            self.read_limit.unwrap_or_default().as_secs()
+                        ),
+                    ));
+                }
                 Err(e) => {
                     self.rbuf.truncate(len);
                     return Err(io_err("read", e));
