@@ -31,7 +31,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -392,8 +392,6 @@ pub struct Journal {
     last_rewrite_ok: AtomicBool,
     /// No automatic rewrite before this, after one failed (e.g. a full disk).
     rewrite_backoff: Mutex<Option<std::time::Instant>>,
-    /// Records appended since start.
-    records: AtomicU64,
     /// Records wait in the buffer (lets replies skip the lock when none do).
     pending: AtomicBool,
 }
@@ -495,7 +493,6 @@ impl Journal {
             rewriting: AtomicBool::new(false),
             last_rewrite_ok: AtomicBool::new(true),
             rewrite_backoff: Mutex::new(None),
-            records: AtomicU64::new(0),
             pending: AtomicBool::new(false),
         });
         if fresh && !store.is_empty() {
@@ -539,7 +536,6 @@ impl Journal {
         let len = (g.buf.len() - start - 12 + tail.len()) as u64;
         g.buf[start..start + 8].copy_from_slice(&len.to_le_bytes());
         g.buf[start + 8..start + 12].copy_from_slice(&crc.finalize().to_le_bytes());
-        self.records.fetch_add(1, Ordering::Relaxed);
         if tail.len() >= DIRECT_TAIL && !self.failed.load(Ordering::Relaxed) {
             self.write_out(&mut g, tail);
         } else {

@@ -162,7 +162,8 @@ fn idempotent_commands_ride_out_a_restart_on_both_transports() {
 fn an_exhausted_budget_is_a_clear_error_and_none_fails_at_once() {
     let mut srv = Restartable::start(None);
     let [tcp, _] = srv.addresses();
-    let mut c = connect(&tcp, policy(1));
+    let mut c = connect(&tcp, policy(20));
+    c.set_retry_policy(policy(1)); // changed on a live client
     let mut once = connect(&tcp, RetryPolicy::none());
     c.put_tensor("x", &tensor(2, 0)).expect("put");
     srv.down();
