@@ -83,6 +83,14 @@ impl Cmd {
         self
     }
 
+    /// The command's name in upper case (empty for an empty command).
+    fn upper_name(&self) -> Vec<u8> {
+        self.0
+            .first()
+            .map(|n| n.to_ascii_uppercase())
+            .unwrap_or_default()
+    }
+
     /// Append an argument (by value, for chains).
     pub fn with(mut self, a: impl Arg) -> Cmd {
         self.0.push(a.into_arg());
