@@ -200,10 +200,7 @@ impl RetryPolicy {
 fn retry_safe(cmds: &[Cmd]) -> bool {
     let mut deleted: Vec<&[u8]> = Vec::new();
     cmds.iter().all(|c| {
-        let name =
-            c.0.first()
-                .map(|n| n.to_ascii_uppercase())
-                .unwrap_or_default();
+        let name = c.upper_name();
         match name.as_slice() {
             b"DEL" | b"UNLINK" => {
                 deleted.extend(c.0[1..].iter().map(|k| k.as_ref()));
@@ -224,10 +221,7 @@ fn reply_limit(cmds: &[Cmd], limit: Duration) -> Option<Duration> {
     }
     let mut extra = Duration::ZERO;
     for c in cmds {
-        let name =
-            c.0.first()
-                .map(|n| n.to_ascii_uppercase())
-                .unwrap_or_default();
+        let name = c.upper_name();
         match name.as_slice() {
             b"AI.MODELEXECUTE" | b"AI.MODELRUN" | b"AI.DAGEXECUTE" | b"AI.DAGEXECUTE_RO"
             | b"AI.DAGRUN" | b"AI.DAGRUN_RO" | b"AI.SCRIPTEXECUTE" => return None,
