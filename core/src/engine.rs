@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::aof::{AofConfig, Journal};
+use crate::clients::{ClientInfo, Clients};
 use crate::cmd::Reply;
 use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
@@ -44,6 +45,10 @@ pub struct EngineConfig {
     /// cluster mode (SmartRedis' default when `SR_DB_TYPE` is unset). The address is what
     /// `CLUSTER SLOTS` announces.
     pub cluster: Option<(String, u16)>,
+    /// Redis parameters set with `CONFIG SET` that are stored and reported but have no
+    /// effect here (`lua-time-limit`, `maxmemory-policy`...); absent ones read as Redis'
+    /// defaults.
+    pub redis_params: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +64,7 @@ impl Default for EngineConfig {
             port: 0,
             models: ModelConfig::default(),
             cluster: None,
+            redis_params: Default::default(),
         }
     }
 }
@@ -102,6 +108,8 @@ pub struct Engine {
     txn: RwLock<()>,
     /// This node's cluster id: 40 hex digits, random per start.
     node_id: String,
+    /// The connected clients (`CLIENT LIST`, `CLIENT KILL`).
+    pub clients: Clients,
 }
 
 /// Seconds since the Unix epoch.
@@ -113,12 +121,11 @@ pub fn unix_time() -> i64 {
 }
 
 /// Per-connection state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Session {
-    /// Client id (`CLIENT ID`).
-    pub id: u64,
-    /// Name set by `CLIENT SETNAME`.
-    pub name: Option<Bytes>,
+    /// The client: id, name, protocol... (`CLIENT`, `HELLO`); listed by `CLIENT LIST`
+    /// while its connection is open.
+    pub client: Arc<ClientInfo>,
     /// Whether `AUTH` succeeded (or no password is set).
     pub authenticated: bool,
     /// Set by `QUIT`: close after the reply.
@@ -165,6 +172,7 @@ impl Engine {
                     .collect::<String>()[..40]
                     .to_string()
             },
+            clients: Clients::default(),
         }
     }
 
@@ -210,8 +218,12 @@ impl Engine {
     /// A new session for a connection.
     pub fn new_session(&self) -> Session {
         Session {
-            id: self.stats.next_client_id.fetch_add(1, Ordering::Relaxed) + 1,
-            name: None,
+            client: Arc::new(ClientInfo::new(
+                self.stats.next_client_id.fetch_add(1, Ordering::Relaxed) + 1,
+                String::new(),
+                String::new(),
+                false,
+            )),
             authenticated: self.config.read().requirepass.is_none(),
             quit: false,
             inline_inference: false,

@@ -18,6 +18,7 @@
 
 pub mod aof;
 pub mod client;
+pub mod clients;
 pub mod cmd;
 pub mod config;
 pub mod dataset;

@@ -635,18 +635,69 @@ fn multi_exec_discard_behave_like_redis() {
     assert_eq!(r.cmd(&[b"SET", b"b", b"2"]), Frame::simple("QUEUED"));
     assert_eq!(r.cmd(&[b"DISCARD"]), ok());
     assert_eq!(r.cmd(&[b"EXISTS", b"b"]), Frame::Integer(0));
-    // RedisAI commands cannot be part of a transaction; EXEC then aborts.
+    // As in RedisAI: its tensor commands run inside a transaction; the ones that would
+    // block (model runs, DAGs) are queued and answer RedisAI's error at EXEC.
     assert_eq!(r.cmd(&[b"MULTI"]), ok());
     assert_eq!(r.cmd(&[b"SET", b"c", b"3"]), Frame::simple("QUEUED"));
     assert_eq!(
-        r.cmd(&[b"AI.TENSORSET", b"t", b"FLOAT", b"1"]),
-        err("ERR Cannot run RedisAI command within a transaction or a LUA script")
+        r.cmd(&[b"AI.TENSORSET", b"t", b"FLOAT", b"1", b"VALUES", b"2"]),
+        Frame::simple("QUEUED")
+    );
+    assert_eq!(
+        r.cmd(&[
+            b"AI.MODELEXECUTE",
+            b"no_model{1}",
+            b"INPUTS",
+            b"1",
+            b"no_input{1}",
+            b"OUTPUTS",
+            b"1",
+            b"no_output{1}"
+        ]),
+        Frame::simple("QUEUED")
+    );
+    assert_eq!(
+        r.cmd(&[
+            b"AI.DAGEXECUTE",
+            b"ROUTING",
+            b"x",
+            b"|>",
+            b"AI.TENSORGET",
+            b"t"
+        ]),
+        Frame::simple("QUEUED")
+    );
+    assert_eq!(
+        r.cmd(&[b"AI.TENSORGET", b"t", b"VALUES"]),
+        Frame::simple("QUEUED")
+    );
+    let blocked = err("ERR Cannot run RedisAI command within a transaction or a LUA script");
+    assert_eq!(
+        r.cmd(&[b"EXEC"]),
+        Frame::Array(vec![
+            ok(),
+            ok(),
+            blocked.clone(),
+            blocked,
+            Frame::Array(vec![bulk(b"2")]),
+        ])
+    );
+    // An unknown command or a wrong argument count is refused at once; EXEC aborts.
+    assert_eq!(r.cmd(&[b"MULTI"]), ok());
+    assert_eq!(r.cmd(&[b"SET", b"d", b"4"]), Frame::simple("QUEUED"));
+    assert_eq!(
+        r.cmd(&[b"NOSUCH", b"x"]),
+        err("ERR unknown command 'NOSUCH', with args beginning with: 'x' ")
+    );
+    assert_eq!(
+        r.cmd(&[b"GET"]),
+        err("ERR wrong number of arguments for 'GET' command")
     );
     assert_eq!(
         r.cmd(&[b"EXEC"]),
         err("EXECABORT Transaction discarded because of previous errors.")
     );
-    assert_eq!(r.cmd(&[b"EXISTS", b"c", b"t"]), Frame::Integer(0));
+    assert_eq!(r.cmd(&[b"EXISTS", b"d"]), Frame::Integer(0));
     still_serving(&mut r);
 }
 

@@ -408,11 +408,28 @@ pub fn copy_into(py: Python<'_>, t: &Tensor, out: &Bound<'_, PyAny>, name: &str)
     Ok(())
 }
 
-/// A Python object for a RESP reply (`command`): bytes, int, None, list; errors raise.
+/// A Python object for a RESP reply (`command`): bytes, int, float, bool, None, list,
+/// set, dict; errors raise.
 pub fn frame_to_py<'py>(py: Python<'py>, f: insitu::resp::Frame) -> PyResult<Bound<'py, PyAny>> {
     use insitu::resp::Frame;
     Ok(match f {
-        Frame::Simple(b) | Frame::Bulk(b) => PyBytes::new(py, &b).into_any(),
+        Frame::Simple(b) | Frame::Bulk(b) | Frame::Verbatim(b) => PyBytes::new(py, &b).into_any(),
+        Frame::Double(d) => d.into_bound_py_any(py)?,
+        Frame::Boolean(b) => b.into_bound_py_any(py)?,
+        Frame::Set(items) => {
+            let set = pyo3::types::PySet::empty(py)?;
+            for it in items {
+                set.add(frame_to_py(py, it)?)?;
+            }
+            set.into_any()
+        }
+        Frame::Map(pairs) => {
+            let dict = pyo3::types::PyDict::new(py);
+            for (k, v) in pairs {
+                dict.set_item(frame_to_py(py, k)?, frame_to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
         Frame::Integer(i) => i.into_bound_py_any(py)?,
         Frame::Null | Frame::NullArray => py.None().into_bound(py),
         Frame::Error(e) => return Err(crate::to_py(insitu::Error::from_server_text(e))),

@@ -252,6 +252,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 external_data_dir: a.model_external_data_dir,
                 ..ModelConfig::default()
             },
+            ..EngineConfig::default()
         };
         let aof = config.aof.clone();
         for (flag, name) in [

@@ -564,10 +564,11 @@ impl Inproc {
     }
 
     fn call(&mut self, cmd: Cmd) -> Frame {
-        match self.engine.execute(&mut self.session, cmd.0) {
+        let f = match self.engine.execute(&mut self.session, cmd.0) {
             Reply::Ready(f) => f,
             Reply::Pending(fut) => self.rt.block_on(fut),
-        }
+        };
+        f.for_protocol(self.session.client.protocol())
     }
 }
 

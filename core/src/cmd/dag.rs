@@ -74,6 +74,39 @@ fn parse_op(engine: &Engine, op: &[Bytes]) -> Result<Op> {
     }
 }
 
+/// Key positions of a DAG: the `LOAD` and `PERSIST` keys, the `ROUTING` tag and the
+/// models its ops run.
+pub(super) fn keys(args: &[Bytes]) -> Vec<usize> {
+    let mut keys = Vec::new();
+    let mut i = 1;
+    while i < args.len() && args[i].as_ref() != b"|>" {
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"LOAD") || a.eq_ignore_ascii_case(b"PERSIST") {
+            let n = args
+                .get(i + 1)
+                .and_then(|n| int_arg(n).ok())
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0);
+            let end = i.saturating_add(2).saturating_add(n).min(args.len());
+            keys.extend(i + 2..end);
+            i = end;
+        } else if a.eq_ignore_ascii_case(b"ROUTING") {
+            keys.extend(i + 1..(i + 2).min(args.len()));
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    for (j, a) in args.iter().enumerate().skip(i) {
+        let run =
+            a.eq_ignore_ascii_case(b"AI.MODELEXECUTE") || a.eq_ignore_ascii_case(b"AI.MODELRUN");
+        if run && args.get(j - 1).is_some_and(|p| p.as_ref() == b"|>") && j + 1 < args.len() {
+            keys.push(j + 1);
+        }
+    }
+    keys
+}
+
 pub(super) fn execute(
     engine: &Arc<Engine>,
     args: &[Bytes],

@@ -162,10 +162,10 @@ pub(super) fn hget(s: &Store, args: &[Bytes]) -> Result<Frame> {
 
 pub(super) fn hgetall(s: &Store, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 2)?;
-    with_hash(s, &args[1], Frame::Array(vec![]), |h| {
-        Frame::Array(
+    with_hash(s, &args[1], Frame::Map(vec![]), |h| {
+        Frame::Map(
             h.iter()
-                .flat_map(|(k, v)| [Frame::Bulk(k.clone()), Frame::Bulk(v.clone())])
+                .map(|(k, v)| (Frame::Bulk(k.clone()), Frame::Bulk(v.clone())))
                 .collect(),
         )
     })

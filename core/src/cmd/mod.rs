@@ -4,9 +4,12 @@
 //! error's exact text. Nothing here panics on input.
 
 mod admin;
+mod config;
+mod connection;
 mod dag;
 mod keys;
 mod model;
+pub mod table;
 mod tensor;
 mod wait;
 
@@ -20,7 +23,7 @@ use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
-pub use admin::parse_size;
+pub use config::parse_size;
 pub use model::{infer_inproc, run_model_inproc};
 pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
 
@@ -49,6 +52,29 @@ impl Reply {
             Reply::Pending(fut) => fut.await,
         }
     }
+
+    /// The reply frame, blocking this thread until it is ready. Only for replies computed
+    /// on other threads (the inference pool), which need nothing from this one.
+    fn wait(self) -> Frame {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let mut fut = match self {
+            Reply::Ready(f) => return f,
+            Reply::Pending(fut) => fut,
+        };
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        loop {
+            if let std::task::Poll::Ready(f) = fut.as_mut().poll(&mut cx) {
+                return f;
+            }
+            std::thread::park();
+        }
+    }
 }
 
 /// Execute `args` (command name first).
@@ -71,7 +97,8 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
         *d = s.to_ascii_uppercase();
     }
     let name = &buf[..raw.len()];
-    if !session.authenticated && !matches!(name, b"AUTH" | b"QUIT") {
+    session.client.touch(name);
+    if !session.authenticated && !matches!(name, b"AUTH" | b"QUIT" | b"HELLO") {
         return Err(Error::new(
             ErrorCode::Auth,
             "NOAUTH Authentication required.",
@@ -84,18 +111,24 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
         _ => {}
     }
     if let Some(queued) = session.multi.as_mut() {
-        // Inside MULTI: queue, as Redis does. Commands that wait or run models cannot be
-        // part of a transaction (RedisAI refused them too).
-        if name.starts_with(b"AI.") || name.starts_with(b"INSITU.") {
-            session.multi_failed = true;
-            return Err(Error::bad_input(
-                "Cannot run RedisAI command within a transaction or a LUA script",
-            ));
-        }
+        // Inside MULTI: queue, as Redis does. RedisAI's commands are queued too; those
+        // that would block (model runs, DAGs, waits) answer RedisAI's error at EXEC.
         if name == b"WATCH" {
             return Err(Error::bad_input("WATCH inside MULTI is not allowed"));
         }
+        // As in Redis, an unknown command or a wrong argument count is refused now and
+        // makes EXEC abort.
+        let checked = match table::lookup(name) {
+            None => Err(unknown_command(args)),
+            Some(spec) if !spec.arity_ok(args.len()) => Err(Error::arity(&args[0])),
+            Some(_) => Ok(()),
+        };
+        if let Err(e) = checked {
+            session.multi_failed = true;
+            return Err(e);
+        }
         queued.push(args.to_vec());
+        session.client.update(|m| m.multi = Some(queued.len()));
         return Ok(Reply::Ready(Frame::simple("QUEUED")));
     }
     if let Some(r) = model::dispatch(engine, session, name, args) {
@@ -117,6 +150,7 @@ fn multi(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     }
     session.multi = Some(Vec::new());
     session.multi_failed = false;
+    session.client.update(|m| m.multi = Some(0));
     Ok(Frame::ok())
 }
 
@@ -125,6 +159,7 @@ fn discard(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     if session.multi.take().is_none() {
         return Err(Error::bad_input("DISCARD without MULTI"));
     }
+    session.client.update(|m| m.multi = None);
     Ok(Frame::ok())
 }
 
@@ -133,6 +168,7 @@ fn exec(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<F
     let Some(queued) = session.multi.take() else {
         return Err(Error::bad_input("EXEC without MULTI"));
     };
+    session.client.update(|m| m.multi = None);
     if std::mem::take(&mut session.multi_failed) {
         return Err(Error::new(
             ErrorCode::BadInput,
@@ -143,10 +179,18 @@ fn exec(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<F
     let mut replies = Vec::with_capacity(queued.len());
     for args in queued {
         let name = args[0].to_ascii_uppercase();
-        replies.push(match dispatch_data(engine, session, &name, &args) {
-            Ok(f) => f,
-            Err(e) => Frame::error(&e),
-        });
+        let reply = if table::lookup(&name).is_some_and(|s| s.no_multi) {
+            Err(Error::bad_input(
+                "Cannot run RedisAI command within a transaction or a LUA script",
+            ))
+        } else if let Some(r) = model::dispatch(engine, session, &name, &args) {
+            // Storing a model builds its session on an inference thread; a transaction
+            // runs as one step, so its EXEC waits for it, as RedisAI's MODELSTORE did.
+            r.map(Reply::wait)
+        } else {
+            dispatch_data(engine, session, &name, &args)
+        };
+        replies.push(reply.unwrap_or_else(|e| Frame::error(&e)));
     }
     Ok(Frame::Array(replies))
 }
@@ -159,17 +203,18 @@ fn dispatch_data(
 ) -> Result<Frame> {
     let s = engine.store();
     match name {
-        b"PING" => admin::ping(args),
-        b"ECHO" => admin::echo(args),
+        b"PING" => connection::ping(args),
+        b"ECHO" => connection::echo(args),
+        b"HELLO" => connection::hello(engine, session, args),
         b"QUIT" => {
             session.quit = true;
             Ok(Frame::ok())
         }
-        b"SELECT" => admin::select(args),
-        b"AUTH" => admin::auth(engine, session, args),
-        b"CLIENT" => admin::client(engine, session, args),
+        b"SELECT" => connection::select(args),
+        b"AUTH" => connection::auth(engine, session, args),
+        b"CLIENT" => connection::client(engine, session, args),
         b"INFO" => admin::info(engine, args),
-        b"CONFIG" => admin::config(engine, args),
+        b"CONFIG" => config::config(engine, args),
         b"SAVE" => admin::save(engine, args),
         b"BGSAVE" => admin::bgsave(engine, args),
         b"BGREWRITEAOF" => admin::bgrewriteaof(engine, args),
@@ -178,7 +223,7 @@ fn dispatch_data(
             Ok(Frame::Integer(engine.last_save_time()))
         }
         b"CLUSTER" => admin::cluster(engine, args),
-        b"COMMAND" => Ok(Frame::Array(vec![])),
+        b"COMMAND" => table::command(args),
         b"DBSIZE" => {
             arity(args, 1, 1)?;
             Ok(Frame::Integer(s.len() as i64))

@@ -357,6 +357,40 @@ pub fn infer_inproc(engine: &Engine, model_key: &[u8], inputs: &[Tensor]) -> Opt
     )
 }
 
+/// Key positions of `AI.MODELEXECUTE key INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]`: the
+/// model, its inputs and its outputs (as far as the arguments go).
+pub(super) fn execute_keys(args: &[Bytes]) -> Vec<usize> {
+    let mut keys: Vec<usize> = (1..args.len().min(2)).collect();
+    let mut i = 2;
+    for word in ["INPUTS", "OUTPUTS"] {
+        let n = match (args.get(i), args.get(i + 1)) {
+            (Some(w), Some(n)) if w.eq_ignore_ascii_case(word.as_bytes()) => {
+                int_arg(n).ok().and_then(|n| usize::try_from(n).ok())
+            }
+            _ => None,
+        };
+        let Some(n) = n else { break };
+        let end = i.saturating_add(2).saturating_add(n).min(args.len());
+        keys.extend(i + 2..end);
+        i = end;
+    }
+    keys
+}
+
+/// Key positions of the deprecated `AI.MODELRUN key INPUTS k.. OUTPUTS k..`.
+pub(super) fn run_keys(args: &[Bytes]) -> Vec<usize> {
+    let mut keys: Vec<usize> = (1..args.len().min(2)).collect();
+    let mut in_list = false;
+    for (i, a) in args.iter().enumerate().skip(2) {
+        if a.eq_ignore_ascii_case(b"INPUTS") || a.eq_ignore_ascii_case(b"OUTPUTS") {
+            in_list = true;
+        } else if in_list {
+            keys.push(i);
+        }
+    }
+    keys
+}
+
 /// Parse `INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]` (from `args[0]`) against a runner.
 pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
     let (inputs, rest) = key_list(args, "INPUTS", runner.inputs().len())?;

@@ -11,7 +11,7 @@ use crate::engine::{Engine, Session};
 use crate::error::{Error, Result};
 use crate::resp::Frame;
 use crate::store::{Store, Value};
-use crate::tensor::{checked_len, format_g17, DType, Tensor};
+use crate::tensor::{checked_len, DType, Tensor};
 
 fn invalid_value() -> Error {
     Error::bad_input("invalid value")
@@ -294,7 +294,7 @@ fn values(t: &Tensor) -> Vec<Frame> {
             })
             .collect()
     }
-    let float = |v: f64| Frame::Bulk(Bytes::from(format_g17(v)));
+    let float = Frame::Double;
     let d = t.data();
     match t.dtype() {
         DType::Float32 => each::<4>(d, |b| float(f32::from_le_bytes(b) as f64)),
@@ -433,12 +433,17 @@ mod tests {
                 Frame::bulk_static("shape"),
                 Frame::Array(vec![Frame::Integer(2)]),
                 Frame::bulk_static("values"),
-                Frame::Array(vec![
-                    Frame::bulk_static("0.10000000149011612"),
-                    Frame::bulk_static("-3")
-                ]),
+                Frame::Array(vec![Frame::Double(0.1f32 as f64), Frame::Double(-3.0)]),
             ])
         );
+        // RESP2: bulk strings in %.17g, as RedisAI wrote them; RESP3: doubles.
+        let values = &f.to_bytes()[57..];
+        assert_eq!(
+            values,
+            &b"*2\r\n$19\r\n0.10000000149011612\r\n$2\r\n-3\r\n"[..]
+        );
+        let values = &f.to_bytes_as(crate::resp::Protocol::Resp3)[57..];
+        assert_eq!(values, &b"*2\r\n,0.10000000149011612\r\n,-3\r\n"[..]);
         let (_, z) = parse_tensorset(
             &args(&["AI.TENSORSET", "k", "INT16", "2", "3"]),
             &Limits::default(),

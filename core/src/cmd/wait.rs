@@ -43,6 +43,11 @@ impl Cond {
     }
 }
 
+/// Key positions: the one key waited on.
+pub(super) fn keys(args: &[Bytes]) -> Vec<usize> {
+    (3..args.len().min(4)).collect()
+}
+
 pub(super) fn wait(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
     arity(args, 4, 6)?;
     let ms = u64::try_from(int_arg(&args[1])?)

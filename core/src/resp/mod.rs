@@ -1,5 +1,10 @@
-//! RESP2, the Redis wire protocol: frames, their encoding, and parsers for requests and
-//! replies.
+//! RESP, the Redis wire protocol (RESP2 and RESP3): frames, their encoding, and parsers
+//! for requests and replies.
+//!
+//! A reply is built once as a [`Frame`] and encoded in the protocol the connection chose
+//! with `HELLO`: the RESP3-only kinds (maps, sets, doubles, booleans, verbatim strings)
+//! fall back to their RESP2 forms exactly as Redis 7 writes them, so a client that never
+//! sends `HELLO 3` sees RESP2 bytes only.
 //!
 //! Requests are parsed incrementally by [`RequestParser`]: each argument is taken out of
 //! the read buffer once, large arguments without a copy, and a request over a limit is
@@ -20,7 +25,27 @@ use crate::error::Error;
 /// small key must not pin a large read buffer in memory.
 pub const ZERO_COPY_MIN: usize = 16 * 1024;
 
-/// A RESP2 frame.
+/// The protocol a connection speaks (`HELLO 2` / `HELLO 3`); RESP2 until it says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, what every client speaks before `HELLO 3`.
+    #[default]
+    Resp2,
+    /// RESP3 (Redis 6+).
+    Resp3,
+}
+
+impl Protocol {
+    /// The version number (`2` or `3`), as `HELLO` reports it.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// A RESP frame. The RESP3 kinds encode as their RESP2 equivalents on a RESP2 connection.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// `+text`
@@ -37,6 +62,16 @@ pub enum Frame {
     NullArray,
     /// `*n ...`
     Array(Vec<Frame>),
+    /// `%n k v ...` (RESP3); a flat array of key, value, key, value... in RESP2.
+    Map(Vec<(Frame, Frame)>),
+    /// `~n ...` (RESP3); an array in RESP2.
+    Set(Vec<Frame>),
+    /// `,1.5` (RESP3); a bulk string (`%.17g`, as Redis 7.0 and RedisAI wrote it) in RESP2.
+    Double(f64),
+    /// `#t` / `#f` (RESP3); the integer 1 / 0 in RESP2.
+    Boolean(bool),
+    /// `=len txt:...` (RESP3, a verbatim text string); a bulk string in RESP2.
+    Verbatim(Bytes),
 }
 
 impl Frame {
@@ -65,8 +100,14 @@ impl Frame {
         Frame::Error(e.text().to_string())
     }
 
-    /// Encode into `out`.
+    /// Encode into `out` as RESP2.
     pub fn encode(&self, out: &mut Output) {
+        self.encode_as(out, Protocol::Resp2);
+    }
+
+    /// Encode into `out` in `proto`.
+    pub fn encode_as(&self, out: &mut Output, proto: Protocol) {
+        let resp3 = proto == Protocol::Resp3;
         match self {
             Frame::Simple(s) => {
                 out.buf.put_u8(b'+');
@@ -90,23 +131,118 @@ impl Frame {
                 }
                 out.buf.extend_from_slice(b"\r\n");
             }
+            Frame::Null | Frame::NullArray if resp3 => out.buf.extend_from_slice(b"_\r\n"),
             Frame::Null => out.buf.extend_from_slice(b"$-1\r\n"),
             Frame::NullArray => out.buf.extend_from_slice(b"*-1\r\n"),
             Frame::Array(items) => {
                 out.buf.put_u8(b'*');
                 put_int(&mut out.buf, items.len() as i64);
                 for i in items {
-                    i.encode(out);
+                    i.encode_as(out, proto);
+                }
+            }
+            Frame::Set(items) => {
+                out.buf.put_u8(if resp3 { b'~' } else { b'*' });
+                put_int(&mut out.buf, items.len() as i64);
+                for i in items {
+                    i.encode_as(out, proto);
+                }
+            }
+            Frame::Map(pairs) => {
+                if resp3 {
+                    out.buf.put_u8(b'%');
+                    put_int(&mut out.buf, pairs.len() as i64);
+                } else {
+                    out.buf.put_u8(b'*');
+                    put_int(&mut out.buf, 2 * pairs.len() as i64);
+                }
+                for (k, v) in pairs {
+                    k.encode_as(out, proto);
+                    v.encode_as(out, proto);
+                }
+            }
+            Frame::Double(d) => {
+                let text = crate::tensor::format_g17(*d);
+                if resp3 {
+                    out.buf.put_u8(b',');
+                    out.buf.extend_from_slice(text.as_bytes());
+                    out.buf.extend_from_slice(b"\r\n");
+                } else {
+                    Frame::Bulk(Bytes::from(text)).encode_as(out, proto);
+                }
+            }
+            Frame::Boolean(b) => {
+                if resp3 {
+                    out.buf
+                        .extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+                } else {
+                    Frame::Integer(i64::from(*b)).encode_as(out, proto);
+                }
+            }
+            Frame::Verbatim(text) => {
+                if resp3 {
+                    out.buf.put_u8(b'=');
+                    put_int(&mut out.buf, text.len() as i64 + 4);
+                    out.buf.extend_from_slice(b"txt:");
+                    out.buf.extend_from_slice(text);
+                    out.buf.extend_from_slice(b"\r\n");
+                } else {
+                    Frame::Bulk(text.clone()).encode_as(out, proto);
                 }
             }
         }
     }
 
-    /// Encode into a fresh contiguous buffer (for tests and small messages).
+    /// Encode into a fresh contiguous buffer as RESP2 (for tests and small messages).
     pub fn to_bytes(&self) -> Bytes {
+        self.to_bytes_as(Protocol::Resp2)
+    }
+
+    /// Encode into a fresh contiguous buffer in `proto`.
+    pub fn to_bytes_as(&self, proto: Protocol) -> Bytes {
         let mut out = Output::default();
-        self.encode(&mut out);
+        self.encode_as(&mut out, proto);
         out.concat()
+    }
+
+    /// The frame as a client of `proto` receives it: on RESP2 the RESP3 kinds become their
+    /// RESP2 forms (what [`Frame::encode_as`] writes), so in-process callers see the same
+    /// replies as a socket client.
+    pub fn for_protocol(self, proto: Protocol) -> Frame {
+        if proto == Protocol::Resp3 {
+            return self;
+        }
+        match self {
+            Frame::Array(items) => {
+                Frame::Array(items.into_iter().map(|f| f.for_protocol(proto)).collect())
+            }
+            Frame::Set(items) => {
+                Frame::Array(items.into_iter().map(|f| f.for_protocol(proto)).collect())
+            }
+            Frame::Map(pairs) => Frame::Array(
+                pairs
+                    .into_iter()
+                    .flat_map(|(k, v)| [k.for_protocol(proto), v.for_protocol(proto)])
+                    .collect(),
+            ),
+            Frame::Double(d) => Frame::Bulk(Bytes::from(crate::tensor::format_g17(d))),
+            Frame::Boolean(b) => Frame::Integer(i64::from(b)),
+            Frame::Verbatim(b) => Frame::Bulk(b),
+            f => f,
+        }
+    }
+
+    /// A map reply from text keys.
+    pub fn map<I>(pairs: I) -> Frame
+    where
+        I: IntoIterator<Item = (&'static str, Frame)>,
+    {
+        Frame::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Frame::bulk_static(k), v))
+                .collect(),
+        )
     }
 
     /// A command frame: an array of bulk strings.
@@ -263,6 +399,29 @@ mod tests {
         assert_eq!(
             f.to_bytes().as_ref(),
             b"*9\r\n+OK\r\n-ERR bad  thing\r\n:-42\r\n:0\r\n:-9223372036854775808\r\n$2\r\nhi\r\n$-1\r\n*-1\r\n*0\r\n"
+        );
+    }
+
+    #[test]
+    fn resp3_kinds_fall_back_to_their_resp2_forms() {
+        let f = Frame::Array(vec![
+            Frame::map([("a", Frame::Integer(1)), ("b", Frame::Double(1.5))]),
+            Frame::Set(vec![Frame::bulk_static("x")]),
+            Frame::Boolean(true),
+            Frame::Boolean(false),
+            Frame::Verbatim(Bytes::from_static(b"k:v\r\n")),
+            Frame::Null,
+            Frame::NullArray,
+            Frame::Double(0.1f32 as f64),
+            Frame::Double(f64::INFINITY),
+        ]);
+        assert_eq!(
+            f.to_bytes().as_ref(),
+            &b"*9\r\n*4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n$3\r\n1.5\r\n*1\r\n$1\r\nx\r\n:1\r\n:0\r\n$5\r\nk:v\r\n\r\n$-1\r\n*-1\r\n$19\r\n0.10000000149011612\r\n$3\r\ninf\r\n"[..]
+        );
+        assert_eq!(
+            f.to_bytes_as(Protocol::Resp3).as_ref(),
+            &b"*9\r\n%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n,1.5\r\n~1\r\n$1\r\nx\r\n#t\r\n#f\r\n=9\r\ntxt:k:v\r\n\r\n_\r\n_\r\n,0.10000000149011612\r\n,inf\r\n"[..]
         );
     }
 

@@ -292,11 +292,11 @@ fn check_at(buf: &[u8], depth: usize) -> Result<Option<usize>> {
         return Ok(None);
     };
     match kind {
-        b'+' | b'-' => Ok(Some(used)),
+        b'+' | b'-' | b'_' | b',' | b'#' => Ok(Some(used)),
         b':' => parse_int(line)
             .map(|_| Some(used))
             .ok_or_else(|| protocol("invalid integer")),
-        b'$' => {
+        b'$' | b'=' => {
             let n = parse_int(line).ok_or_else(|| protocol("invalid bulk length"))?;
             if n < 0 {
                 return Ok(Some(used));
@@ -304,10 +304,15 @@ fn check_at(buf: &[u8], depth: usize) -> Result<Option<usize>> {
             let total = used + n as usize + 2;
             Ok((buf.len() >= total).then_some(total))
         }
-        b'*' => {
+        b'*' | b'~' | b'%' => {
             let n = parse_int(line).ok_or_else(|| protocol("invalid multibulk length"))?;
+            let items = if kind == b'%' {
+                n.max(0).saturating_mul(2)
+            } else {
+                n.max(0)
+            };
             let mut at = used;
-            for _ in 0..n.max(0) {
+            for _ in 0..items {
                 match check_at(&buf[at..], depth + 1)? {
                     Some(u) => at += u,
                     None => return Ok(None),
@@ -328,6 +333,8 @@ fn take_frame(b: &mut Bytes) -> Result<Frame> {
     let text = String::from_utf8_lossy(line).into_owned();
     let int = parse_int(line);
     let simple = Bytes::copy_from_slice(line);
+    let line = simple.clone();
+    let line = &line[..];
     b.advance(used);
     Ok(match kind {
         b'+' => Frame::Simple(simple),
@@ -346,7 +353,7 @@ fn take_frame(b: &mut Bytes) -> Result<Frame> {
             b.advance(2);
             Frame::Bulk(data)
         }
-        b'*' => {
+        b'*' | b'~' => {
             let n = int.ok_or_else(|| protocol("invalid multibulk length"))?;
             if n < 0 {
                 return Ok(Frame::NullArray);
@@ -355,7 +362,43 @@ fn take_frame(b: &mut Bytes) -> Result<Frame> {
             for _ in 0..n {
                 items.push(take_frame(b)?);
             }
-            Frame::Array(items)
+            if kind == b'~' {
+                Frame::Set(items)
+            } else {
+                Frame::Array(items)
+            }
+        }
+        b'%' => {
+            let n = int.ok_or_else(|| protocol("invalid map length"))?;
+            let mut pairs = Vec::with_capacity((n.max(0) as usize).min(1024));
+            for _ in 0..n {
+                let k = take_frame(b)?;
+                pairs.push((k, take_frame(b)?));
+            }
+            Frame::Map(pairs)
+        }
+        b'_' => Frame::Null,
+        b'#' => match line {
+            b"t" => Frame::Boolean(true),
+            b"f" => Frame::Boolean(false),
+            _ => return Err(protocol("invalid boolean")),
+        },
+        b',' => Frame::Double(
+            std::str::from_utf8(line)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| protocol("invalid double"))?,
+        ),
+        b'=' => {
+            let n = int.ok_or_else(|| protocol("invalid verbatim length"))?;
+            let n = usize::try_from(n).map_err(|_| protocol("invalid verbatim length"))?;
+            if n < 4 || b.len() < n + 2 {
+                return Err(protocol("truncated verbatim string"));
+            }
+            let mut data = b.split_to(n);
+            b.advance(2);
+            data.advance(4);
+            Frame::Verbatim(data)
         }
         c => {
             return Err(protocol(&format!(

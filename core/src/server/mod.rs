@@ -131,6 +131,27 @@ impl Conn {
         }
     }
 
+    /// The peer's and the local address, as `CLIENT LIST` writes them (`ip:port`, or
+    /// `path:0` for a Unix socket).
+    fn addresses(&self) -> (String, String) {
+        match self {
+            Conn::Tcp(s) => {
+                let show = |a: std::io::Result<std::net::SocketAddr>| {
+                    a.map(|a| a.to_string()).unwrap_or_default()
+                };
+                (show(s.peer_addr()), show(s.local_addr()))
+            }
+            Conn::Unix(s) => {
+                let path = s
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                    .unwrap_or_default();
+                (format!("{path}:0"), format!("{path}:0"))
+            }
+        }
+    }
+
     /// Write `chunks`, giving up when the peer takes none of them for `stall`.
     async fn write_out(
         &mut self,
@@ -277,11 +298,33 @@ async fn serve(
     mut conn: Conn,
     mut stop: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
+    let mut session = engine.new_session();
+    session.unix = matches!(conn, Conn::Unix(_));
+    let (addr, laddr) = conn.addresses();
+    session.client = Arc::new(crate::clients::ClientInfo::new(
+        session.client.id,
+        addr,
+        laddr,
+        session.unix,
+    ));
+    engine.clients.add(session.client.clone());
+    let client = session.client.clone();
+    let r = serve_session(engine, &mut conn, &mut session, &mut stop).await;
+    engine.clients.remove(client.id);
+    r
+}
+
+async fn serve_session(
+    engine: &Arc<Engine>,
+    conn: &mut Conn,
+    session: &mut crate::engine::Session,
+    stop: &mut broadcast::Receiver<()>,
+) -> std::io::Result<()> {
+    let conn = &mut *conn;
     let (limits, mut generation) = engine.limits();
     let mut t = Timeouts::of(&limits);
     let mut parser = RequestParser::new(limits);
-    let mut session = engine.new_session();
-    session.unix = matches!(conn, Conn::Unix(_));
+    let client = session.client.clone();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Output::default();
     // One shutdown future for the connection's life, polled by every wait below: made
@@ -303,19 +346,20 @@ async fn serve(
             match parser.next(&mut buf) {
                 Ok(Some(Request::Command(args))) => {
                     tracing::trace!(cmd = %String::from_utf8_lossy(&args[0]), "command");
-                    let reply = match engine.execute(&mut session, args) {
+                    let reply = match engine.execute(session, args) {
                         crate::cmd::Reply::Ready(f) => f,
                         crate::cmd::Reply::Pending(fut) => {
                             // Waits and model runs give way to shutdown.
                             tokio::select! {
                                 f = fut => f,
-                                _ = &mut stopped => return flush(&mut conn, &mut out, engine, t).await,
+                                _ = &mut stopped => return flush(conn, &mut out, engine, t).await,
+                                _ = client.killed() => return Ok(()),
                             }
                         }
                     };
-                    reply.encode(&mut out);
-                    if session.quit {
-                        return flush(&mut conn, &mut out, engine, t).await;
+                    reply.encode_as(&mut out, client.protocol());
+                    if session.quit || client.is_killed() {
+                        return flush(conn, &mut out, engine, t).await;
                     }
                 }
                 Ok(Some(Request::Rejected(e))) => Frame::error(&e).encode(&mut out),
@@ -323,15 +367,15 @@ async fn serve(
                 Err(e) => {
                     // The stream cannot be re-synchronised: reply, then close.
                     Frame::error(&e).encode(&mut out);
-                    flush(&mut conn, &mut out, engine, t).await?;
+                    flush(conn, &mut out, engine, t).await?;
                     return Ok(());
                 }
             }
             if out.len() >= MAX_PENDING_OUTPUT {
-                flush(&mut conn, &mut out, engine, t).await?;
+                flush(conn, &mut out, engine, t).await?;
             }
         }
-        flush(&mut conn, &mut out, engine, t).await?;
+        flush(conn, &mut out, engine, t).await?;
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
@@ -353,6 +397,7 @@ async fn serve(
                 tracing::debug!("closing an idle client (timeout)");
                 return Ok(());
             }
+            _ = client.killed() => return Ok(()),
             _ = &mut stopped => return Ok(()),
         }
     }

@@ -53,10 +53,19 @@ def test_errors_inside_a_transaction(r):
     with pytest.raises(redis.ResponseError) as e:
         r.execute_command("AI.TENSORGET", "x", "META")
     assert str(e.value) == "tensor key is empty or in a different shard"
+    # RedisAI's rule: tensor commands run inside a transaction; model runs answer its error.
     with r.pipeline() as p:
         p.set("u", "3")
         p.execute_command("AI.TENSORSET", "x", "FLOAT", "1")
+        p.execute_command("AI.MODELEXECUTE", "m", "INPUTS", "1", "x", "OUTPUTS", "1", "y")
         with pytest.raises(redis.ResponseError) as e:
             p.execute()
         assert "Cannot run RedisAI command within a transaction or a LUA script" in str(e.value)
-    assert r.exists("u", "x") == 0, "the aborted transaction changed nothing"
+    assert r.exists("u", "x") == 2, "the rest of the transaction ran"
+    with r.pipeline() as p:
+        p.set("v", "3")
+        p.execute_command("NOSUCHCOMMAND")
+        with pytest.raises(redis.ResponseError) as e:
+            p.execute()
+        assert str(e.value).startswith("Command # 2 (NOSUCHCOMMAND) of pipeline caused error")
+    assert r.exists("v") == 0, "the aborted transaction changed nothing"

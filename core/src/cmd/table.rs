@@ -1,0 +1,348 @@
+//! The command table: one entry per command insitu serves, with what Redis' own table
+//! (src/commands/*.json) records — arity, flags, key positions, group, summary — and, for
+//! RedisAI's commands, what RedisAI registered (module commands: arity -1, its flags and
+//! key positions). `COMMAND` (COUNT, LIST, INFO, DOCS, GETKEYS) answers from it, and the
+//! transaction rules read its `no_multi` facts, so clients that introspect (redis-py's
+//! cluster client, redis-cli's hints) see what the server does.
+
+use bytes::Bytes;
+
+use super::arity;
+use crate::error::{Error, Result};
+use crate::resp::Frame;
+
+/// Where a command's keys are.
+#[derive(Clone, Copy)]
+pub enum Keys {
+    /// No keys.
+    None,
+    /// Arguments `first..=last` (negative `last`: counted from the end), every `step`.
+    Range(i64, i64, i64),
+    /// Found by reading the arguments (Redis' `movablekeys`): RedisAI's run commands.
+    Movable(fn(&[Bytes]) -> Vec<usize>),
+}
+
+/// One command.
+pub struct Spec {
+    /// Lower-case name, as `COMMAND` reports it.
+    pub name: &'static str,
+    /// Redis' arity: `n` exactly n arguments (the name included), `-n` at least n.
+    pub arity: i64,
+    /// Redis' command flags (`write`, `readonly`, `denyoom`, `module`, `fast`...).
+    pub flags: &'static [&'static str],
+    /// Key positions.
+    pub keys: Keys,
+    /// Redis' command group (`string`, `connection`, `module`...).
+    pub group: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// Whether it is refused inside MULTI/EXEC with RedisAI's error (it would block).
+    pub no_multi: bool,
+}
+
+const fn spec(
+    name: &'static str,
+    arity: i64,
+    flags: &'static [&'static str],
+    keys: Keys,
+    group: &'static str,
+    summary: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys,
+        group,
+        summary,
+        no_multi: false,
+    }
+}
+
+/// RedisAI's commands that run through its queues: refused inside a transaction.
+const fn blocking(s: Spec) -> Spec {
+    Spec {
+        no_multi: true,
+        ..s
+    }
+}
+
+const ONE: Keys = Keys::Range(1, 1, 1);
+const ALL: Keys = Keys::Range(1, -1, 1);
+const W: &[&str] = &["write", "denyoom", "module"];
+const R: &[&str] = &["readonly", "module"];
+const RUN: &[&str] = &["write", "denyoom", "module", "movablekeys"];
+const RUN_RO: &[&str] = &["readonly", "module", "movablekeys"];
+const CONN: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
+
+/// Every command, in no particular order.
+#[rustfmt::skip]
+pub static COMMANDS: &[Spec] = &[
+    spec("ping", -1, &["fast", "stale", "loading"], Keys::None, "connection", "Returns the server's liveliness response."),
+    spec("echo", 2, &["fast", "stale", "loading"], Keys::None, "connection", "Returns the given string."),
+    spec("hello", -1, CONN, Keys::None, "connection", "Handshakes with the server: protocol version, authentication, client name."),
+    spec("auth", -2, CONN, Keys::None, "connection", "Authenticates the connection."),
+    spec("quit", -1, CONN, Keys::None, "connection", "Closes the connection."),
+    spec("select", 2, &["loading", "stale", "fast"], Keys::None, "connection", "Changes the selected database (only 0 exists)."),
+    spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands."),
+    spec("info", -1, &["loading", "stale"], Keys::None, "server", "Returns information and statistics about the server."),
+    spec("config", -2, &["admin", "noscript", "loading", "stale"], Keys::None, "server", "A container for server configuration commands."),
+    spec("command", -1, &["loading", "stale"], Keys::None, "server", "Returns detailed information about all commands."),
+    spec("save", 1, &["admin", "noscript", "no_async_loading", "no_multi"], Keys::None, "server", "Synchronously saves the database to disk."),
+    spec("bgsave", -1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously saves the database to disk."),
+    spec("bgrewriteaof", 1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously rewrites the append-only file."),
+    spec("lastsave", 1, &["loading", "stale", "fast"], Keys::None, "server", "Returns the Unix timestamp of the last successful save."),
+    spec("dbsize", 1, &["readonly", "fast"], Keys::None, "server", "Returns the number of keys."),
+    spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys."),
+    spec("flushall", -1, &["write"], Keys::None, "server", "Removes all keys."),
+    spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands."),
+    spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction."),
+    spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction."),
+    spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction."),
+    spec("exists", -2, &["readonly", "fast"], ALL, "generic", "Determines whether one or more keys exist."),
+    spec("del", -2, &["write"], ALL, "generic", "Deletes one or more keys."),
+    spec("unlink", -2, &["write", "fast"], ALL, "generic", "Deletes one or more keys."),
+    spec("type", 2, &["readonly", "fast"], ONE, "generic", "Determines the type of value stored at a key."),
+    spec("rename", 3, &["write"], Keys::Range(1, 2, 1), "generic", "Renames a key and overwrites the destination."),
+    spec("keys", 2, &["readonly"], Keys::None, "generic", "Returns all key names that match a pattern."),
+    spec("scan", -2, &["readonly"], Keys::None, "generic", "Iterates over the key names in the database."),
+    spec("set", -3, &["write", "denyoom"], ONE, "string", "Sets the string value of a key."),
+    spec("get", 2, &["readonly", "fast"], ONE, "string", "Returns the string value of a key."),
+    spec("hset", -4, &["write", "denyoom", "fast"], ONE, "hash", "Creates or modifies the value of a field in a hash."),
+    spec("hmset", -4, &["write", "denyoom", "fast"], ONE, "hash", "Sets the values of multiple fields."),
+    spec("hget", 3, &["readonly", "fast"], ONE, "hash", "Returns the value of a field in a hash."),
+    spec("hgetall", 2, &["readonly"], ONE, "hash", "Returns all fields and values in a hash."),
+    spec("hexists", 3, &["readonly", "fast"], ONE, "hash", "Determines whether a field exists in a hash."),
+    spec("hdel", -3, &["write", "fast"], ONE, "hash", "Deletes one or more fields and their values from a hash."),
+    spec("hlen", 2, &["readonly", "fast"], ONE, "hash", "Returns the number of fields in a hash."),
+    spec("rpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Appends one or more elements to a list."),
+    spec("lpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Prepends one or more elements to a list."),
+    spec("lrange", 4, &["readonly"], ONE, "list", "Returns a range of elements from a list."),
+    spec("llen", 2, &["readonly", "fast"], ONE, "list", "Returns the length of a list."),
+    spec("lindex", 3, &["readonly"], ONE, "list", "Returns an element from a list by its index."),
+    spec("ai.tensorset", -1, W, ONE, "module", "Stores a tensor."),
+    spec("ai.tensorget", -1, R, ONE, "module", "Returns a tensor's metadata, blob or values."),
+    spec("ai.modelstore", -1, W, ONE, "module", "Stores an ONNX model."),
+    spec("ai.modelset", -1, W, ONE, "module", "Stores an ONNX model (deprecated: AI.MODELSTORE)."),
+    spec("ai.modelget", -1, R, ONE, "module", "Returns a model's metadata and blob."),
+    spec("ai.modeldel", -1, &["write", "module"], ONE, "module", "Deletes a model."),
+    blocking(spec("ai.modelexecute", -1, RUN, Keys::Movable(super::model::execute_keys), "module", "Runs a model on stored tensors.")),
+    blocking(spec("ai.modelrun", -1, RUN, Keys::Movable(super::model::run_keys), "module", "Runs a model on stored tensors (deprecated: AI.MODELEXECUTE).")),
+    spec("ai._modelscan", -1, R, Keys::None, "module", "Lists the stored models and their tags."),
+    spec("ai.info", -1, R, ONE, "module", "Returns a model's run statistics."),
+    spec("ai.config", -1, &["write", "module"], Keys::None, "module", "Reads or sets RedisAI's settings."),
+    blocking(spec("ai.dagexecute", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG of tensor and model operations.")),
+    blocking(spec("ai.dagexecute_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG of tensor and model operations.")),
+    blocking(spec("ai.dagrun", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG (deprecated: AI.DAGEXECUTE).")),
+    blocking(spec("ai.dagrun_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG (deprecated: AI.DAGEXECUTE_RO).")),
+    blocking(spec("insitu.wait", -3, &["readonly", "blocking"], Keys::Movable(wait_keys), "insitu", "Waits until keys exist or a list reaches a length.")),
+    spec("insitu.shm", -2, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets)."),
+];
+
+fn wait_keys(args: &[Bytes]) -> Vec<usize> {
+    super::wait::keys(args)
+}
+
+/// The entry of `name` (any case).
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+impl Spec {
+    /// Whether `n` arguments (the name included) fit the arity.
+    pub fn arity_ok(&self, n: usize) -> bool {
+        let n = n as i64;
+        if self.arity >= 0 {
+            n == self.arity
+        } else {
+            n >= -self.arity
+        }
+    }
+
+    /// The positions of the keys in `args` (the command name is position 0).
+    pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+        match self.keys {
+            Keys::None => vec![],
+            Keys::Movable(f) => f(args),
+            Keys::Range(first, last, step) => {
+                let n = args.len() as i64;
+                let last = if last < 0 { n + last } else { last.min(n - 1) };
+                (first..=last)
+                    .step_by(step.max(1) as usize)
+                    .filter(|&i| i >= 1 && i < n)
+                    .map(|i| i as usize)
+                    .collect()
+            }
+        }
+    }
+
+    /// `COMMAND INFO`'s entry: name, arity, flags, first key, last key, step, ACL
+    /// categories, tips, key specifications, subcommands (Redis 7's ten fields).
+    fn info(&self) -> Frame {
+        let (first, last, step) = match self.keys {
+            Keys::None => (0, 0, 0),
+            Keys::Range(f, l, s) => (f, l, s),
+            // Module commands registered with getkeys-api report the model key.
+            Keys::Movable(_) => (1, 1, 1),
+        };
+        let categories: Vec<Frame> = self
+            .flags
+            .iter()
+            .filter_map(|f| match *f {
+                "write" => Some("@write"),
+                "readonly" => Some("@read"),
+                "fast" => Some("@fast"),
+                "admin" => Some("@admin"),
+                "blocking" => Some("@blocking"),
+                _ => None,
+            })
+            .chain(self.flags.iter().all(|f| *f != "fast").then_some("@slow"))
+            .map(Frame::simple)
+            .collect();
+        Frame::Array(vec![
+            Frame::bulk_static(self.name),
+            Frame::Integer(self.arity),
+            Frame::Set(self.flags.iter().map(|f| Frame::simple(f)).collect()),
+            Frame::Integer(first),
+            Frame::Integer(last),
+            Frame::Integer(step),
+            Frame::Set(categories),
+            Frame::Array(vec![]),
+            Frame::Array(vec![]),
+            Frame::Array(vec![]),
+        ])
+    }
+
+    /// `COMMAND DOCS`'s entry.
+    fn docs(&self) -> Frame {
+        Frame::map([
+            ("summary", Frame::bulk_static(self.summary)),
+            ("since", Frame::bulk_static("1.0.0")),
+            ("group", Frame::bulk_static(self.group)),
+        ])
+    }
+}
+
+/// `COMMAND [COUNT | LIST | INFO name... | DOCS name... | GETKEYS cmd args...]`.
+pub(super) fn command(args: &[Bytes]) -> Result<Frame> {
+    let Some(sub) = args.get(1) else {
+        return Ok(Frame::Array(COMMANDS.iter().map(Spec::info).collect()));
+    };
+    match sub.to_ascii_uppercase().as_slice() {
+        b"COUNT" => {
+            arity(args, 2, 2)?;
+            Ok(Frame::Integer(COMMANDS.len() as i64))
+        }
+        b"LIST" => Ok(Frame::Array(
+            COMMANDS
+                .iter()
+                .map(|s| Frame::bulk_static(s.name))
+                .collect(),
+        )),
+        b"INFO" => Ok(Frame::Array(if args.len() == 2 {
+            COMMANDS.iter().map(Spec::info).collect()
+        } else {
+            args[2..]
+                .iter()
+                .map(|n| lookup(n).map_or(Frame::NullArray, Spec::info))
+                .collect()
+        })),
+        b"DOCS" => {
+            let pick: Vec<&Spec> = if args.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                args[2..].iter().filter_map(|n| lookup(n)).collect()
+            };
+            Ok(Frame::Map(
+                pick.into_iter()
+                    .map(|s| (Frame::bulk_static(s.name), s.docs()))
+                    .collect(),
+            ))
+        }
+        b"GETKEYS" => {
+            arity(args, 3, 0)?;
+            let cmd = &args[2..];
+            let Some(spec) = lookup(&cmd[0]) else {
+                return Err(Error::bad_input("Invalid command specified"));
+            };
+            if !spec.arity_ok(cmd.len()) {
+                return Err(Error::bad_input(
+                    "Invalid number of arguments specified for command",
+                ));
+            }
+            let keys = spec.key_positions(cmd);
+            if keys.is_empty() {
+                return Err(Error::bad_input("The command has no key arguments"));
+            }
+            Ok(Frame::Array(
+                keys.into_iter()
+                    .map(|i| Frame::Bulk(cmd[i].clone()))
+                    .collect(),
+            ))
+        }
+        b"HELP" => Ok(Frame::Array(
+            [
+                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)",
+                "    Return details about all commands.",
+                "COUNT",
+                "    Return the total number of commands in this server.",
+                "LIST",
+                "    Return a list of all commands in this server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple commands.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple commands.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full command.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|l| Frame::simple(l))
+            .collect(),
+        )),
+        _ => Err(Error::bad_input(format!(
+            "unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<Bytes> {
+        s.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn every_name_is_lower_case_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for s in COMMANDS {
+            assert_eq!(s.name, s.name.to_ascii_lowercase());
+            assert!(seen.insert(s.name), "{} twice", s.name);
+        }
+    }
+
+    #[test]
+    fn key_positions_follow_the_table() {
+        let k = |a: &[&str]| lookup(a[0].as_bytes()).unwrap().key_positions(&args(a));
+        assert_eq!(k(&["DEL", "a", "b", "c"]), vec![1, 2, 3]);
+        assert_eq!(k(&["rename", "a", "b"]), vec![1, 2]);
+        assert_eq!(k(&["GET", "a"]), vec![1]);
+        assert_eq!(k(&["PING"]), Vec::<usize>::new());
+    }
+}
