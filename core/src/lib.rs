@@ -30,6 +30,7 @@ pub mod resp;
 pub mod server;
 pub mod shm;
 pub mod store;
+pub mod sys;
 pub mod tensor;
 
 pub use client::{Client, ModelInfo, ModelOptions};

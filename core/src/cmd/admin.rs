@@ -191,20 +191,57 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
         }
         "replication" => s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
         "modules" => {
-            // RedisAI's sections, in its order, so tools that read them keep working.
+            // RedisAI's sections and fields, in its order and with its names (Redis
+            // prefixes a module's sections and fields with the module's name, `ai_`), so
+            // tools and test suites that read them keep working.
             let ort = crate::model::runtime::loaded();
             let m = &cfg.models;
             let _ = write!(
                 s,
-                "# Modules\r\nmodule:name=ai,ver=10207,api=1,filters=0,usedby=[],using=[],options=[]\r\n\r\n# ai_versions\r\nRedisAI_version:1.2.7\r\nlow_level_API_version:1.0.0\r\nrdb_version:4\r\ninsitu_version:{}\r\n\r\n# ai_git\r\nai_git_sha:insitu-{}\r\n\r\n# ai_load_time_configs\r\nai_threads_per_queue:{}\r\nai_inter_op_parallelism:{}\r\nai_intra_op_parallelism:{}\r\nai_model_execution_timeout:0\r\nai_backend_memory_limit:0\r\n\r\n# ai_backends_info\r\nai_onnxruntime_version:{}\r\nai_onnxruntime_path:{}\r\n\r\n# ai_cpu\r\nai_self_used_cpu_sys:0\r\nai_self_used_cpu_user:0\r\n",
-                env!("CARGO_PKG_VERSION"),
+                "# Modules\r\nmodule:name=ai,ver={},api=1,filters=0,usedby=[],using=[],options=[]\r\n\r\n# ai_versions\r\nai_RedisAI_version:1.2.7\r\nai_low_level_API_version:1\r\nai_rdb_version:4\r\n\r\n# ai_git\r\nai_git_sha:insitu-{}\r\n\r\n# ai_load_time_configs\r\nai_threads_per_queue:{}\r\nai_inter_op_parallelism:{}\r\nai_intra_op_parallelism:{}\r\nai_model_execution_timeout:0\r\nai_backend_memory_limit:0\r\n\r\n# ai_backends_info\r\n",
+                super::connection::REDISAI_MODULE_VERSION,
                 env!("CARGO_PKG_VERSION"),
                 m.threads,
                 m.inter_op_threads,
                 m.intra_op_threads,
-                ort.as_ref().map_or("not loaded".to_string(), |r| r.version.clone()),
-                ort.as_ref().map_or(String::new(), |r| r.path.display().to_string()),
             );
+            // As in RedisAI, the backend's fields appear once it is loaded.
+            if let Some(r) = ort.as_ref() {
+                let _ = write!(
+                    s,
+                    "ai_onnxruntime_version:{}\r\nai_onnxruntime_maximum_run_sessions_number:{}\r\n",
+                    r.version, m.threads
+                );
+            }
+            use crate::sys::{cpu_secs, Who};
+            let ((ps, pu), (cs, cu), (ts, tu)) = (
+                cpu_secs(Who::Process),
+                cpu_secs(Who::Children),
+                cpu_secs(Who::Thread),
+            );
+            let _ = write!(
+                s,
+                "\r\n# ai_cpu\r\nai_self_used_cpu_sys:{ps:.6}\r\nai_self_used_cpu_user:{pu:.6}\r\nai_children_used_cpu_sys:{cs:.6}\r\nai_children_used_cpu_user:{cu:.6}\r\nai_main_thread_used_cpu_sys:{ts:.6}\r\nai_main_thread_used_cpu_user:{tu:.6}\r\n",
+            );
+            // One line per inference thread; before the first model, the threads have
+            // not started and used nothing.
+            let threads = match engine.inference_pool_started() {
+                true => engine
+                    .inference_pool()
+                    .map(|p| p.thread_cpu_secs())
+                    .unwrap_or_default(),
+                false => vec![Some(0.0); m.threads],
+            };
+            for (i, t) in threads.iter().enumerate() {
+                let _ = match t {
+                    Some(t) => write!(
+                        s,
+                        "ai_queue_CPU_bthread_n{}_used_cpu_total:{t:.6}\r\n",
+                        i + 1
+                    ),
+                    None => write!(s, "ai_queue_CPU_bthread_n{}_used_cpu_total:N/A\r\n", i + 1),
+                };
+            }
         }
         "cluster" => {
             let _ = write!(

@@ -52,6 +52,17 @@ impl InferencePool {
         self.size
     }
 
+    /// CPU time each worker thread has used, in seconds (`None` where the clock cannot be
+    /// read), for `INFO MODULES`' `ai_queue_CPU_bthread_n<i>_used_cpu_total`.
+    pub fn thread_cpu_secs(&self) -> Vec<Option<f64>> {
+        use std::os::unix::thread::JoinHandleExt;
+        self.threads
+            .lock()
+            .iter()
+            .map(|t| crate::sys::thread_cpu_secs(t.as_pthread_t()))
+            .collect()
+    }
+
     /// Queue a job. Jobs submitted after shutdown are dropped (their reply channels
     /// close, which their waiters report as an error).
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) {
