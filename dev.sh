@@ -161,7 +161,8 @@ cmd_test() {
         -DINSITU_BIN="$(target_dir)/debug/insitu" -DINSITU_PYTHON="$VENV/bin/python" >/dev/null
     cmake --build "$ROOT/build/cmake-examples" >/dev/null
     ctest --test-dir "$ROOT/build/cmake-examples" --output-on-failure
-    log "pytest (SmartRedis compatibility)"
+    log "pytest (SmartRedis, redis-py, valkey-py, redis-cli compatibility)"
+    command -v redis-benchmark >/dev/null || need_root_apt redis-server redis-tools
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
     log "comparison harness: a quick smoke run (asserts nothing about time)"
     command -v redis-benchmark >/dev/null || need_root_apt redis-server redis-tools
