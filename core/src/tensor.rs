@@ -268,7 +268,9 @@ impl Tensor {
                 }
                 let nuls = data.iter().filter(|&&c| c == 0).count();
                 if nuls != count || data.last().is_some_and(|&c| c != 0) {
-                    return Err(len_mismatch());
+                    return Err(Error::bad_input(
+                        "Number of string elements in data blob does not match tensor length",
+                    ));
                 }
             }
         }

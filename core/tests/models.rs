@@ -311,7 +311,7 @@ fn model_command_errors_match_redisai() {
         (&[b"AI.MODELEXECUTE", b"nope", b"INPUTS", b"1", b"a", b"OUTPUTS", b"1", b"b"], "ERR model key is empty"),
         (&[b"AI.INFO", b"nope"], "ERR cannot find run info for key"),
         (&[b"AI.SCRIPTSET", b"s", b"CPU", b"SOURCE", b"def f(a): return a"], "ERR TorchScript is not supported by insitu (it needs the Torch backend): express the computation as an ONNX model and use AI.MODELSTORE / AI.MODELEXECUTE"),
-        (&[b"AI.DAGEXECUTE", b"|>", b"AI.TENSORGET", b"a"], "ERR AI.DAGEXECUTE and AI.DAGEXECUTE_RO commands must contain at least one out of ROUTING, LOAD, PERSIST keywords"),
+        (&[b"AI.DAGEXECUTE", b"|>", b"AI.TENSORSET", b"a", b"FLOAT", b"1"], "ERR AI.DAGEXECUTE and AI.DAGEXECUTE_RO commands must contain at least one out of ROUTING, LOAD, PERSIST keywords"),
         (&[b"AI.DAGEXECUTE_RO", b"PERSIST", b"1", b"a", b"|>", b"AI.TENSORGET", b"a"], "ERR PERSIST cannot be specified in a read-only DAG"),
         (&[b"AI.DAGEXECUTE", b"LOAD", b"1", b"missing", b"|>", b"AI.TENSORGET", b"missing"], "ERR tensor key is empty or in a different shard"),
     ];
@@ -376,10 +376,34 @@ fn model_command_errors_match_redisai() {
     let exec: &[(&[&[u8]], &str)] = &[
         (
             &[b"AI.MODELEXECUTE", b"mlp", b"OUTPUTS", b"1", b"y"],
+            "ERR wrong number of arguments for 'AI.MODELEXECUTE' command",
+        ),
+        (
+            &[
+                b"AI.MODELEXECUTE",
+                b"mlp",
+                b"TIMEOUT",
+                b"1000",
+                b"INPUTS",
+                b"1",
+                b"x",
+                b"OUTPUTS",
+                b"1",
+                b"y",
+            ],
             "ERR INPUTS not specified",
         ),
         (
-            &[b"AI.MODELEXECUTE", b"mlp", b"INPUTS", b"x", b"x"],
+            &[
+                b"AI.MODELEXECUTE",
+                b"mlp",
+                b"INPUTS",
+                b"x",
+                b"x",
+                b"OUTPUTS",
+                b"1",
+                b"y",
+            ],
             "ERR Invalid argument for input_count",
         ),
         (
@@ -388,6 +412,7 @@ fn model_command_errors_match_redisai() {
                 b"mlp",
                 b"INPUTS",
                 b"0",
+                b"x",
                 b"OUTPUTS",
                 b"1",
                 b"y",
@@ -423,8 +448,47 @@ fn model_command_errors_match_redisai() {
             "Number of keys given as OUTPUTS here does not match model definition",
         ),
         (
-            &[b"AI.MODELEXECUTE", b"mlp", b"INPUTS", b"1", b"x", b"y"],
+            &[
+                b"AI.MODELEXECUTE",
+                b"mlp",
+                b"INPUTS",
+                b"1",
+                b"x",
+                b"NOT_OUTPUTS",
+                b"1",
+                b"y",
+            ],
             "ERR OUTPUTS not specified",
+        ),
+        (
+            &[
+                b"AI.MODELEXECUTE",
+                b"mlp",
+                b"INPUTS",
+                b"1",
+                b"x",
+                b"OUTPUTS",
+                b"1",
+                b"y",
+                b"bad_arg",
+            ],
+            "Invalid argument: bad_arg",
+        ),
+        (
+            &[
+                b"AI.MODELEXECUTE",
+                b"mlp",
+                b"INPUTS",
+                b"1",
+                b"x",
+                b"OUTPUTS",
+                b"1",
+                b"y",
+                b"TIMEOUT",
+                b"5",
+                b"bad_arg",
+            ],
+            "Invalid argument: bad_arg",
         ),
         (
             &[
@@ -483,7 +547,8 @@ fn model_command_errors_match_redisai() {
         ]),
         ok()
     );
-    // A DAG op that fails reports its error; later ops are NA; nothing persists.
+    // A DAG op reading a key nothing provides: RedisAI's error before any op runs;
+    // nothing persists.
     let reply = r.cmd(&[
         b"AI.DAGEXECUTE",
         b"PERSIST",
@@ -509,14 +574,7 @@ fn model_command_errors_match_redisai() {
         b"out",
         b"META",
     ]);
-    assert_eq!(
-        reply,
-        Frame::Array(vec![
-            ok(),
-            err("ERR INPUT key cannot be found in DAG"),
-            Frame::simple("NA")
-        ])
-    );
+    assert_eq!(reply, err("ERR INPUT key cannot be found in DAG"));
     assert_eq!(r.cmd(&[b"EXISTS", b"out", b"in"]), Frame::Integer(0));
     let reply = r.cmd(&[
         b"AI.DAGEXECUTE",

@@ -1,6 +1,8 @@
-//! `AI.DAGEXECUTE` / `AI.DAGEXECUTE_RO`: put inputs, run models, get outputs in one
-//! request. Tensors named in the DAG live in a context private to the request; only
-//! `LOAD` reads the store and only `PERSIST` writes it, so nothing is left behind.
+//! `AI.DAGEXECUTE` / `AI.DAGEXECUTE_RO` (and the deprecated `AI.DAGRUN` /
+//! `AI.DAGRUN_RO`): put inputs, run models, get outputs in one request. Tensors named in
+//! the DAG live in a context private to the request; only `LOAD` reads the store and only
+//! `PERSIST` writes it, so nothing is left behind. Parsing follows RedisAI's
+//! (dag_parser.c, deprecated.c, dag_execute.c) check by check, with its texts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::model::{get_model, parse_exec, run_model, runs_here, timed_out};
+use super::model::{check_exec_arity, get_model, parse_exec, run_model, runs_here, timed_out};
 use super::tensor::{parse_tensorset, tensor_reply, TensorFormat};
-use super::{arity, int_arg, Reply};
+use super::{int_arg, Reply};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{Model, Runner};
@@ -29,18 +31,90 @@ enum Op {
     },
 }
 
-fn keys_after(args: &[Bytes], i: usize, what: &str) -> Result<(Vec<Bytes>, usize)> {
-    let bad = || Error::bad_input(format!("Invalid argument for {what}"));
-    let n = args
-        .get(i + 1)
-        .ok_or_else(bad)
-        .and_then(|v| int_arg(v).map_err(|_| bad()))?;
-    let n = usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(bad)?;
-    let keys = args.get(i + 2..i + 2 + n).ok_or_else(bad)?.to_vec();
+/// Which DAG command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `AI.DAGEXECUTE`
+    Execute,
+    /// `AI.DAGEXECUTE_RO`
+    ExecuteRo,
+    /// `AI.DAGRUN` (deprecated)
+    Run,
+    /// `AI.DAGRUN_RO` (deprecated)
+    RunRo,
+}
+
+impl Kind {
+    fn read_only(self) -> bool {
+        matches!(self, Kind::ExecuteRo | Kind::RunRo)
+    }
+
+    fn deprecated(self) -> bool {
+        matches!(self, Kind::Run | Kind::RunRo)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Execute => "AI.DAGEXECUTE",
+            Kind::ExecuteRo => "AI.DAGEXECUTE_RO",
+            Kind::Run => "AI.DAGRUN",
+            Kind::RunRo => "AI.DAGRUN_RO",
+        }
+    }
+}
+
+/// An error text RedisAI sends without the `ERR ` prefix.
+fn bare(text: impl Into<String>) -> Error {
+    Error::new(ErrorCode::BadInput, text)
+}
+
+/// `LOAD n k..` / `PERSIST n k..` at `args[i]`: RedisAI's checks, the keys, and the
+/// position after them. `each` sees every key in order (LOAD reads the tensor there).
+fn key_list(
+    args: &[Bytes],
+    i: usize,
+    what: &str,
+    mut each: impl FnMut(&Bytes) -> Result<()>,
+) -> Result<(Vec<Bytes>, usize)> {
+    if args.len() - i < 3 {
+        return Err(Error::bad_input(format!(
+            "missing arguments after {what} keyword in DAG command"
+        )));
+    }
+    let n = int_arg(&args[i + 1])
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            Error::bad_input(format!(
+                "invalid or negative value found in number of keys to {what}"
+            ))
+        })? as usize;
+    let keys: Vec<Bytes> = args[i + 2..].iter().take(n).cloned().collect();
+    for k in &keys {
+        each(k)?;
+    }
+    if keys.len() != n {
+        return Err(Error::bad_input(if what == "LOAD" {
+            "number of keys to LOAD into DAG does not match the number of given arguments"
+        } else {
+            "number of keys to PERSIST after DAG execution does not match the number of given arguments"
+        }));
+    }
     Ok((keys, i + 2 + n))
 }
 
-fn parse_op(engine: &Engine, op: &[Bytes]) -> Result<Op> {
+fn load_tensor(engine: &Engine, k: &[u8]) -> Result<Tensor> {
+    engine.store().with(k, |v| match v {
+        Some(Value::Tensor(t)) => Ok(t.clone()),
+        Some(_) => Err(Error::wrong_type()),
+        None => Err(Error::err(
+            ErrorCode::NotFound,
+            "tensor key is empty or in a different shard",
+        )),
+    })
+}
+
+fn parse_op(engine: &Engine, op: &[Bytes], kind: Kind) -> Result<Op> {
     let name = op
         .first()
         .map(|n| n.to_ascii_uppercase())
@@ -48,15 +122,20 @@ fn parse_op(engine: &Engine, op: &[Bytes]) -> Result<Op> {
     let limits = engine.with_config(|c| c.limits.clone());
     match name.as_slice() {
         b"AI.TENSORSET" => {
+            if op.len() < 4 {
+                return Err(bare("wrong number of arguments for 'AI.TENSORSET' command"));
+            }
             let (k, t) = parse_tensorset(op, &limits)?;
             Ok(Op::Set(k, t))
         }
         b"AI.TENSORGET" => {
-            arity(op, 2, 4)?;
+            if !(2..=4).contains(&op.len()) {
+                return Err(bare("wrong number of arguments for 'AI.TENSORGET' command"));
+            }
             Ok(Op::Get(op[1].clone(), TensorFormat::parse(&op[2..])?))
         }
-        b"AI.MODELEXECUTE" => {
-            arity(op, 2, 0)?;
+        b"AI.MODELEXECUTE" if !kind.deprecated() => {
+            check_exec_arity(op)?;
             let model = get_model(engine, &op[1])?;
             let runner = engine.model_runner(&model)?;
             let exec = parse_exec(&op[2..], &runner)?;
@@ -67,10 +146,38 @@ fn parse_op(engine: &Engine, op: &[Bytes]) -> Result<Op> {
                 outputs: exec.outputs,
             })
         }
-        _ => Err(Error::bad_input(format!(
-            "unsupported command within DAG: '{}'",
-            String::from_utf8_lossy(op.first().map_or(&b""[..], |b| b))
+        b"AI.MODELRUN" if kind.deprecated() => {
+            let exec = super::model::modelrun(engine, op)?;
+            if exec.iter().any(|a| a.eq_ignore_ascii_case(b"TIMEOUT")) {
+                return Err(Error::bad_input("TIMEOUT not allowed within a DAG command"));
+            }
+            let model = get_model(engine, &op[1])?;
+            let runner = engine.model_runner(&model)?;
+            let exec = parse_exec(&exec[2..], &runner)?;
+            Ok(Op::Run {
+                model,
+                runner,
+                inputs: exec.inputs,
+                outputs: exec.outputs,
+            })
+        }
+        b"AI.SCRIPTEXECUTE" if kind == Kind::ExecuteRo => Err(Error::bad_input(
+            "AI.SCRIPTEXECUTE command cannot be specified in a read-only DAG",
+        )),
+        b"AI.SCRIPTEXECUTE" | b"AI.SCRIPTRUN"
+            if kind.deprecated() == (name.as_slice() == b"AI.SCRIPTRUN") =>
+        {
+            Err(super::model::torchscript_unsupported())
+        }
+        b"AI.MODELRUN" | b"AI.SCRIPTRUN" => Err(bare(format!(
+            "Deprecated {} cannot be used in AI.DAGEXECUTE command",
+            String::from_utf8_lossy(&name)
         ))),
+        b"AI.MODELEXECUTE" | b"AI.SCRIPTEXECUTE" => Err(bare(format!(
+            "{} cannot be used in a deprecated AI.DAGRUN command",
+            String::from_utf8_lossy(&name)
+        ))),
+        _ => Err(bare("Unsupported command within DAG")),
     }
 }
 
@@ -110,80 +217,114 @@ pub(super) fn keys(args: &[Bytes]) -> Vec<usize> {
 pub(super) fn execute(
     engine: &Arc<Engine>,
     args: &[Bytes],
-    read_only: bool,
+    kind: Kind,
     inline: bool,
 ) -> Result<Reply> {
-    arity(args, 2, 0)?;
-    let (mut load, mut persist, mut routing) = (Vec::new(), Vec::new(), false);
+    let read_only = kind.read_only();
+    let min = if kind.deprecated() { 4 } else { 6 };
+    if args.len() < min {
+        return Err(Error::bad_input(if kind.deprecated() {
+            format!("wrong number of arguments for '{}' command", kind.name())
+        } else {
+            format!("missing arguments for '{}' command", kind.name())
+        }));
+    }
+    let mut context: HashMap<Bytes, Tensor> = HashMap::new();
+    let (mut load, mut persist, mut routing) = (None, None::<Vec<Bytes>>, false);
     let mut timeout = None;
+    let mut ops_args: Vec<&[Bytes]> = Vec::new();
     let mut i = 1;
-    while i < args.len() && args[i].as_ref() != b"|>" {
-        let a = args[i].to_ascii_uppercase();
-        match a.as_slice() {
-            b"LOAD" => {
-                let (k, next) = keys_after(args, i, "LOAD")?;
-                load.extend(k);
-                i = next;
+    while i < args.len() {
+        let a = &args[i];
+        let before_ops = ops_args.is_empty();
+        if before_ops && load.is_none() && a.eq_ignore_ascii_case(b"LOAD") {
+            let (keys, next) = key_list(args, i, "LOAD", |k| {
+                let t = load_tensor(engine, k)?;
+                context.insert(k.clone(), t);
+                Ok(())
+            })?;
+            load = Some(keys);
+            i = next;
+        } else if before_ops && persist.is_none() && a.eq_ignore_ascii_case(b"PERSIST") {
+            if read_only {
+                return Err(Error::bad_input(
+                    "PERSIST cannot be specified in a read-only DAG",
+                ));
             }
-            b"PERSIST" => {
-                if read_only {
-                    return Err(Error::bad_input(
-                        "PERSIST cannot be specified in a read-only DAG",
-                    ));
+            let mut seen: Vec<Bytes> = Vec::new();
+            let (keys, next) = key_list(args, i, "PERSIST", |k| {
+                if seen.contains(k) {
+                    return Err(Error::bad_input("PERSIST keys must be unique"));
                 }
-                let (k, next) = keys_after(args, i, "PERSIST")?;
-                persist.extend(k);
-                i = next;
+                seen.push(k.clone());
+                Ok(())
+            })?;
+            persist = Some(keys);
+            i = next;
+        } else if before_ops && !routing && a.eq_ignore_ascii_case(b"ROUTING") {
+            if i + 1 >= args.len() {
+                return Err(Error::bad_input("Missing ROUTING value"));
             }
-            b"ROUTING" => {
-                args.get(i + 1)
-                    .ok_or_else(|| Error::bad_input("Invalid argument for ROUTING"))?;
-                routing = true;
-                i += 2;
-            }
-            b"TIMEOUT" => {
-                let v = args
-                    .get(i + 1)
-                    .ok_or_else(|| Error::bad_input("No value provided for TIMEOUT"))?;
-                let ms = int_arg(v)
-                    .ok()
-                    .filter(|&ms| ms > 0)
-                    .ok_or_else(|| Error::bad_input("Invalid value for TIMEOUT"))?;
-                timeout = Some(Duration::from_millis(ms as u64));
-                i += 2;
-            }
-            _ => return Err(Error::bad_input("Invalid DAG command")),
+            routing = true;
+            i += 2;
+        } else if before_ops && timeout.is_none() && a.eq_ignore_ascii_case(b"TIMEOUT") {
+            let v = args
+                .get(i + 1)
+                .ok_or_else(|| Error::bad_input("No value provided for TIMEOUT"))?;
+            let ms = int_arg(v)
+                .ok()
+                .filter(|&ms| ms > 0)
+                .ok_or_else(|| Error::bad_input("Invalid value for TIMEOUT"))?;
+            timeout = Some(Duration::from_millis(ms as u64));
+            i += 2;
+        } else if a.as_ref() == b"|>" && i + 1 < args.len() {
+            let start = i + 1;
+            let end = args[start..]
+                .iter()
+                .position(|x| x.as_ref() == b"|>")
+                .map_or(args.len(), |p| start + p);
+            ops_args.push(&args[start..end]);
+            i = end;
+        } else {
+            return Err(Error::bad_input(format!(
+                "Invalid DAG command. Unexpected argument:  {}",
+                String::from_utf8_lossy(a)
+            )));
         }
     }
-    if load.is_empty() && persist.is_empty() && !routing {
+    if !kind.deprecated() && load.is_none() && persist.is_none() && !routing {
         return Err(Error::bad_input(
             "AI.DAGEXECUTE and AI.DAGEXECUTE_RO commands must contain at least one out of ROUTING, LOAD, PERSIST keywords",
         ));
     }
-    let ops_args: Vec<&[Bytes]> = args[i..]
-        .split(|a| a.as_ref() == b"|>")
-        .filter(|op| !op.is_empty())
-        .collect();
     if ops_args.is_empty() {
         return Err(Error::bad_input("DAG is empty"));
-    }
-    let mut context: HashMap<Bytes, Tensor> = HashMap::new();
-    for k in &load {
-        let t = engine.store().with(k, |v| match v {
-            Some(Value::Tensor(t)) => Ok(t.clone()),
-            Some(_) => Err(Error::wrong_type()),
-            None => Err(Error::err(
-                ErrorCode::NotFound,
-                "tensor key is empty or in a different shard",
-            )),
-        })?;
-        context.insert(k.clone(), t);
     }
     // Parse every op before running any, so a malformed DAG changes nothing.
     let ops = ops_args
         .into_iter()
-        .map(|op| parse_op(engine, op))
+        .map(|op| parse_op(engine, op, kind))
         .collect::<Result<Vec<Op>>>()?;
+    // Every key an op reads must come from LOAD or an earlier op, and every PERSIST key
+    // from some op (RedisAI's MapTensorsKeysToIndices / ValidatePersistKeys).
+    let mut known: std::collections::HashSet<&Bytes> = context.keys().collect();
+    for op in &ops {
+        let (reads, writes): (Vec<&Bytes>, Vec<&Bytes>) = match op {
+            Op::Set(k, _) => (vec![], vec![k]),
+            Op::Get(k, _) => (vec![k], vec![]),
+            Op::Run {
+                inputs, outputs, ..
+            } => (inputs.iter().collect(), outputs.iter().collect()),
+        };
+        if reads.iter().any(|k| !known.contains(k)) {
+            return Err(Error::bad_input("INPUT key cannot be found in DAG"));
+        }
+        known.extend(writes);
+    }
+    let persist = persist.unwrap_or_default();
+    if persist.iter().any(|k| !known.contains(k)) {
+        return Err(Error::bad_input("PERSIST key cannot be found in DAG"));
+    }
     let deadline = timeout.map(|t| Instant::now() + t);
     let engine = engine.clone();
     Ok(Reply::Pending(Box::pin(async move {

@@ -41,19 +41,26 @@ pub(super) fn dispatch(
         b"AI.MODELEXECUTE" => modelexecute(engine, args, inline),
         b"AI.INFO" => ready(info(engine, args)),
         b"AI._MODELSCAN" => ready(modelscan(engine, args)),
-        b"AI.DAGEXECUTE" => dag::execute(engine, args, false, inline),
-        b"AI.DAGEXECUTE_RO" => dag::execute(engine, args, true, inline),
+        b"AI.DAGEXECUTE" => dag::execute(engine, args, dag::Kind::Execute, inline),
+        b"AI.DAGEXECUTE_RO" => dag::execute(engine, args, dag::Kind::ExecuteRo, inline),
+        b"AI.DAGRUN" => dag::execute(engine, args, dag::Kind::Run, inline),
+        b"AI.DAGRUN_RO" => dag::execute(engine, args, dag::Kind::RunRo, inline),
         b"AI.SCRIPTSET" | b"AI.SCRIPTSTORE" | b"AI.SCRIPTGET" | b"AI.SCRIPTDEL"
-        | b"AI.SCRIPTRUN" | b"AI.SCRIPTEXECUTE" | b"AI._SCRIPTSCAN" => Err(Error::err(
-            ErrorCode::Unsupported,
-            "TorchScript is not supported by insitu (it needs the Torch backend): express the computation as an ONNX model and use AI.MODELSTORE / AI.MODELEXECUTE",
-        )),
-        b"AI.MODELSET" | b"AI.MODELRUN" => Err(Error::err(
-            ErrorCode::Unsupported,
-            "this deprecated RedisAI command is not supported: use AI.MODELSTORE / AI.MODELEXECUTE",
-        )),
+        | b"AI.SCRIPTRUN" | b"AI.SCRIPTEXECUTE" | b"AI._SCRIPTSCAN" => {
+            Err(torchscript_unsupported())
+        }
+        b"AI.MODELSET" => modelset(engine, args).and_then(|a| modelstore(engine, &a)),
+        b"AI.MODELRUN" => modelrun(engine, args).and_then(|a| modelexecute(engine, &a, inline)),
         _ => return None,
     })
+}
+
+/// The answer to every TorchScript command.
+pub(super) fn torchscript_unsupported() -> Error {
+    Error::err(
+        ErrorCode::Unsupported,
+        "TorchScript is not supported by insitu (it needs the Torch backend): express the computation as an ONNX model and use AI.MODELSTORE / AI.MODELEXECUTE",
+    )
 }
 
 fn model_missing() -> Error {
@@ -80,7 +87,11 @@ fn batch_arg(v: Option<&Bytes>, what: &str) -> Result<usize> {
 fn parse_modelstore(args: &[Bytes]) -> Result<(Bytes, ModelSpec, Vec<Bytes>)> {
     arity(args, 4, 0)?;
     let key = args[1].clone();
-    if !args[2].eq_ignore_ascii_case(b"ONNX") {
+    // RedisAI's backends are all known names, checked argument by argument as RedisAI
+    // did; only a complete, valid request for a backend other than ONNX is then refused
+    // as unsupported here.
+    let backend = args[2].to_ascii_uppercase();
+    if !matches!(backend.as_slice(), b"ONNX" | b"TF" | b"TFLITE" | b"TORCH") {
         return Err(unsupported_backend(&args[2]));
     }
     let device = Device::parse(&args[3])?;
@@ -126,18 +137,22 @@ fn parse_modelstore(args: &[Bytes]) -> Result<(Bytes, ModelSpec, Vec<Bytes>)> {
                 spec.minbatchtimeout = batch_arg(args.get(i + 1), "MINBATCHTIMEOUT")? as u64;
                 i += 2;
             }
-            b"INPUTS" | b"OUTPUTS" => {
+            b"INPUTS" | b"OUTPUTS" if backend != b"TF" => {
                 return Err(Error::bad_input(format!(
                     "{} argument should not be specified for this backend",
                     String::from_utf8_lossy(&a)
                 )));
             }
+            b"INPUTS" | b"OUTPUTS" => return Err(unsupported_backend(&args[2])),
             b"BLOB" => {
                 let chunks = args[i + 1..].to_vec();
                 if chunks.is_empty() {
                     return Err(Error::bad_input(
                         "Insufficient arguments, missing model BLOB",
                     ));
+                }
+                if backend != b"ONNX" {
+                    return Err(unsupported_backend(&args[2]));
                 }
                 return Ok((key, spec, chunks));
             }
@@ -147,6 +162,163 @@ fn parse_modelstore(args: &[Bytes]) -> Result<(Bytes, ModelSpec, Vec<Bytes>)> {
     Err(Error::bad_input(
         "Insufficient arguments, missing model BLOB",
     ))
+}
+
+/// The deprecated `AI.MODELSET key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m
+/// [MINBATCHTIMEOUT ms]]] [INPUTS i.. OUTPUTS o..] BLOB chunk..`, checked as RedisAI
+/// checked it (deprecated.c), as the `AI.MODELSTORE` arguments it stands for.
+fn modelset(_engine: &Engine, args: &[Bytes]) -> Result<Vec<Bytes>> {
+    if args.len() < 4 {
+        return Err(Error::arity(&args[0]));
+    }
+    let backend = args[2].to_ascii_uppercase();
+    if !matches!(backend.as_slice(), b"ONNX" | b"TF" | b"TFLITE" | b"TORCH") {
+        return Err(Error::bad_input("unsupported backend"));
+    }
+    let device = &args[3];
+    const KEYWORDS: [&[u8]; 7] = [
+        b"INPUTS",
+        b"OUTPUTS",
+        b"TAG",
+        b"BATCHSIZE",
+        b"MINBATCHSIZE",
+        b"MINBATCHTIMEOUT",
+        b"BLOB",
+    ];
+    if device.len() > 10 || KEYWORDS.iter().any(|k| device.eq_ignore_ascii_case(k)) {
+        return Err(Error::bad_input("Invalid DEVICE"));
+    }
+    let mut out: Vec<Bytes> = vec![
+        Bytes::from_static(b"AI.MODELSTORE"),
+        args[1].clone(),
+        args[2].clone(),
+        args[3].clone(),
+    ];
+    let mut i = 4;
+    let at = |i: usize, word: &[u8]| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word));
+    let number = |i: usize, what: &str| -> Result<u64> {
+        args.get(i)
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+            .ok_or_else(|| Error::bad_input(format!("Invalid argument for {what}")))
+    };
+    if at(i, b"TAG") {
+        out.extend(args.get(i..i + 2).unwrap_or(&args[i..]).iter().cloned());
+        i += 2;
+    }
+    let (mut batch, mut minbatch) = (0, 0);
+    if at(i, b"BATCHSIZE") {
+        if backend == b"TFLITE" {
+            return Err(Error::bad_input(
+                "Auto-batching not supported by the TFLITE backend",
+            ));
+        }
+        batch = number(i + 1, "BATCHSIZE")?;
+        out.extend([args[i].clone(), args[i + 1].clone()]);
+        i += 2;
+    }
+    if at(i, b"MINBATCHSIZE") {
+        if batch == 0 {
+            return Err(Error::bad_input("MINBATCHSIZE specified without BATCHSIZE"));
+        }
+        minbatch = number(i + 1, "MINBATCHSIZE")?;
+        out.extend([args[i].clone(), args[i + 1].clone()]);
+        i += 2;
+    }
+    if at(i, b"MINBATCHTIMEOUT") {
+        if batch == 0 {
+            return Err(Error::bad_input(
+                "MINBATCHTIMEOUT specified without BATCHSIZE",
+            ));
+        }
+        if minbatch == 0 {
+            return Err(Error::bad_input(
+                "MINBATCHTIMEOUT specified without MINBATCHSIZE",
+            ));
+        }
+        number(i + 1, "MINBATCHTIMEOUT")?;
+        out.extend([args[i].clone(), args[i + 1].clone()]);
+        i += 2;
+    }
+    let missing_blob = || Error::bad_input("Insufficient arguments, missing model BLOB");
+    if i >= args.len() {
+        return Err(missing_blob());
+    }
+    let blob_at = args[i..]
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"BLOB"))
+        .map(|p| i + p);
+    // INPUTS/OUTPUTS name a TF graph's tensors; other backends' models name their own.
+    let options = &args[i..blob_at.unwrap_or(args.len())];
+    if backend == b"TF" {
+        if options.is_empty() {
+            return Err(Error::bad_input(
+                "Insufficient arguments, INPUTS and OUTPUTS not specified",
+            ));
+        }
+        if !options[0].eq_ignore_ascii_case(b"INPUTS") {
+            return Err(Error::bad_input("INPUTS not specified"));
+        }
+        if !options.iter().any(|a| a.eq_ignore_ascii_case(b"OUTPUTS")) {
+            return Err(Error::bad_input("OUTPUTS not specified"));
+        }
+    }
+    match blob_at {
+        Some(b) if b + 1 < args.len() => {
+            out.push(Bytes::from_static(b"BLOB"));
+            out.extend(args[b + 1..].iter().cloned());
+            Ok(out)
+        }
+        _ => Err(missing_blob()),
+    }
+}
+
+/// The deprecated `AI.MODELRUN key [TIMEOUT ms] INPUTS i.. OUTPUTS o..`, checked as
+/// RedisAI checked it (deprecated.c), as the `AI.MODELEXECUTE` arguments it stands for.
+pub(super) fn modelrun(engine: &Engine, args: &[Bytes]) -> Result<Vec<Bytes>> {
+    if args.len() < 6 {
+        return Err(Error::bad_input(
+            "wrong number of arguments for 'AI.MODELRUN' command",
+        ));
+    }
+    let model = get_model(engine, &args[1])?;
+    let runner = engine.model_runner(&model)?;
+    let mut i = 2;
+    let mut timeout = None;
+    if args[i].eq_ignore_ascii_case(b"TIMEOUT") {
+        let ms = args
+            .get(i + 1)
+            .and_then(|v| int_arg(v).ok())
+            .filter(|&ms| ms > 0)
+            .ok_or_else(|| Error::bad_input("Invalid value for TIMEOUT"))?;
+        timeout = Some(ms);
+        i += 2;
+    }
+    if !args
+        .get(i)
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"INPUTS"))
+    {
+        return Err(Error::bad_input("INPUTS not specified"));
+    }
+    let rest = &args[i + 1..];
+    let split = rest.iter().position(|a| a.eq_ignore_ascii_case(b"OUTPUTS"));
+    let (ins, outs) = match split {
+        Some(p) => (&rest[..p], &rest[p + 1..]),
+        None => (rest, &rest[rest.len()..]),
+    };
+    check_count("INPUTS", ins.len(), runner.inputs().len())?;
+    check_count("OUTPUTS", outs.len(), runner.outputs().len())?;
+    let mut out = vec![Bytes::from_static(b"AI.MODELEXECUTE"), args[1].clone()];
+    out.push(Bytes::from_static(b"INPUTS"));
+    out.push(Bytes::from(ins.len().to_string()));
+    out.extend(ins.iter().cloned());
+    out.push(Bytes::from_static(b"OUTPUTS"));
+    out.push(Bytes::from(outs.len().to_string()));
+    out.extend(outs.iter().cloned());
+    if let Some(ms) = timeout {
+        out.push(Bytes::from_static(b"TIMEOUT"));
+        out.push(Bytes::from(ms.to_string()));
+    }
+    Ok(out)
 }
 
 fn modelstore(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
@@ -263,40 +435,6 @@ pub(super) struct ExecArgs {
     pub timeout: Option<Duration>,
 }
 
-fn count(v: Option<&Bytes>, what: &str, cap: &str) -> Result<usize> {
-    let v = v.ok_or_else(|| Error::bad_input(format!("Invalid argument for {what}")))?;
-    let n = int_arg(v).map_err(|_| Error::bad_input(format!("Invalid argument for {what}")))?;
-    if n <= 0 {
-        return Err(Error::bad_input(format!(
-            "{cap} count must be a positive integer"
-        )));
-    }
-    usize::try_from(n).map_err(|_| Error::bad_input(format!("Invalid argument for {what}")))
-}
-
-/// Parse `<KW> n k1 .. kn` at the start of `args` (KW is `INPUTS` or `OUTPUTS`), checking
-/// `n` against the model's `expected` count; returns the keys and what follows.
-fn key_list<'a>(args: &'a [Bytes], kw: &str, expected: usize) -> Result<(Vec<Bytes>, &'a [Bytes])> {
-    if !args
-        .first()
-        .is_some_and(|a| a.eq_ignore_ascii_case(kw.as_bytes()))
-    {
-        return Err(Error::bad_input(format!("{kw} not specified")));
-    }
-    let (what, cap) = if kw == "INPUTS" {
-        ("input_count", "Input")
-    } else {
-        ("output_count", "Output")
-    };
-    let n = count(args.get(1), what, cap)?;
-    let keys = args
-        .get(2..2 + n)
-        .ok_or_else(|| Error::bad_input(format!("Invalid argument for {what}")))?
-        .to_vec();
-    check_count(kw, n, expected)?;
-    Ok((keys, &args[2 + n..]))
-}
-
 /// RedisAI's error when a command names more or fewer keys than the model has.
 fn check_count(kw: &str, n: usize, expected: usize) -> Result<()> {
     if n != expected {
@@ -391,23 +529,87 @@ pub(super) fn run_keys(args: &[Bytes]) -> Vec<usize> {
     keys
 }
 
-/// Parse `INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]` (from `args[0]`) against a runner.
+/// RedisAI's arity rule for `AI.MODELEXECUTE` (also as a DAG op): at least 8 arguments,
+/// reported with this text however the command was typed.
+pub(super) fn check_exec_arity(args: &[Bytes]) -> Result<()> {
+    if args.len() < 8 {
+        return Err(Error::bad_input(
+            "wrong number of arguments for 'AI.MODELEXECUTE' command",
+        ));
+    }
+    Ok(())
+}
+
+/// A positive count after `INPUTS` / `OUTPUTS`, with RedisAI's errors.
+fn exec_count(v: Option<&Bytes>, what: &str, cap: &str) -> Result<usize> {
+    let n = v
+        .and_then(|v| int_arg(v).ok())
+        .ok_or_else(|| Error::bad_input(format!("Invalid argument for {what}")))?;
+    if n <= 0 {
+        return Err(Error::bad_input(format!(
+            "{cap} count must be a positive integer"
+        )));
+    }
+    Ok(n as usize)
+}
+
+/// Parse `INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]` (from `args[0]`) against a runner,
+/// check by check in RedisAI's order with its texts (model_commands_parser.c).
 pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
-    let (inputs, rest) = key_list(args, "INPUTS", runner.inputs().len())?;
-    let (outputs, rest) = key_list(rest, "OUTPUTS", runner.outputs().len())?;
-    let timeout = match rest {
+    if !args
+        .first()
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"INPUTS"))
+    {
+        return Err(Error::bad_input("INPUTS not specified"));
+    }
+    let n_in = exec_count(args.get(1), "input_count", "Input")?;
+    check_count("INPUTS", n_in, runner.inputs().len())?;
+    let keys_missing = |what: &str| {
+        Error::bad_input(format!(
+            "number of {what} keys to AI.MODELEXECUTE command does not match the number of given arguments"
+        ))
+    };
+    let inputs = args
+        .get(2..2 + n_in)
+        .ok_or_else(|| keys_missing("input"))?
+        .to_vec();
+    let mut pos = 2 + n_in;
+    if !args
+        .get(pos)
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"OUTPUTS"))
+    {
+        return Err(Error::bad_input("OUTPUTS not specified"));
+    }
+    let n_out = exec_count(args.get(pos + 1), "output_count", "Output")?;
+    check_count("OUTPUTS", n_out, runner.outputs().len())?;
+    pos += 2;
+    let outputs = args
+        .get(pos..pos + n_out)
+        .ok_or_else(|| keys_missing("output"))?
+        .to_vec();
+    pos += n_out;
+    let invalid = |a: &Bytes| {
+        Error::new(
+            ErrorCode::BadInput,
+            format!("Invalid argument: {}", String::from_utf8_lossy(a)),
+        )
+    };
+    let timeout = match &args[pos..] {
         [] => None,
-        [t] if t.eq_ignore_ascii_case(b"TIMEOUT") => {
-            return Err(Error::bad_input("No value provided for TIMEOUT"))
-        }
-        [t, v] if t.eq_ignore_ascii_case(b"TIMEOUT") => {
+        [t, rest @ ..] if t.eq_ignore_ascii_case(b"TIMEOUT") => {
+            let Some((v, rest)) = rest.split_first() else {
+                return Err(Error::bad_input("No value provided for TIMEOUT"));
+            };
             let ms = int_arg(v)
                 .ok()
                 .filter(|&ms| ms > 0)
                 .ok_or_else(|| Error::bad_input("Invalid value for TIMEOUT"))?;
+            if let Some(extra) = rest.first() {
+                return Err(invalid(extra));
+            }
             Some(Duration::from_millis(ms as u64))
         }
-        _ => return Err(Error::syntax()),
+        [other, ..] => return Err(invalid(other)),
     };
     Ok(ExecArgs {
         inputs,
@@ -537,7 +739,7 @@ fn store_outputs(engine: &Engine, keys: Vec<Bytes>, outs: Vec<Tensor>) -> Frame 
 }
 
 fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Reply> {
-    arity(args, 2, 0)?;
+    check_exec_arity(args)?;
     let model = get_model(engine, &args[1])?;
     let runner = engine.model_runner(&model)?;
     let exec = parse_exec(&args[2..], &runner)?;
@@ -617,69 +819,86 @@ fn modelscan(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     Ok(Frame::Array(out))
 }
 
+/// `AI.CONFIG`: RedisAI's subcommands with its checks and texts (LOADBACKEND,
+/// BACKENDSPATH, MODEL_CHUNK_SIZE, GET), and insitu's run-time settings of the same kind
+/// (INTRA_OP_PARALLELISM, INTER_OP_PARALLELISM, THREADS_PER_QUEUE before the first model).
 fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 0)?;
     let sub = args[1].to_ascii_uppercase();
-    if sub == b"GET" {
-        arity(args, 3, 3)?;
-        let c = engine.config().models;
-        return Ok(match args[2].to_ascii_uppercase().as_slice() {
-            b"MODEL_CHUNK_SIZE" => Frame::Integer(c.chunk_size as i64),
-            b"THREADS_PER_QUEUE" => Frame::Integer(c.threads as i64),
-            b"INTRA_OP_PARALLELISM" => Frame::Integer(c.intra_op_threads as i64),
-            b"INTER_OP_PARALLELISM" => Frame::Integer(c.inter_op_threads as i64),
-            b"BACKENDSPATH" => runtime::loaded().map_or(Frame::Null, |r| {
-                Frame::bulk_str(&r.path.display().to_string())
-            }),
-            _ => Frame::Null,
-        });
-    }
-    let value = || -> Result<usize> {
-        let v = args.get(2).ok_or_else(|| Error::arity(&args[0]))?;
-        usize::try_from(int_arg(v)?)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                Error::bad_input(format!(
-                    "Invalid value for {}",
-                    String::from_utf8_lossy(&sub)
-                ))
-            })
-    };
+    let arg = args.get(2);
     match sub.as_slice() {
-        b"MODEL_CHUNK_SIZE" => {
-            let n = value()?;
-            engine.update_config(|c| c.models.chunk_size = n);
-        }
-        b"INTRA_OP_PARALLELISM" => {
-            let n = value()?;
-            engine.update_config(|c| c.models.intra_op_threads = n);
-        }
-        b"INTER_OP_PARALLELISM" => {
-            let n = value()?;
-            engine.update_config(|c| c.models.inter_op_threads = n);
-        }
-        b"THREADS_PER_QUEUE" => {
-            let n = value()?;
-            if engine.inference_pool_started() {
-                return Err(Error::bad_input(
-                    "THREADS_PER_QUEUE can only be set before the first model is stored",
-                ));
-            }
-            engine.update_config(|c| c.models.threads = n);
+        b"GET" => {
+            let Some(name) = arg else {
+                return Err(Error::arity(&args[0]));
+            };
+            let c = engine.config().models;
+            return Ok(match name.to_ascii_uppercase().as_slice() {
+                b"MODEL_CHUNK_SIZE" => Frame::Integer(c.chunk_size as i64),
+                b"THREADS_PER_QUEUE" => Frame::Integer(c.threads as i64),
+                b"INTRA_OP_PARALLELISM" => Frame::Integer(c.intra_op_threads as i64),
+                b"INTER_OP_PARALLELISM" => Frame::Integer(c.inter_op_threads as i64),
+                b"BACKENDSPATH" => runtime::loaded().map_or(Frame::Null, |r| {
+                    Frame::bulk_str(&r.path.display().to_string())
+                }),
+                _ => Frame::Null,
+            });
         }
         b"LOADBACKEND" => {
-            arity(args, 4, 4)?;
-            if !args[2].eq_ignore_ascii_case(b"ONNX") {
-                return Err(unsupported_backend(&args[2]));
+            if args.len() < 4 {
+                return Err(Error::arity(&args[0]));
             }
-            // The path is not used: loading a library named by a client would let any
-            // client run code in the server. ONNX Runtime is found as the operator set up
-            // (ORT_DYLIB_PATH, ...); this only makes sure it is loaded.
-            runtime::runtime()?;
+            let backend = args[2].to_ascii_uppercase();
+            match backend.as_slice() {
+                // The path is not used: loading a library named by a client would let any
+                // client run code in the server. ONNX Runtime is found as the operator set
+                // up (ORT_DYLIB_PATH, ...); this only makes sure it is loaded.
+                b"ONNX" => {
+                    runtime::runtime().map_err(|_| Error::bad_input("error loading backend"))?;
+                }
+                b"TF" | b"TFLITE" | b"TORCH" => {
+                    return Err(Error::bad_input("error loading backend"))
+                }
+                _ => return Err(Error::bad_input("unsupported backend")),
+            }
         }
         b"BACKENDSPATH" => {
-            arity(args, 3, 3)?;
+            if arg.is_none() {
+                return Err(Error::bad_input("BACKENDSPATH: missing path argument"));
+            }
+        }
+        b"MODEL_CHUNK_SIZE" => {
+            let Some(v) = arg else {
+                return Err(Error::bad_input("MODEL_CHUNK_SIZE: missing chunk size"));
+            };
+            let n = int_arg(v)
+                .ok()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| Error::bad_input("MODEL_CHUNK_SIZE: invalid chunk size"))?;
+            engine.update_config(|c| c.models.chunk_size = n);
+        }
+        b"INTRA_OP_PARALLELISM" | b"INTER_OP_PARALLELISM" | b"THREADS_PER_QUEUE" => {
+            let name = String::from_utf8_lossy(&sub).into_owned();
+            let Some(v) = arg else {
+                return Err(Error::bad_input(format!("{name}: missing value")));
+            };
+            let n = int_arg(v)
+                .ok()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| Error::bad_input(format!("{name}: invalid value")))?;
+            match sub.as_slice() {
+                b"INTRA_OP_PARALLELISM" => engine.update_config(|c| c.models.intra_op_threads = n),
+                b"INTER_OP_PARALLELISM" => engine.update_config(|c| c.models.inter_op_threads = n),
+                _ => {
+                    if engine.inference_pool_started() {
+                        return Err(Error::bad_input(
+                            "THREADS_PER_QUEUE can only be set before the first model is stored",
+                        ));
+                    }
+                    engine.update_config(|c| c.models.threads = n);
+                }
+            }
         }
         _ => return Err(Error::bad_input("unsupported subcommand")),
     }

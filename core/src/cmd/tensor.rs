@@ -98,16 +98,20 @@ fn encode_values(dtype: DType, values: &[Bytes]) -> Result<Bytes> {
             DType::UInt16 => out.extend(parse_int::<u16>(v)?.to_le_bytes()),
             DType::UInt32 => out.extend(parse_int::<u32>(v)?.to_le_bytes()),
             DType::UInt64 => out.extend(parse_num::<u64>(v)?.to_le_bytes()),
+            // RedisAI: a BOOL value out of range in VALUES is an invalid value (in a
+            // blob, "BOOL tensor elements must be 0 or 1").
             DType::Bool => match parse_num::<i64>(v)? {
                 0 => out.push(0),
                 1 => out.push(1),
-                _ => return Err(Error::bad_input("BOOL tensor elements must be 0 or 1")),
+                _ => return Err(invalid_value()),
             },
+            // A C string each: a NUL may only end it (and is then not doubled).
             DType::String => {
-                if v.contains(&0) {
-                    return Err(invalid_value());
+                let body = v.strip_suffix(b"\0").unwrap_or(v);
+                if body.contains(&0) {
+                    return Err(Error::bad_input("C-string value contains null character"));
                 }
-                out.extend_from_slice(v);
+                out.extend_from_slice(body);
                 out.push(0);
             }
         }
@@ -187,15 +191,23 @@ pub(super) fn tensorset(
     session: &mut Session,
     args: &[Bytes],
 ) -> Result<Frame> {
+    arity(args, 4, 0)?;
+    // RedisAI opens the key before reading the arguments: a key of another type is
+    // refused first, whatever follows.
+    let store = engine.store();
+    let wrong_type = |key: &[u8]| {
+        store.with(
+            key,
+            |v| matches!(v, Some(v) if !matches!(v, Value::Tensor(_))),
+        )
+    };
+    if wrong_type(&args[1]) {
+        return Err(Error::wrong_type());
+    }
     let limits = engine.with_config(|c| c.limits.clone());
     let shm_args = resolve_shm(args, session, &limits)?;
     let (key, tensor) = parse_tensorset(shm_args.as_deref().unwrap_or(args), &limits)?;
-    let store = engine.store();
-    let wrong_type = store.with(
-        &key,
-        |v| matches!(v, Some(v) if !matches!(v, Value::Tensor(_))),
-    );
-    if wrong_type {
+    if wrong_type(&key) {
         return Err(Error::wrong_type());
     }
     store.set(key, Value::Tensor(tensor))?;
@@ -411,9 +423,33 @@ mod tests {
             err(&["AI.TENSORSET", "k", "INT8", "1", "VALUES", "z"]),
             "ERR invalid value"
         );
+        // RedisAI: out of range in VALUES is an invalid value; in a blob, its own text.
         assert_eq!(
             err(&["AI.TENSORSET", "k", "BOOL", "1", "VALUES", "2"]),
-            "ERR BOOL tensor elements must be 0 or 1"
+            "ERR invalid value"
+        );
+        assert_eq!(
+            err(&[
+                "AI.TENSORSET",
+                "k",
+                "STRING",
+                "2",
+                "VALUES",
+                "ok",
+                "in\0side"
+            ]),
+            "ERR C-string value contains null character"
+        );
+        assert_eq!(
+            err(&[
+                "AI.TENSORSET",
+                "k",
+                "STRING",
+                "2",
+                "BLOB",
+                "one\0two\0three\0"
+            ]),
+            "ERR Number of string elements in data blob does not match tensor length"
         );
     }
 
