@@ -113,7 +113,7 @@ fn cases() -> Vec<Case> {
         model_case("model-bad-device", cmd(&[b"AI.MODELSTORE", b"m", b"ONNX", b"TPU", b"BLOB", b"x"]), Error("ERR Invalid DEVICE")),
         model_case("modelexecute-missing-model", cmd(&[b"AI.MODELEXECUTE", b"nomodel", b"INPUTS", b"1", b"canary", b"OUTPUTS", b"1", b"y"]), Error("ERR model key is empty")),
         model_case("modelexecute-missing-input", cmd(&[b"AI.MODELEXECUTE", b"mlp", b"INPUTS", b"1", b"nokey", b"OUTPUTS", b"1", b"y"]), Error("ERR tensor key is empty or in a different shard")),
-        model_case("modelexecute-wrong-input-shape", cmd(&[b"AI.MODELEXECUTE", b"mlp", b"INPUTS", b"1", b"canary", b"OUTPUTS", b"1", b"y"]), Error("ERR input 'x' of the model expects shape [-1, 16], got [2, 3]")),
+        model_case("modelexecute-wrong-input-shape", cmd(&[b"AI.MODELEXECUTE", b"mlp", b"INPUTS", b"1", b"canary", b"OUTPUTS", b"1", b"y"]), Error("ERR Got invalid dimensions for input: x for the following indices  index: 1 Got: 3 Expected: 16  Please fix either the inputs/outputs or the model.")),
         model_case("dag-get-of-a-missing-key", cmd(&[b"AI.DAGEXECUTE", b"ROUTING", b"mlp", b"|>", b"AI.TENSORGET", b"nokey", b"BLOB"]), Error("ERR INPUT key cannot be found in DAG")),
         model_case("dag-unknown-op", cmd(&[b"AI.DAGEXECUTE", b"ROUTING", b"mlp", b"|>", b"SET", b"k", b"v"]), Error("Unsupported command within DAG")),
         model_case("client-disconnects-mid-inference", cmd(&[b"AI.MODELEXECUTE", b"mlp", b"INPUTS", b"1", b"x16", b"OUTPUTS", b"1", b"y"]), Disconnect),

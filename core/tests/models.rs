@@ -257,12 +257,12 @@ fn a_bad_request_fails_alone_and_bad_batch_models_are_caught() {
     let e = c.infer("mlp", &[wrong_dtype]).unwrap_err();
     assert_eq!(
         e.text(),
-        "ERR input 'x' of the model expects FLOAT, got DOUBLE"
+        "ERR Unexpected input data type. Actual: (tensor(double)) , expected: (tensor(float))"
     );
     let e = c.infer("mlp", &[wrong_shape]).unwrap_err();
     assert_eq!(
         e.text(),
-        "ERR input 'x' of the model expects shape [-1, 16], got [1, 15]"
+        "ERR Got invalid dimensions for input: x for the following indices  index: 1 Got: 15 Expected: 16  Please fix either the inputs/outputs or the model."
     );
     let e = c.infer("mlp", &[good.clone(), good.clone()]).unwrap_err();
     assert_eq!(
@@ -304,8 +304,9 @@ fn model_command_errors_match_redisai() {
         (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"BATCHSIZE", b"2", b"MINBATCHTIMEOUT", b"2", b"BLOB", b"x"], "ERR MINBATCHTIMEOUT specified without MINBATCHSIZE"),
         (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"INPUTS", b"1", b"x", b"BLOB", b"x"], "ERR INPUTS argument should not be specified for this backend"),
         (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"TAG", b"t"], "ERR Insufficient arguments, missing model BLOB"),
-        (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"BLOB"], "ERR Insufficient arguments, missing model BLOB"),
-        (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"SOMETHING"], "ERR Invalid argument, expected BLOB"),
+        (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"BLOB"], "ERR wrong number of arguments for 'AI.MODELSTORE' command"),
+        (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"TAG", b"t", b"BLOB"], "ERR Insufficient arguments, missing model BLOB"),
+        (&[b"AI.MODELSTORE", b"m", b"ONNX", b"CPU", b"SOMETHING", b"x"], "ERR Invalid argument, expected BLOB"),
         (&[b"AI.MODELGET", b"nope"], "ERR model key is empty"),
         (&[b"AI.MODELDEL", b"nope"], "ERR model key is empty"),
         (&[b"AI.MODELEXECUTE", b"nope", b"INPUTS", b"1", b"a", b"OUTPUTS", b"1", b"b"], "ERR model key is empty"),

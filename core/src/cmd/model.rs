@@ -85,7 +85,7 @@ fn batch_arg(v: Option<&Bytes>, what: &str) -> Result<usize> {
 /// Parse `AI.MODELSTORE key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m
 /// [MINBATCHTIMEOUT ms]]] BLOB chunk...` into the key, spec and the chunks.
 fn parse_modelstore(args: &[Bytes]) -> Result<(Bytes, ModelSpec, Vec<Bytes>)> {
-    arity(args, 4, 0)?;
+    arity(args, 6, 0)?;
     let key = args[1].clone();
     // RedisAI's backends are all known names, checked argument by argument as RedisAI
     // did; only a complete, valid request for a backend other than ONNX is then refused

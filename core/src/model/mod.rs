@@ -78,10 +78,16 @@ impl Device {
     pub fn parse(s: &[u8]) -> Result<Device> {
         let s = String::from_utf8_lossy(s).to_ascii_uppercase();
         let (kind, idx) = match s.split_once(':') {
-            Some((k, i)) => (
-                k.to_string(),
-                Some(i.parse::<u32>().map_err(|_| invalid_device())?),
-            ),
+            // RedisAI: the id is digits only, at most five of them.
+            Some((k, i))
+                if !i.is_empty() && i.len() <= 5 && i.bytes().all(|c| c.is_ascii_digit()) =>
+            {
+                (
+                    k.to_string(),
+                    Some(i.parse::<u32>().map_err(|_| invalid_device())?),
+                )
+            }
+            Some(_) => return Err(invalid_device()),
             None => (s.clone(), None),
         };
         match kind.as_str() {

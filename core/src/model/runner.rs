@@ -256,30 +256,14 @@ impl Runner {
                 "Number of keys given as INPUTS here does not match model definition",
             ));
         }
-        let mut rows = None;
-        for (t, spec) in inputs.iter().zip(&self.inputs) {
-            if t.dtype() != spec.dtype {
-                return Err(Error::bad_input(format!(
-                    "input '{}' of the model expects {}, got {}",
-                    spec.name,
-                    spec.dtype,
-                    t.dtype()
-                )));
-            }
-            let fits = t.shape().len() == spec.shape.len()
-                && t.shape()
-                    .iter()
-                    .zip(&spec.shape)
-                    .all(|(&d, &s)| s < 0 || d as i64 == s);
-            if !fits {
-                return Err(Error::bad_input(format!(
-                    "input '{}' of the model expects shape {:?}, got {:?}",
-                    spec.name,
-                    spec.shape,
-                    t.shape()
-                )));
-            }
-            if self.batchsize > 0 {
+        // Shapes and element types are ONNX Runtime's to judge: it knows what the graph
+        // accepts (unknown ranks, symbolic and partly known dims, optional inputs) and says
+        // why it refuses, and that reason is passed on as RedisAI passed it. What is
+        // checked here is what batching needs: requests merged along dim 0 must agree on
+        // it across inputs, or one request would spoil a batch.
+        if self.batchsize > 0 {
+            let mut rows = None;
+            for t in inputs {
                 let r = t.shape().first().copied().unwrap_or(1);
                 if *rows.get_or_insert(r) != r {
                     return Err(Error::bad_input(
@@ -338,7 +322,7 @@ impl Runner {
             .inputs
             .iter()
             .zip(&r.inputs)
-            .all(|(a, b)| a.shape().get(1..) == b.shape().get(1..))
+            .all(|(a, b)| a.dtype() == b.dtype() && a.shape().get(1..) == b.shape().get(1..))
     }
 
     /// Take the next batch off the queue, waiting for `MINBATCHSIZE` when asked to.
