@@ -11,7 +11,10 @@ use insitu::model::ModelConfig;
 use insitu::resp::Frame;
 use insitu::{Client, EngineConfig, ErrorCode, ModelOptions, Tensor};
 
-const MODELS: [&str; 7] = [
+/// Every generated model, among them any model ONNX Runtime accepts: an input of unknown
+/// rank, symbolic and partly known dims, an input with a default, and a scikit-learn
+/// classifier with its default ZipMap output (probabilities as a [rows, classes] tensor).
+const MODELS: [&str; 11] = [
     "mlp",
     "mlp_wide",
     "two_io",
@@ -19,6 +22,10 @@ const MODELS: [&str; 7] = [
     "ml",
     "conv",
     "bad_batch",
+    "unknown_rank",
+    "symbolic_dims",
+    "optional_input",
+    "zipmap",
 ];
 
 #[test]

@@ -108,6 +108,16 @@ fn io_spec(name: &str, ty: &ValueType, what: &str) -> Result<IoSpec> {
                 shape: shape.iter().copied().collect(),
             })
         }
+        // scikit-learn classifiers' default ZipMap output: per row a map from class to
+        // probability. It comes back as a [rows, classes] tensor of the map's value type,
+        // classes in ascending order (what `options={'zipmap': False}` would have given).
+        ValueType::Sequence(inner) if what == "output" && zipmap_value(inner).is_some() => {
+            Ok(IoSpec {
+                name: name.to_string(),
+                dtype: zipmap_value(inner).unwrap_or(DType::Float32),
+                shape: vec![-1, -1],
+            })
+        }
         other => {
             let kind = match other {
                 ValueType::Sequence(_) => "a sequence",
@@ -620,7 +630,73 @@ fn to_ort(t: &Tensor) -> Result<SessionInputValue<'_>> {
     })
 }
 
+/// The value type of a ZipMap-style output (a sequence of maps from int64 or string keys
+/// to float or double), or `None` for any other sequence.
+fn zipmap_value(inner: &ValueType) -> Option<DType> {
+    match inner {
+        ValueType::Map {
+            key: TensorElementType::Int64 | TensorElementType::String,
+            value: v @ (TensorElementType::Float32 | TensorElementType::Float64),
+        } => dtype_of(*v),
+        _ => None,
+    }
+}
+
+/// A sequence of maps (one per row, class -> value) as a [rows, classes] tensor, classes
+/// in ascending key order. Every row must have the same classes.
+fn from_zipmap(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
+    use ort::value::{DynMapValueType, DynSequenceValueType};
+    let bad = |why: &str| {
+        Error::err(
+            ErrorCode::Unsupported,
+            format!("output '{}': {why}", spec.name),
+        )
+    };
+    let seq = v
+        .view()
+        .downcast::<DynSequenceValueType>()
+        .map_err(ort_err)?
+        .try_extract_sequence::<DynMapValueType>()
+        .map_err(ort_err)?;
+    let rows = seq.len();
+    let mut data: Vec<u8> = Vec::new();
+    let mut classes = None;
+    for m in &seq {
+        let ValueType::Map { key, value } = m.dtype() else {
+            return Err(bad("a sequence element is not a map"));
+        };
+        macro_rules! row {
+            ($k:ty, $v:ty) => {{
+                let mut pairs: Vec<($k, $v)> =
+                    m.try_extract_key_values::<$k, $v>().map_err(ort_err)?;
+                pairs.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+                let keys: Vec<String> = pairs.iter().map(|(k, _)| k.to_string()).collect();
+                match &classes {
+                    None => classes = Some(keys),
+                    Some(c) if *c == keys => {}
+                    Some(_) => return Err(bad("rows have different classes")),
+                }
+                for (_, v) in pairs {
+                    data.extend_from_slice(&v.to_le_bytes());
+                }
+            }};
+        }
+        match (key, value) {
+            (TensorElementType::Int64, TensorElementType::Float32) => row!(i64, f32),
+            (TensorElementType::Int64, TensorElementType::Float64) => row!(i64, f64),
+            (TensorElementType::String, TensorElementType::Float32) => row!(String, f32),
+            (TensorElementType::String, TensorElementType::Float64) => row!(String, f64),
+            _ => return Err(bad("a map of unsupported key or value type")),
+        }
+    }
+    let width = classes.map_or(0, |c| c.len());
+    Tensor::new(spec.dtype, [rows, width], Bytes::from(data), &unlimited())
+}
+
 fn from_ort(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
+    if matches!(v.dtype(), ValueType::Sequence(_)) {
+        return from_zipmap(v, spec);
+    }
     let ValueType::Tensor { ty, .. } = v.dtype() else {
         return Err(Error::err(
             ErrorCode::Unsupported,

@@ -64,6 +64,7 @@ def test_connection_set_up(r):
     assert r.config_get("maxmemory") == {"maxmemory": "0"}
     assert r.config_set("lua-time-limit", 6000)
     assert r.config_get("lua-time-limit") == {"lua-time-limit": "6000"}
+    assert r.config_set("lua-time-limit", 5000)
     assert r.command_count() > 40
     assert r.command_getkeys("AI.TENSORSET", "t", "FLOAT", "1") in ([b"t"], ["t"])
 

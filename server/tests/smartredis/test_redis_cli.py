@@ -84,8 +84,9 @@ PLAIN = [
 
 @pytest.mark.parametrize("proto", [2, 3])
 def test_plain_commands_print_as_for_redis_server(server, redis_port, proto):
-    cli(server.port, "FLUSHALL")
-    cli(redis_port, "FLUSHALL")
+    for port in (server.port, redis_port):
+        cli(port, "FLUSHALL")
+        cli(port, "CONFIG", "SET", "lua-time-limit", "5000")
     for args in PLAIN:
         assert cli(server.port, *args, proto=proto) == cli(redis_port, *args, proto=proto), args
     cli(server.port, "CONFIG", "SET", "lua-time-limit", "5000")
