@@ -67,8 +67,10 @@ pub struct Runner {
     pool: Arc<InferencePool>,
 }
 
+/// ONNX Runtime's reason, each line break a space as Redis writes an error reply (what
+/// RedisAI's users read), so every transport, in-process included, gives the same text.
 fn ort_err(e: ort::Error) -> Error {
-    Error::bad_input(e.to_string())
+    Error::bad_input(e.to_string().replace(['\r', '\n'], " "))
 }
 
 fn dtype_of(t: TensorElementType) -> Option<DType> {

@@ -243,6 +243,16 @@ def main():
     (out / "truncated.onnx").write_bytes(valid[: len(valid) // 2])
     (out / "garbage.onnx").write_bytes(bytes(rng.integers(0, 256, 4096, dtype=np.uint8)))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    # The same cases as plain lines for the C and Fortran tests, one tensor per line:
+    #   model case in|out index DTYPE ndims dim... file
+    lines = []
+    for name, m in manifest.items():
+        for c, case in enumerate(m["cases"]):
+            for kind, tag in (("inputs", "in"), ("outputs", "out")):
+                for i, t in enumerate(case[kind]):
+                    lines.append(" ".join(map(str, [name, c, tag, i,
+                                                    t["dtype"], len(t["shape"]), *t["shape"], t["file"]])))
+    (out / "manifest.txt").write_text("\n".join(lines) + "\n")
     print(f"wrote {len(manifest)} models with reference cases to {out}")
 
 

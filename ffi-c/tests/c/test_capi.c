@@ -52,7 +52,9 @@ int main(void) {
         "ERR invalid address 'nohost': missing port (expected inproc, host:port, tcp://host:port or unix:///path)");
   TRUE(c == NULL); /* outputs untouched on failure */
   TRUE(insitu_last_error_message(msg, 8) > 7 && strlen(msg) == 7); /* truncated, NUL-terminated */
+  setenv("INSITU_CONN_TIMEOUT", "0", 1); /* one attempt: no server listens there */
   FAILS(insitu_client_connect(S("127.0.0.1:1"), &c), INSITU_STATUS_IO, NULL);
+  unsetenv("INSITU_CONN_TIMEOUT");
   FAILS(insitu_client_connect(S("inproc"), NULL), INSITU_STATUS_NULL_ARGUMENT, "out must not be NULL");
   unsetenv("SSDB");
   unsetenv("INSITU_ADDRESS");
