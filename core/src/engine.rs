@@ -110,6 +110,8 @@ pub struct Engine {
     node_id: String,
     /// The connected clients (`CLIENT LIST`, `CLIENT KILL`).
     pub clients: Clients,
+    /// Lua scripts by SHA1 (`EVALSHA`, `SCRIPT LOAD`).
+    scripts: Mutex<crate::cmd::ScriptCache>,
 }
 
 /// Seconds since the Unix epoch.
@@ -173,6 +175,7 @@ impl Engine {
                     .to_string()
             },
             clients: Clients::default(),
+            scripts: Mutex::default(),
         }
     }
 
@@ -253,6 +256,11 @@ impl Engine {
     /// Data commands hold this shared; `EXEC` holds it exclusively.
     pub fn transaction_lock(&self) -> &RwLock<()> {
         &self.txn
+    }
+
+    /// The cache of Lua scripts.
+    pub(crate) fn scripts(&self) -> &Mutex<crate::cmd::ScriptCache> {
+        &self.scripts
     }
 
     /// The inference threads, started on first use.

@@ -364,7 +364,7 @@ impl Store {
         let r;
         {
             let mut map = shard.map.write();
-            let mut slot = map.remove(key.as_ref());
+            let mut slot = map.remove::<[u8]>(key.as_ref());
             let had = slot.is_some();
             let charge = |add: usize, remove: usize| self.charge(add, remove);
             let res = f(&mut slot, &charge);

@@ -9,6 +9,7 @@ mod connection;
 mod dag;
 mod keys;
 mod model;
+mod script;
 pub mod table;
 mod tensor;
 mod wait;
@@ -24,6 +25,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
 pub use config::parse_size;
+pub use script::ScriptCache;
 pub use model::{infer_inproc, run_model_inproc};
 pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
 
@@ -137,6 +139,11 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
     if name == b"INSITU.WAIT" {
         return wait::wait(engine, args);
     }
+    if script::is_eval(name) {
+        // A script runs atomically, as a transaction does.
+        let _exclusive = engine.transaction_lock().write();
+        return script::eval(engine, session, name, args).map(Reply::Ready);
+    }
     // Data commands share the transaction lock; EXEC holds it exclusively, so the
     // commands of a transaction run with no other data command in between.
     let _shared = engine.transaction_lock().read();
@@ -179,20 +186,33 @@ fn exec(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<F
     let mut replies = Vec::with_capacity(queued.len());
     for args in queued {
         let name = args[0].to_ascii_uppercase();
-        let reply = if table::lookup(&name).is_some_and(|s| s.no_multi) {
-            Err(Error::bad_input(
-                "Cannot run RedisAI command within a transaction or a LUA script",
-            ))
-        } else if let Some(r) = model::dispatch(engine, session, &name, &args) {
-            // Storing a model builds its session on an inference thread; a transaction
-            // runs as one step, so its EXEC waits for it, as RedisAI's MODELSTORE did.
-            r.map(Reply::wait)
-        } else {
-            dispatch_data(engine, session, &name, &args)
-        };
+        let reply = run_atomically(engine, session, &name, &args);
         replies.push(reply.unwrap_or_else(|e| Frame::error(&e)));
     }
     Ok(Frame::Array(replies))
+}
+
+/// One command of a transaction or a script (`name` upper case), the caller holding the
+/// transaction lock exclusively.
+fn run_atomically(
+    engine: &Arc<Engine>,
+    session: &mut Session,
+    name: &[u8],
+    args: &[Bytes],
+) -> Result<Frame> {
+    if table::lookup(name).is_some_and(|s| s.no_multi) {
+        Err(Error::bad_input(
+            "Cannot run RedisAI command within a transaction or a LUA script",
+        ))
+    } else if script::is_eval(name) {
+        script::eval(engine, session, name, args)
+    } else if let Some(r) = model::dispatch(engine, session, name, args) {
+        // Storing a model builds its session on an inference thread; a transaction
+        // runs as one step, so its EXEC waits for it, as RedisAI's MODELSTORE did.
+        r.map(Reply::wait)
+    } else {
+        dispatch_data(engine, session, name, args)
+    }
 }
 
 fn dispatch_data(
@@ -224,6 +244,7 @@ fn dispatch_data(
         }
         b"CLUSTER" => admin::cluster(engine, args),
         b"COMMAND" => table::command(args),
+        b"SCRIPT" => script::script(engine, args),
         b"DBSIZE" => {
             arity(args, 1, 1)?;
             Ok(Frame::Integer(s.len() as i64))

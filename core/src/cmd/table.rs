@@ -143,6 +143,11 @@ pub static COMMANDS: &[Spec] = &[
     blocking(spec("ai.dagrun", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG (deprecated: AI.DAGEXECUTE).")),
     blocking(spec("ai.dagrun_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG (deprecated: AI.DAGEXECUTE_RO).")),
     blocking(spec("insitu.wait", -3, &["readonly", "blocking"], Keys::Movable(wait_keys), "insitu", "Waits until keys exist or a list reaches a length.")),
+    spec("eval", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a server-side Lua script."),
+    spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a server-side Lua script by SHA1 digest."),
+    spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a read-only server-side Lua script."),
+    spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
+    spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands."),
     spec("insitu.shm", -2, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets)."),
 ];
 
