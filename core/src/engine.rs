@@ -45,9 +45,9 @@ pub struct EngineConfig {
     /// cluster mode (SmartRedis' default when `SR_DB_TYPE` is unset). The address is what
     /// `CLUSTER SLOTS` announces.
     pub cluster: Option<(String, u16)>,
-    /// Redis parameters set with `CONFIG SET` that are stored and reported but have no
-    /// effect here (`lua-time-limit`, `maxmemory-policy`...); absent ones read as Redis'
-    /// defaults.
+    /// Redis parameters set with `CONFIG SET` that are stored and reported
+    /// (`maxmemory-policy`...); only `busy-reply-threshold` (`lua-time-limit`, a script's
+    /// time limit) takes effect. Absent ones read as Redis' defaults.
     pub redis_params: std::collections::BTreeMap<&'static str, String>,
 }
 

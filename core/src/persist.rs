@@ -10,7 +10,7 @@
 //! to a temporary name, synced, and renamed over the old one, so a crash mid-save leaves
 //! the previous snapshot intact.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -258,7 +258,7 @@ impl<R: Read> Reader<R> {
             KIND_STRING => Value::String(self.bytes().map_err(ioe)?),
             KIND_HASH => {
                 let n = self.count().map_err(ioe)?;
-                let mut h = HashMap::new();
+                let mut h = crate::store::HashFields::new();
                 for _ in 0..n {
                     let f = self.bytes().map_err(ioe)?;
                     let v = self.bytes().map_err(ioe)?;
@@ -354,7 +354,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("db");
         let t = Tensor::from_vec(vec![2, 2], vec![1.5f64, -2.0, 3.25, 4.0]).unwrap();
-        let mut h = HashMap::new();
+        let mut h = crate::store::HashFields::new();
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"\x00\xff"));
         let entries = vec![
             (Bytes::from_static(b"t"), Value::Tensor(t)),

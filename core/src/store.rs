@@ -7,7 +7,6 @@
 //! list length) sleeps on the shard's notification and is woken by the write that makes
 //! its condition true: no polling.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,6 +22,9 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::tensor::Tensor;
 
+/// A hash's fields and values.
+pub type HashFields = indexmap::IndexMap<Bytes, Bytes>;
+
 /// Fixed cost charged per key and per hash field / list entry, for the map's own memory.
 const KEY_OVERHEAD: usize = 64;
 const ITEM_OVERHEAD: usize = 32;
@@ -34,8 +36,9 @@ pub enum Value {
     Tensor(Tensor),
     /// A plain string (`SET`).
     String(Bytes),
-    /// A hash (`HSET`), e.g. a dataset's metadata.
-    Hash(HashMap<Bytes, Bytes>),
+    /// A hash (`HSET`), e.g. a dataset's metadata, its fields in insertion order (as
+    /// Redis keeps a small hash: `HGETALL` lists them in the order they were set).
+    Hash(HashFields),
     /// A list (`RPUSH`), e.g. an aggregation list.
     List(VecDeque<Bytes>),
     /// A model (`AI.MODELSTORE`).
@@ -561,8 +564,8 @@ impl Value {
     ///
     /// # Errors
     /// `WRONGTYPE` when `slot` holds another kind.
-    pub fn hash_mut(slot: &mut Option<Value>) -> Result<&mut HashMap<Bytes, Bytes>> {
-        match slot.get_or_insert_with(|| Value::Hash(HashMap::new())) {
+    pub fn hash_mut(slot: &mut Option<Value>) -> Result<&mut HashFields> {
+        match slot.get_or_insert_with(|| Value::Hash(HashFields::new())) {
             Value::Hash(h) => Ok(h),
             _ => Err(Error::wrong_type()),
         }
@@ -582,7 +585,7 @@ impl Value {
 
 /// Set hash fields in `h`, charging the growth; returns how many fields were new.
 pub fn hash_set(
-    h: &mut HashMap<Bytes, Bytes>,
+    h: &mut HashFields,
     pairs: impl IntoIterator<Item = (Bytes, Bytes)>,
     charge: &dyn Fn(usize, usize) -> Result<()>,
 ) -> Result<usize> {
@@ -596,12 +599,12 @@ pub fn hash_set(
     let mut added = 0;
     for (f, v) in pairs {
         match h.entry(f) {
-            Entry::Occupied(mut e) => {
+            indexmap::map::Entry::Occupied(mut e) => {
                 let remove = e.key().len() + e.get().len() + ITEM_OVERHEAD;
                 let _ = charge(0, remove);
                 e.insert(v);
             }
-            Entry::Vacant(e) => {
+            indexmap::map::Entry::Vacant(e) => {
                 e.insert(v);
                 added += 1;
             }
@@ -612,13 +615,14 @@ pub fn hash_set(
 
 /// Remove hash fields, releasing their charge; returns how many existed.
 pub fn hash_del(
-    h: &mut HashMap<Bytes, Bytes>,
+    h: &mut HashFields,
     fields: &[Bytes],
     charge: &dyn Fn(usize, usize) -> Result<()>,
 ) -> usize {
     let mut n = 0;
     for f in fields {
-        if let Some(v) = h.remove(f) {
+        // shift_remove keeps the other fields in order, as Redis' listpack does.
+        if let Some(v) = h.shift_remove(f) {
             let _ = charge(0, f.len() + v.len() + ITEM_OVERHEAD);
             n += 1;
         }

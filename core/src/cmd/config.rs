@@ -4,9 +4,9 @@
 //! take effect at once: limits, memory, timeouts, journal rewrites). The Redis parameters
 //! that clients, test suites and tools set or read (`lua-time-limit`, `maxmemory-policy`,
 //! `notify-keyspace-events`, the encoding thresholds...) are accepted with Redis 7's
-//! validation and defaults, stored and reported: they have no effect here (no Lua time
-//! limit to enforce, no eviction, no encodings), and saying OK to them keeps programs that
-//! set them working. Patterns match as Redis matches them (glob, case-insensitive), and an
+//! validation and defaults, stored and reported; `busy-reply-threshold` (`lua-time-limit`)
+//! bounds how long a Lua script runs (see `script.rs`), the others have no effect here (no
+//! eviction, no encodings), and saying OK to them keeps programs that set them working. Patterns match as Redis matches them (glob, case-insensitive), and an
 //! alias (`lua-time-limit` for `busy-reply-threshold`) reads and writes the same value.
 
 use std::sync::atomic::Ordering;

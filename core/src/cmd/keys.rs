@@ -131,7 +131,7 @@ fn with_hash<R>(
     s: &Store,
     key: &[u8],
     missing: R,
-    f: impl FnOnce(&std::collections::HashMap<Bytes, Bytes>) -> R,
+    f: impl FnOnce(&crate::store::HashFields) -> R,
 ) -> Result<R> {
     s.with(key, |v| match v {
         None => Ok(missing),

@@ -25,8 +25,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
 pub use config::parse_size;
-pub use script::ScriptCache;
 pub use model::{infer_inproc, run_model_inproc};
+pub use script::ScriptCache;
 pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
 
 /// Longest command name we look up; longer names are unknown by definition.

@@ -106,7 +106,10 @@ pub(super) fn eval(
         let sha = sha1_hex(&body);
         let mut cache = engine.scripts().lock();
         if cache.bodies.len() < MAX_SCRIPTS {
-            cache.bodies.entry(sha.clone()).or_insert_with(|| body.clone());
+            cache
+                .bodies
+                .entry(sha.clone())
+                .or_insert_with(|| body.clone());
         }
         (sha, body)
     };
@@ -132,17 +135,27 @@ pub(super) fn eval(
 pub(super) fn script(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, usize::MAX)?;
     let sub = args[1].to_ascii_uppercase();
-    let wrong = || {
-        Error::bad_input(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
-            String::from_utf8_lossy(&args[1])
-        ))
+    // Redis 7 checks a subcommand's arity before running it and names it `script|load`.
+    let arity_ok = match sub.as_slice() {
+        b"LOAD" => args.len() == 3,
+        b"EXISTS" => args.len() >= 3,
+        b"FLUSH" => true,
+        b"KILL" | b"HELP" => args.len() == 2,
+        _ => {
+            return Err(Error::bad_input(format!(
+                "unknown subcommand '{}'. Try SCRIPT HELP.",
+                String::from_utf8_lossy(&args[1])
+            )))
+        }
     };
+    if !arity_ok {
+        return Err(Error::bad_input(format!(
+            "wrong number of arguments for 'script|{}' command",
+            String::from_utf8_lossy(&sub).to_ascii_lowercase()
+        )));
+    }
     match sub.as_slice() {
         b"LOAD" => {
-            if args.len() != 3 {
-                return Err(wrong());
-            }
             let body = args[2].clone();
             // Compiled (not run) so that a broken script is refused now, as Redis does.
             compile_check(&body)?;
@@ -159,9 +172,6 @@ pub(super) fn script(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
             Ok(Frame::bulk_str(&sha))
         }
         b"EXISTS" => {
-            if args.len() < 3 {
-                return Err(wrong());
-            }
             let cache = engine.scripts().lock();
             Ok(Frame::Array(
                 args[2..]
@@ -174,26 +184,26 @@ pub(super) fn script(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
             ))
         }
         b"FLUSH" => {
-            match args.get(2) {
-                None => {}
-                Some(m)
-                    if args.len() == 3
-                        && (m.eq_ignore_ascii_case(b"ASYNC") || m.eq_ignore_ascii_case(b"SYNC")) => {}
-                Some(_) if args.len() == 3 => {
-                    return Err(Error::bad_input("SCRIPT FLUSH only support SYNC|ASYNC option"))
-                }
-                Some(_) => return Err(wrong()),
+            let mode_ok = match &args[2..] {
+                [] => true,
+                [m] => m.eq_ignore_ascii_case(b"ASYNC") || m.eq_ignore_ascii_case(b"SYNC"),
+                _ => false,
+            };
+            if !mode_ok {
+                return Err(Error::bad_input(
+                    "SCRIPT FLUSH only support SYNC|ASYNC option",
+                ));
             }
             engine.scripts().lock().bodies.clear();
             Ok(Frame::ok())
         }
         // Scripts run atomically on the caller's connection and stop themselves at the
         // time limit, so there is never one to kill from another connection.
-        b"KILL" if args.len() == 2 => Err(Error::new(
+        b"KILL" => Err(Error::new(
             ErrorCode::BadInput,
             "NOTBUSY No scripts in execution right now.",
         )),
-        b"HELP" if args.len() == 2 => Ok(Frame::Array(
+        _ => Ok(Frame::Array(
             [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "EXISTS <sha1> [<sha1> ...]",
@@ -211,11 +221,6 @@ pub(super) fn script(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
             .map(|l| Frame::Simple(Bytes::from_static(l.as_bytes())))
             .collect(),
         )),
-        _ if matches!(sub.as_slice(), b"KILL" | b"HELP") => Err(wrong()),
-        _ => Err(Error::bad_input(format!(
-            "unknown subcommand '{}'. Try SCRIPT HELP.",
-            String::from_utf8_lossy(&args[1])
-        ))),
     }
 }
 
@@ -354,12 +359,25 @@ fn run(
             Ok(f) => f,
             Err(e) => return Ok(Err(e)),
         };
-        let sha = sha.to_string();
-        let handler = lua.create_function(move |lua, err: Lv| error_handler(lua, err, &sha))?;
+        let handled = std::rc::Rc::new(std::cell::Cell::new(false));
+        let handler = {
+            let (sha, handled) = (sha.to_string(), handled.clone());
+            lua.create_function(move |lua, err: Lv| {
+                handled.set(true);
+                error_handler(lua, err, &sha)
+            })?
+        };
         let xpcall: mlua::Function = g.raw_get("xpcall")?;
         let mut out: MultiValue = xpcall.call((f, handler))?;
         let ok = matches!(out.pop_front(), Some(Lv::Boolean(true)));
         let first = out.pop_front().unwrap_or(Lv::Nil);
+        if !ok && !handled.get() {
+            // Lua 5.1 skips the handler when an allocation fails.
+            return Ok(Err(Error::limit(format!(
+                "Script used more than its {} MiB of Lua memory script: {sha}",
+                MEMORY_LIMIT >> 20
+            ))));
+        }
         if !ok {
             let text = match &first {
                 Lv::String(s) => s.to_string_lossy(),
@@ -451,10 +469,11 @@ fn error_handler(lua: &Lua, err: Lv, sha: &str) -> mlua::Result<String> {
         },
         Lv::String(s) => format!("ERR {}", s.to_string_lossy()),
         Lv::Error(e) => format!("ERR {}", error_text(e)),
-        other => format!("ERR {}", lua.coerce_string(other.clone())?.map_or_else(
-            || other.type_name().to_string(),
-            |s| s.to_string_lossy(),
-        )),
+        other => format!(
+            "ERR {}",
+            lua.coerce_string(other.clone())?
+                .map_or_else(|| other.type_name().to_string(), |s| s.to_string_lossy(),)
+        ),
     };
     // Level 0 is this handler; the first Lua frame of the script above it is where.
     for level in 1..32 {

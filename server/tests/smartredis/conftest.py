@@ -2,7 +2,10 @@
 it over TCP and over its Unix socket."""
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,17 @@ class Server(ServeProcess):
 
     def __init__(self, *extra: str):
         super().__init__(*extra, binary=insitu_bin())
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The models core/tests/models/gen_models.py wrote (./dev.sh test generates them)."""
+    d = os.environ.get("INSITU_TEST_MODELS")
+    if not d or not (Path(d) / "manifest.json").exists():
+        if os.environ.get("INSITU_REQUIRE_PYTHON"):
+            pytest.fail("INSITU_TEST_MODELS is not set to a directory of generated models")
+        pytest.skip("no generated models (run ./dev.sh test)")
+    return Path(d)
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +115,59 @@ def raw(server):
     r = Raw(server.port)
     r.cmd("FLUSHALL")
     return r
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory):
+    """A real redis-server on a free loopback port, for side-by-side comparisons."""
+    server_bin, cli_bin = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server_bin is None or cli_bin is None:
+        pytest.skip("redis-server is not installed (./dev.sh test installs it)")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    d = tmp_path_factory.mktemp("redis")
+    p = subprocess.Popen([server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", str(d)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if subprocess.run([cli_bin, "-p", str(port), "PING"], capture_output=True,
+                              timeout=5).stdout.strip() == b"PONG":
+                break
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.05)
+    else:
+        p.kill()
+        pytest.fail("redis-server did not start in 20 s")
+    yield port
+    p.terminate()
+    p.wait(timeout=20)
+
+
+class Wire(Raw):
+    """A connection that returns each reply as the exact bytes the server sent (RESP2 or,
+    after HELLO 3, RESP3), for byte-for-byte comparisons."""
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read(self):
+        line = self._line()
+        out = line + b"\r\n"
+        kind, rest = line[:1], line[1:]
+        if kind in b"$=!" and int(rest) >= 0:
+            out += self._exact(int(rest) + 2)
+        elif kind in b"*~>" and int(rest) > 0:
+            out += b"".join(self.read() for _ in range(int(rest)))
+        elif kind in b"%|":
+            out += b"".join(self.read() for _ in range(2 * int(rest)))
+        return out

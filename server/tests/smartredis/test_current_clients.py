@@ -39,13 +39,8 @@ def r(request, server):
 
 
 @pytest.fixture(scope="module")
-def models():
-    d = os.environ.get("INSITU_TEST_MODELS")
-    if not d or not (Path(d) / "manifest.json").exists():
-        if os.environ.get("INSITU_REQUIRE_PYTHON"):
-            pytest.fail("INSITU_TEST_MODELS is not set to a directory of generated models")
-        pytest.skip("no generated models (run ./dev.sh test)")
-    return Path(d)
+def models(models_dir):
+    return models_dir
 
 
 def test_connection_set_up(r):

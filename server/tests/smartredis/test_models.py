@@ -15,13 +15,8 @@ MODELS = ["mlp", "mlp_wide", "two_io", "int64", "ml", "conv", "bad_batch",
 
 
 @pytest.fixture(scope="module")
-def models():
-    d = os.environ.get("INSITU_TEST_MODELS")
-    if not d or not (Path(d) / "manifest.json").exists():
-        if os.environ.get("INSITU_REQUIRE_PYTHON"):
-            pytest.fail("INSITU_TEST_MODELS is not set to a directory of generated models")
-        pytest.skip("no generated models (run ./dev.sh test)")
-    return Path(d), json.loads((Path(d) / "manifest.json").read_text())
+def models(models_dir):
+    return models_dir, json.loads((models_dir / "manifest.json").read_text())
 
 
 def load(d, e):

@@ -10,7 +10,6 @@ import pytest
 from insitu.testing import ServeProcess
 
 CLI = shutil.which("redis-cli")
-REDIS = shutil.which("redis-server")
 
 pytestmark = pytest.mark.skipif(CLI is None, reason="redis-cli is not installed (./dev.sh test installs it)")
 
@@ -21,32 +20,6 @@ def cli(port, *args, proto=2):
                          capture_output=True, text=True, timeout=20)
     assert out.returncode == 0, out.stderr
     return out.stdout
-
-
-@pytest.fixture(scope="module")
-def redis_port(tmp_path_factory):
-    if REDIS is None:
-        pytest.skip("redis-server is not installed")
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    d = tmp_path_factory.mktemp("redis")
-    p = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", str(d)], stdout=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            if subprocess.run([CLI, "-p", str(port), "PING"], capture_output=True,
-                              timeout=5).stdout.strip() == b"PONG":
-                break
-        except subprocess.TimeoutExpired:
-            pass
-        import time
-        time.sleep(0.05)
-    yield port
-    p.terminate()
-    p.wait(timeout=20)
 
 
 PLAIN = [
