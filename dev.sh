@@ -139,7 +139,7 @@ cmd_test() {
         && CARGO_TARGET_DIR="$(target_dir)/fuzz-check" cargo clippy --all-targets -- -D warnings)
     log "cargo build"
     cargo build
-    log "cargo test"
+    log "cargo test ($(cargo pkgid redis | sed 's/.*#/the Rust client: /'))"
     INSITU_PYTHON="$VENV/bin/python" INSITU_REQUIRE_PYTHON=1 cargo test
     log "fuzz smoke run: every cargo-fuzz target ${INSITU_FUZZ_SECONDS:-8} s on the committed corpus"
     fuzz_run "${INSITU_FUZZ_SECONDS:-8}"

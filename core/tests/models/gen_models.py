@@ -173,6 +173,18 @@ def zipmap_classifier():
     return m
 
 
+def strings():
+    """STRING in, STRING out (RedisAI 1.2's string tensors): `same` returns the input,
+    `upper` its upper-case form; dim 0 batches."""
+    g = helper.make_graph([helper.make_node("Identity", ["text"], ["same"]),
+                           helper.make_node("StringNormalizer", ["text"], ["upper"],
+                                            case_change_action="UPPER", locale="C")], "strings",
+                          [helper.make_tensor_value_info("text", TensorProto.STRING, ["N"])],
+                          [helper.make_tensor_value_info("same", TensorProto.STRING, ["N"]),
+                           helper.make_tensor_value_info("upper", TensorProto.STRING, ["N"])])
+    return model(g)
+
+
 def external_data(out: Path, rng):
     """A model whose weights live in a separate file next to it."""
     m = mlp(rng, 4, 8, 2, name="ext")
@@ -235,6 +247,9 @@ def main():
             write_case(out, name, i, ins, outs) for i, (ins, outs) in enumerate(run_cases(path, cases))]}
     # Models insitu must refuse, each for its own reason.
     onnx.save_model(sequence_output(), str(out / "seq.onnx"))
+    # STRING tensors (the tests take their references from onnxruntime directly: the raw
+    # case files above hold fixed-size elements).
+    onnx.save_model(strings(), str(out / "strings.onnx"))
     ext = external_data(out, rng)
     manifest["ext"] = {"file": ext.name, "cases": [
         write_case(out, "ext", 0, ins, outs)

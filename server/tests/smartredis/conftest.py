@@ -18,6 +18,24 @@ os.environ.setdefault("SR_LOG_LEVEL", "QUIET")
 os.environ.setdefault("SR_LOG_FILE", os.devnull)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The releases of the clients and tools this run tested against, in every log (also
+    with -q)."""
+    from importlib.metadata import PackageNotFoundError, version
+    found = []
+    for pkg in ("redis", "valkey", "smartredis", "onnxruntime"):
+        try:
+            found.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            found.append(f"{pkg} (not installed)")
+    for tool in ("redis-cli", "redis-server"):
+        path = shutil.which(tool)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=20).stdout.split() if path else []
+        found.append(f"{tool} {next((w.removeprefix('v=') for w in out if w[:1].isdigit() or w.startswith('v=')), '(not installed)')}")
+    terminalreporter.write_line("clients and tools under test: " + ", ".join(found))
+
+
 def insitu_bin() -> str:
     return insitu_binary(ROOT)
 

@@ -110,6 +110,47 @@ def test_string_tensors(con, models):  # tests_common.py / tests_onnx.py (STRING
     assert con.execute_command('AI.TENSORGET', 'e{0}', 'VALUES') == [b'', b'']
 
 
+def test_string_tensors_in_models_and_batches(server, con, models):  # tests_onnx.py (string tensors)
+    """A model with STRING input and outputs, run alone, in a DAG and batched with another
+    request: every string equals onnxruntime's, and the batch ran once."""
+    import threading
+    sess = onnxruntime.InferenceSession(str(models / "strings.onnx"))
+    blob = (models / "strings.onnx").read_bytes()
+    # MINBATCHSIZE 4: two requests of 2 rows run together (the timeout bounds the wait).
+    assert con.execute_command('AI.MODELSTORE', 'str{0}', 'ONNX', 'CPU', 'BATCHSIZE', 4, 'MINBATCHSIZE', 4,
+                               'MINBATCHTIMEOUT', 5000, 'BLOB', blob) == b'OK'
+    rows = [['this is', 'the first batch'], ['and ünïcode', 'the second']]
+    results = [None, None]
+
+    def run(i):
+        c = redis.Redis(host="127.0.0.1", port=server.port, protocol=2)
+        c.execute_command('AI.TENSORSET', f'in{i}{{0}}', 'STRING', 2, 'VALUES', *rows[i])
+        c.execute_command('AI.MODELEXECUTE', 'str{0}', 'INPUTS', 1, f'in{i}{{0}}',
+                          'OUTPUTS', 2, f'same{i}{{0}}', f'upper{i}{{0}}')
+        results[i] = [c.execute_command('AI.TENSORGET', f'{k}{i}{{0}}', 'VALUES') for k in ('same', 'upper')]
+        c.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for i in range(2):
+        want = sess.run(None, {'text': np.array(rows[i], dtype=object)})
+        assert results[i] == [[v.encode() for v in w] for w in want], i
+    info = con.execute_command('AI.INFO', 'str{0}')
+    info = dict(zip(info[::2], info[1::2]))
+    assert info[b'calls'] == 2 and info[b'runs'] == 1 and info[b'samples'] == 4, info
+    # Alone (MINBATCHSIZE 1) and in a DAG, values and blob.
+    assert con.execute_command('AI.MODELSTORE', 'one{0}', 'ONNX', 'CPU', 'BLOB', blob) == b'OK'
+    reply = con.execute_command('AI.DAGEXECUTE', 'ROUTING', 'x{0}',
+                                '|>', 'AI.TENSORSET', 't', 'STRING', 3, 'VALUES', 'a', 'Bc', '',
+                                '|>', 'AI.MODELEXECUTE', 'one{0}', 'INPUTS', 1, 't', 'OUTPUTS', 2, 's', 'u',
+                                '|>', 'AI.TENSORGET', 'u', 'VALUES',
+                                '|>', 'AI.TENSORGET', 's', 'BLOB')
+    assert reply == [b'OK', b'OK', [b'A', b'BC', b''], b'a\0Bc\0\0']
+
+
 def test_modelstore_errors(con, models):  # tests_commands.py (ONNX for TORCH)
     blob = (models / "mlp.onnx").read_bytes()
     check_error_message(con, "wrong number of arguments for 'AI.MODELSTORE' command",
