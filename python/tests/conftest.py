@@ -5,7 +5,6 @@ built with the ``onnx`` package."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -3,10 +3,6 @@ default: every connection opens with HELLO 3), against insitu: connection set-up
 tensors of every dtype (blobs and values), models, DAGs, transactions, hashes, CONFIG,
 INFO, CLIENT and COMMAND. Model results are compared with onnxruntime's."""
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import onnxruntime
 import pytest

@@ -2,8 +2,6 @@
 match Python onnxruntime's (1e-5 for floats, exact for integers)."""
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 
-from insitu.testing import ServeProcess
 
 CLI = shutil.which("redis-cli")
 

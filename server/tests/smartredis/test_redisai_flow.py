@@ -7,9 +7,6 @@ Deliberate differences, not ported: RedisAI 1.2.7 refuses every negative value o
 signed integer type in AI.TENSORSET ... VALUES ("invalid value" for INT8 -1, a bug in its
 range check); insitu accepts values in the type's range."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import onnxruntime
 import pytest

@@ -2,8 +2,6 @@
 a real redis-server sends for the same commands, in RESP2 and RESP3, run side by side; and
 RedisAI's commands inside scripts and transactions answer as RedisAI answered."""
 
-import socket
-
 import pytest
 import redis
 
