@@ -234,12 +234,32 @@ impl Store {
     /// # Errors
     /// `OOM` when the memory limit would be exceeded; the old value is then kept.
     pub fn set(&self, key: Bytes, value: Value) -> Result<()> {
+        self.put(key, value, false)
+    }
+
+    /// [`Store::set`] unless `key` holds a value of another kind: the check and the write
+    /// happen under one lock, so a writer of another kind cannot slip in between (as
+    /// `AI.TENSORSET` over a hash answers `WRONGTYPE` in Redis, whatever the timing).
+    ///
+    /// # Errors
+    /// `WRONGTYPE` for a value of another kind; `OOM` as for [`Store::set`].
+    pub fn set_same_kind(&self, key: Bytes, value: Value) -> Result<()> {
+        self.put(key, value, true)
+    }
+
+    fn put(&self, key: Bytes, value: Value, same_kind: bool) -> Result<()> {
         self.writable()?;
         let shard = self.shard(&key);
         let add = entry_cost(&key, &value);
         {
             let mut map = shard.map.write();
-            let remove = map.get(&key).map_or(0, |old| entry_cost(&key, old));
+            let old = map.get(&key);
+            if same_kind
+                && old.is_some_and(|o| std::mem::discriminant(o) != std::mem::discriminant(&value))
+            {
+                return Err(Error::wrong_type());
+            }
+            let remove = old.map_or(0, |old| entry_cost(&key, old));
             self.charge(add, remove)?;
             self.record(Op::Set(&key, &value));
             map.insert(key, value);

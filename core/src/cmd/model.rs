@@ -360,7 +360,10 @@ fn modelstore(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
             }
         };
         let model = Model::with_runner(spec, blob, Arc::new(runner));
-        match engine.store().set(key, Value::Model(Arc::new(model))) {
+        match engine
+            .store()
+            .set_same_kind(key, Value::Model(Arc::new(model)))
+        {
             Ok(()) => Frame::ok(),
             Err(e) => Frame::error(&e),
         }

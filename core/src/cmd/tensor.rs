@@ -201,16 +201,14 @@ pub(super) fn tensorset(
             |v| matches!(v, Some(v) if !matches!(v, Value::Tensor(_))),
         )
     };
+    // (Checked again, atomically with the write, at the end.)
     if wrong_type(&args[1]) {
         return Err(Error::wrong_type());
     }
     let limits = engine.with_config(|c| c.limits.clone());
     let shm_args = resolve_shm(args, session, &limits)?;
     let (key, tensor) = parse_tensorset(shm_args.as_deref().unwrap_or(args), &limits)?;
-    if wrong_type(&key) {
-        return Err(Error::wrong_type());
-    }
-    store.set(key, Value::Tensor(tensor))?;
+    store.set_same_kind(key, Value::Tensor(tensor))?;
     Ok(Frame::ok())
 }
 
