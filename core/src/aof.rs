@@ -39,7 +39,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::persist;
-use crate::store::{Store, Value};
+use crate::store::{Change, ChangeSink, Store};
 
 /// When the journal is flushed to the disk (`appendfsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,25 +134,6 @@ pub fn check_plain_name(setting: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// One change to the store, as the journal records it.
-#[derive(Debug)]
-pub(crate) enum Op<'a> {
-    /// A key set to a whole value.
-    Set(&'a [u8], &'a Value),
-    /// A key removed.
-    Del(&'a [u8]),
-    /// A key renamed (replacing the target).
-    Rename(&'a [u8], &'a [u8]),
-    /// Every key removed.
-    Clear,
-    /// Hash fields set: field, value, field, value...
-    HSet(&'a [u8], &'a [Bytes]),
-    /// Hash fields removed.
-    HDel(&'a [u8], &'a [Bytes]),
-    /// Items pushed onto a list (`true`: at the front).
-    Push(&'a [u8], bool, &'a [Bytes]),
-}
-
 const OP_SET: u8 = 1;
 const OP_DEL: u8 = 2;
 const OP_RENAME: u8 = 3;
@@ -182,40 +163,40 @@ fn put_list(out: &mut Vec<u8>, items: &[Bytes]) {
 
 /// Append `op`'s body to `out`; returns the bytes that follow it (see
 /// [`persist::encode_entry`]).
-fn encode<'v>(out: &mut Vec<u8>, op: &Op<'v>) -> &'v [u8] {
+fn encode<'v>(out: &mut Vec<u8>, op: &Change<'v>) -> &'v [u8] {
     match *op {
-        Op::Set(k, v) => {
+        Change::Set(k, v) => {
             out.push(OP_SET);
             persist::encode_entry(out, k, v)
         }
-        Op::Del(k) => {
+        Change::Del(k) => {
             out.push(OP_DEL);
             put_bytes(out, k);
             &[]
         }
-        Op::Rename(a, b) => {
+        Change::Rename(a, b) => {
             out.push(OP_RENAME);
             put_bytes(out, a);
             put_bytes(out, b);
             &[]
         }
-        Op::Clear => {
+        Change::Clear => {
             out.push(OP_CLEAR);
             &[]
         }
-        Op::HSet(k, pairs) => {
+        Change::HSet(k, pairs) => {
             out.push(OP_HSET);
             put_bytes(out, k);
             put_list(out, pairs);
             &[]
         }
-        Op::HDel(k, fields) => {
+        Change::HDel(k, fields) => {
             out.push(OP_HDEL);
             put_bytes(out, k);
             put_list(out, fields);
             &[]
         }
-        Op::Push(k, front, items) => {
+        Change::Push(k, front, items) => {
             out.push(OP_PUSH);
             put_bytes(out, k);
             out.push(front as u8);
@@ -378,8 +359,8 @@ struct Inner {
     seq: u64,
 }
 
-/// The journal of a store. Created by [`Journal::open`], attached with
-/// `Store::set_journal`.
+/// The journal of a store. Created by [`Journal::open`], attached as the store's
+/// [`ChangeSink`] (`Store::set_change_sink`).
 pub struct Journal {
     dir: PathBuf,
     name: String,
@@ -414,6 +395,43 @@ fn open_incr(path: &Path, create: bool) -> std::io::Result<(File, u64)> {
 
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+impl ChangeSink for Journal {
+    /// The error that stops writes, if the last write to the journal failed.
+    fn check(&self) -> Result<()> {
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let e = self.error.lock().clone().unwrap_or_default();
+        Err(Error::new(
+            ErrorCode::Io,
+            format!("MISCONF Errors writing to the AOF file: {e}"),
+        ))
+    }
+
+    /// Append `op`. Called with the changed key's shard locked, after the change.
+    fn record(&self, op: Change<'_>) {
+        let mut g = self.inner.lock();
+        let start = g.buf.len();
+        g.buf.extend_from_slice(&[0u8; 12]);
+        let tail = encode(&mut g.buf, &op);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&g.buf[start + 12..]);
+        crc.update(tail);
+        let len = (g.buf.len() - start - 12 + tail.len()) as u64;
+        g.buf[start..start + 8].copy_from_slice(&len.to_le_bytes());
+        g.buf[start + 8..start + 12].copy_from_slice(&crc.finalize().to_le_bytes());
+        if tail.len() >= DIRECT_TAIL && !self.failed.load(Ordering::Relaxed) {
+            self.write_out(&mut g, tail);
+        } else {
+            g.buf.extend_from_slice(tail);
+            self.pending.store(true, Ordering::Release);
+            if g.buf.len() >= BUF_LIMIT {
+                self.write_out(&mut g, &[]);
+            }
+        }
+    }
 }
 
 impl Journal {
@@ -510,41 +528,6 @@ impl Journal {
     /// Change the fsync policy.
     pub fn set_policy(&self, p: FsyncPolicy) {
         self.policy.store(p.to_u8(), Ordering::Relaxed);
-    }
-
-    /// The error that stops writes, if the last write to the journal failed.
-    pub(crate) fn check(&self) -> Result<()> {
-        if !self.failed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let e = self.error.lock().clone().unwrap_or_default();
-        Err(Error::new(
-            ErrorCode::Io,
-            format!("MISCONF Errors writing to the AOF file: {e}"),
-        ))
-    }
-
-    /// Append `op`. Called with the changed key's shard locked, after the change.
-    pub(crate) fn record(&self, op: Op<'_>) {
-        let mut g = self.inner.lock();
-        let start = g.buf.len();
-        g.buf.extend_from_slice(&[0u8; 12]);
-        let tail = encode(&mut g.buf, &op);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&g.buf[start + 12..]);
-        crc.update(tail);
-        let len = (g.buf.len() - start - 12 + tail.len()) as u64;
-        g.buf[start..start + 8].copy_from_slice(&len.to_le_bytes());
-        g.buf[start + 8..start + 12].copy_from_slice(&crc.finalize().to_le_bytes());
-        if tail.len() >= DIRECT_TAIL && !self.failed.load(Ordering::Relaxed) {
-            self.write_out(&mut g, tail);
-        } else {
-            g.buf.extend_from_slice(tail);
-            self.pending.store(true, Ordering::Release);
-            if g.buf.len() >= BUF_LIMIT {
-                self.write_out(&mut g, &[]);
-            }
-        }
     }
 
     /// Write the gathered records and `tail` (the end of the last one). On failure the
@@ -886,6 +869,7 @@ fn replay(path: &Path, store: &Store, last: bool) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Value;
 
     #[test]
     fn a_failed_write_refuses_changes_until_the_journal_is_writable_again() {
@@ -898,7 +882,7 @@ mod tests {
             ..AofConfig::default()
         };
         let (j, _) = Journal::open(&dir, &cfg, &store).unwrap();
-        store.set_journal(j.clone());
+        store.set_change_sink(j.clone());
         store
             .set(Bytes::from_static(b"a"), Value::String("1".into()))
             .unwrap();
@@ -963,7 +947,7 @@ mod tests {
         dir
     }
 
-    fn record(op: Op<'_>) -> Vec<u8> {
+    fn record(op: Change<'_>) -> Vec<u8> {
         let mut body = Vec::new();
         let tail = encode(&mut body, &op);
         body.extend_from_slice(tail);
@@ -975,13 +959,13 @@ mod tests {
 
     #[test]
     fn a_record_the_store_refuses_stops_the_start_and_says_so() {
-        let first = record(Op::Set(b"k", &Value::String("v".into())));
+        let first = record(Change::Set(b"k", &Value::String("v".into())));
         let mut records = first.clone();
-        records.extend_from_slice(&record(Op::HSet(
+        records.extend_from_slice(&record(Change::HSet(
             b"k",
             &[Bytes::from_static(b"f"), Bytes::new()],
         )));
-        records.extend_from_slice(&record(Op::Del(b"k")));
+        records.extend_from_slice(&record(Change::Del(b"k")));
         let dir = journal_dir("apply", &records);
         let e = Journal::open(&dir, &AofConfig::default(), &Store::new(0))
             .err()

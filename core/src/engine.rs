@@ -112,6 +112,8 @@ pub struct Engine {
     pub clients: Clients,
     /// Lua scripts by SHA1 (`EVALSHA`, `SCRIPT LOAD`).
     scripts: Mutex<crate::cmd::ScriptCache>,
+    /// The append-only journal, once persistence is loaded with it on.
+    journal: std::sync::OnceLock<Arc<crate::aof::Journal>>,
 }
 
 /// Seconds since the Unix epoch.
@@ -176,6 +178,7 @@ impl Engine {
             },
             clients: Clients::default(),
             scripts: Mutex::default(),
+            journal: std::sync::OnceLock::new(),
         }
     }
 
@@ -259,6 +262,11 @@ impl Engine {
     }
 
     /// The cache of Lua scripts.
+    /// The append-only journal, when persistence is on.
+    pub fn journal(&self) -> Option<&Arc<crate::aof::Journal>> {
+        self.journal.get()
+    }
+
     pub(crate) fn scripts(&self) -> &Mutex<crate::cmd::ScriptCache> {
         &self.scripts
     }
@@ -386,7 +394,8 @@ impl Engine {
             loaded = self.load_snapshot()?;
         }
         let (journal, replayed) = self.loading(|| Journal::open(&dir, &aof, &self.store))?;
-        self.store.set_journal(journal);
+        self.store.set_change_sink(journal.clone());
+        let _ = self.journal.set(journal);
         self.warm_models();
         self.changes_at_last_save
             .store(self.store.write_count(), Ordering::Relaxed);
@@ -405,7 +414,7 @@ impl Engine {
                 let Some(engine) = weak.upgrade() else {
                     return;
                 };
-                let Some(j) = engine.store.journal() else {
+                let Some(j) = engine.journal() else {
                     return;
                 };
                 let cfg = engine.config.read().aof.clone();
@@ -427,7 +436,7 @@ impl Engine {
     /// With `appendfsync always`, when the journal cannot be written: the replies must
     /// not be sent.
     pub fn journal_flush(&self) -> Result<()> {
-        match self.store.journal() {
+        match self.journal() {
             Some(j) => j.flush_for_reply(),
             None => Ok(()),
         }
@@ -435,7 +444,7 @@ impl Engine {
 
     /// Write and fsync everything journaled (at shutdown).
     pub fn journal_sync(&self) {
-        if let Some(j) = self.store.journal() {
+        if let Some(j) = self.journal() {
             let p = j.policy();
             j.set_policy(crate::aof::FsyncPolicy::Always);
             if let Err(e) = j.flush_for_reply() {
@@ -450,7 +459,7 @@ impl Engine {
     /// # Errors
     /// Append-only persistence is off, or a rewrite runs already.
     pub fn bgrewriteaof(self: &Arc<Self>) -> Result<()> {
-        let Some(j) = self.store.journal().cloned() else {
+        let Some(j) = self.journal().cloned() else {
             return Err(Error::bad_input(
                 "append-only persistence is off (start the server with --appendonly yes)",
             ));

@@ -17,13 +17,43 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
-use crate::aof::{Journal, Op};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::tensor::Tensor;
 
 /// A hash's fields and values.
 pub type HashFields = indexmap::IndexMap<Bytes, Bytes>;
+
+/// One change to the store, as it is handed to the [`ChangeSink`].
+#[derive(Debug)]
+pub enum Change<'a> {
+    /// A key set to a whole value.
+    Set(&'a [u8], &'a Value),
+    /// A key removed.
+    Del(&'a [u8]),
+    /// A key renamed (replacing the target).
+    Rename(&'a [u8], &'a [u8]),
+    /// Every key removed.
+    Clear,
+    /// Hash fields set: field, value, field, value...
+    HSet(&'a [u8], &'a [Bytes]),
+    /// Hash fields removed.
+    HDel(&'a [u8], &'a [Bytes]),
+    /// Items pushed onto a list (`true`: at the front).
+    Push(&'a [u8], bool, &'a [Bytes]),
+}
+
+/// Where the store reports its changes: the append-only journal (`crate::aof::Journal`)
+/// is one. The store depends on this trait only, persistence on the store.
+pub trait ChangeSink: Send + Sync {
+    /// Whether changes may be made now (`MISCONF` while the journal cannot be written).
+    ///
+    /// # Errors
+    /// The reason changes are refused.
+    fn check(&self) -> Result<()>;
+    /// Record `change`; called with the changed keys' shards locked, after the change.
+    fn record(&self, change: Change<'_>);
+}
 
 /// Fixed cost charged per key and per hash field / list entry, for the map's own memory.
 const KEY_OVERHEAD: usize = 64;
@@ -114,8 +144,8 @@ pub struct Store {
     limit: AtomicUsize,
     /// Bumped on every write, for `INFO` (`rdb_changes_since_last_save`).
     writes: AtomicU64,
-    /// The append-only journal every change is recorded in, when persistence is on.
-    journal: OnceLock<Arc<Journal>>,
+    /// Where every change is recorded (the append-only journal), when persistence is on.
+    sink: OnceLock<Arc<dyn ChangeSink>>,
 }
 
 /// The number of shards: a power of two well above the core counts we run on.
@@ -142,7 +172,7 @@ impl Store {
             used: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
             writes: AtomicU64::new(0),
-            journal: OnceLock::new(),
+            sink: OnceLock::new(),
         }
     }
 
@@ -154,28 +184,23 @@ impl Store {
         &self.shards[self.shard_index(key)]
     }
 
-    /// Record every change from now on in `journal` (once; later calls are ignored).
-    pub fn set_journal(&self, journal: Arc<Journal>) {
-        let _ = self.journal.set(journal);
+    /// Report every change from now on to `sink` (once; later calls are ignored).
+    pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        let _ = self.sink.set(sink);
     }
 
-    /// The journal, when append-only persistence is on.
-    pub fn journal(&self) -> Option<&Arc<Journal>> {
-        self.journal.get()
-    }
-
-    /// Refuse changes while the journal cannot be written (`MISCONF`).
+    /// Refuse changes while the sink refuses them (`MISCONF`).
     fn writable(&self) -> Result<()> {
-        match self.journal.get() {
+        match self.sink.get() {
             Some(j) => j.check(),
             None => Ok(()),
         }
     }
 
     /// Record a change; call with the changed keys' shards locked.
-    fn record(&self, op: Op<'_>) {
-        if let Some(j) = self.journal.get() {
-            j.record(op);
+    fn record(&self, change: Change<'_>) {
+        if let Some(j) = self.sink.get() {
+            j.record(change);
         }
     }
 
@@ -261,7 +286,7 @@ impl Store {
             }
             let remove = old.map_or(0, |old| entry_cost(&key, old));
             self.charge(add, remove)?;
-            self.record(Op::Set(&key, &value));
+            self.record(Change::Set(&key, &value));
             map.insert(key, value);
         }
         self.wrote(shard);
@@ -282,12 +307,12 @@ impl Store {
             match map.get_mut(key) {
                 Some(slot) => {
                     self.charge(add, entry_cost(key, slot))?;
-                    self.record(Op::Set(key, &value));
+                    self.record(Change::Set(key, &value));
                     *slot = value;
                 }
                 None => {
                     self.charge(add, 0)?;
-                    self.record(Op::Set(key, &value));
+                    self.record(Change::Set(key, &value));
                     map.insert(Bytes::copy_from_slice(key), value);
                 }
             }
@@ -322,7 +347,7 @@ impl Store {
             let mut map = shard.map.write();
             let removed = map.remove(key);
             if removed.is_some() {
-                self.record(Op::Del(key));
+                self.record(Change::Del(key));
             }
             removed
         };
@@ -360,7 +385,7 @@ impl Store {
         let add = entry_cost(&to, &value);
         let dst = pick(&mut lo, hi.as_deref_mut(), b <= a);
         let replaced = dst.get(&to).map_or(0, |old| entry_cost(&to, old));
-        self.record(Op::Rename(from, &to));
+        self.record(Change::Rename(from, &to));
         dst.insert(to, value);
         // Never more than the key's length difference over the limit: forced.
         self.used.fetch_add(add, Ordering::Relaxed);
@@ -379,7 +404,7 @@ impl Store {
     fn update<R>(
         &self,
         key: &[u8],
-        op: Op<'_>,
+        op: Change<'_>,
         f: impl FnOnce(&mut Option<Value>, &dyn Fn(usize, usize) -> Result<()>) -> Result<R>,
     ) -> Result<R> {
         self.writable()?;
@@ -428,7 +453,7 @@ impl Store {
     /// # Errors
     /// `WRONGTYPE` when `key` holds another type; `OOM`; `MISCONF`.
     pub fn hset(&self, key: &[u8], pairs: &[Bytes]) -> Result<usize> {
-        self.update(key, Op::HSet(key, pairs), |slot, charge| {
+        self.update(key, Change::HSet(key, pairs), |slot, charge| {
             if matches!(slot, Some(v) if !matches!(v, Value::Hash(_))) {
                 return Err(Error::wrong_type());
             }
@@ -445,7 +470,7 @@ impl Store {
         if !self.exists(key) {
             return Ok(0);
         }
-        self.update(key, Op::HDel(key, fields), |slot, charge| match slot {
+        self.update(key, Change::HDel(key, fields), |slot, charge| match slot {
             Some(Value::Hash(h)) => Ok(hash_del(h, fields, charge)),
             Some(_) => Err(Error::wrong_type()),
             None => Ok(0),
@@ -457,7 +482,7 @@ impl Store {
     /// # Errors
     /// `WRONGTYPE` when `key` holds another type; `OOM`; `MISCONF`.
     pub fn push(&self, key: &[u8], items: &[Bytes], front: bool) -> Result<usize> {
-        self.update(key, Op::Push(key, front, items), |slot, charge| {
+        self.update(key, Change::Push(key, front, items), |slot, charge| {
             if matches!(slot, Some(v) if !matches!(v, Value::List(_))) {
                 return Err(Error::wrong_type());
             }
@@ -509,7 +534,7 @@ impl Store {
             .iter_mut()
             .map(|g| std::mem::take(&mut **g))
             .collect();
-        self.record(Op::Clear);
+        self.record(Change::Clear);
         drop(guards);
         for (s, old) in self.shards.iter().zip(old) {
             let freed: usize = old.iter().map(|(k, v)| entry_cost(k, v)).sum();

@@ -163,7 +163,7 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
                 if engine.last_bgsave_ok() { "ok" } else { "err" }
             );
             let ok = |b: bool| if b { "ok" } else { "err" };
-            match engine.store().journal() {
+            match engine.journal() {
                 Some(j) => {
                     let (size, base) = j.sizes();
                     let _ = write!(
