@@ -2,6 +2,7 @@
 //! insitu is a method on the engine or a command it executes; the server runs commands on
 //! behalf of RESP connections, and in-process clients will call the same methods directly.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::aof::{AofConfig, Journal};
 use crate::clients::{ClientInfo, Clients};
-use crate::cmd::Reply;
 use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::pool::InferencePool;
@@ -110,8 +110,9 @@ pub struct Engine {
     node_id: String,
     /// The connected clients (`CLIENT LIST`, `CLIENT KILL`).
     pub clients: Clients,
-    /// Lua scripts by SHA1 (`EVALSHA`, `SCRIPT LOAD`).
-    scripts: Mutex<crate::cmd::ScriptCache>,
+    /// Lua script bodies by the lower-case hex SHA1 of their text (`EVALSHA`, `SCRIPT
+    /// LOAD`).
+    scripts: Mutex<HashMap<String, Bytes>>,
     /// The append-only journal, once persistence is loaded with it on.
     journal: std::sync::OnceLock<Arc<crate::aof::Journal>>,
 }
@@ -241,14 +242,11 @@ impl Engine {
         }
     }
 
-    /// Execute one command (its name first). The reply is ready at once for data
-    /// commands; model execution and DAGs reply with a future that completes when the
-    /// inference threads are done. Never panics on input; every failure is an error frame.
-    pub fn execute(self: &Arc<Self>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    /// Count one command in `INFO stats` (`total_commands_processed`).
+    pub(crate) fn count_command(&self) {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
-        crate::cmd::execute(self, session, args)
     }
 
     /// This node's cluster id.
@@ -261,13 +259,13 @@ impl Engine {
         &self.txn
     }
 
-    /// The cache of Lua scripts.
     /// The append-only journal, when persistence is on.
     pub fn journal(&self) -> Option<&Arc<crate::aof::Journal>> {
         self.journal.get()
     }
 
-    pub(crate) fn scripts(&self) -> &Mutex<crate::cmd::ScriptCache> {
+    /// The cache of Lua scripts.
+    pub(crate) fn scripts(&self) -> &Mutex<HashMap<String, Bytes>> {
         &self.scripts
     }
 

@@ -564,7 +564,7 @@ impl Inproc {
     }
 
     fn call(&mut self, cmd: Cmd) -> Frame {
-        let f = match self.engine.execute(&mut self.session, cmd.0) {
+        let f = match crate::cmd::execute(&self.engine, &mut self.session, cmd.0) {
             Reply::Ready(f) => f,
             Reply::Pending(fut) => self.rt.block_on(fut),
         };

@@ -26,7 +26,6 @@ use crate::resp::Frame;
 
 pub use config::parse_size;
 pub use model::{infer_inproc, run_model_inproc};
-pub use script::ScriptCache;
 pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
 
 /// Longest command name we look up; longer names are unknown by definition.
@@ -79,8 +78,12 @@ impl Reply {
     }
 }
 
-/// Execute `args` (command name first).
-pub(crate) fn execute(engine: &Arc<Engine>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+/// Execute one command (its name first) against `engine` for the client whose
+/// connection state is `session`. The reply is ready at once for data commands; model
+/// execution and DAGs reply with a future that completes when the inference threads are
+/// done. Never panics on input; every failure is an error frame.
+pub fn execute(engine: &Arc<Engine>, session: &mut Session, args: Vec<Bytes>) -> Reply {
+    engine.count_command();
     match dispatch(engine, session, &args) {
         Ok(r) => r,
         Err(e) => Reply::Ready(Frame::error(&e)),
@@ -134,6 +137,9 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
         return Ok(Reply::Ready(Frame::simple("QUEUED")));
     }
     if let Some(r) = model::dispatch(engine, session, name, args) {
+        return r;
+    }
+    if let Some(r) = dag::dispatch(engine, session.inline_inference, name, args) {
         return r;
     }
     if name == b"INSITU.WAIT" {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
-use super::{arity, dag, int_arg, Reply};
+use super::{arity, int_arg, Reply};
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::runner::{run_checked, RunResult, StatsSink};
@@ -41,10 +41,6 @@ pub(super) fn dispatch(
         b"AI.MODELEXECUTE" => modelexecute(engine, args, inline),
         b"AI.INFO" => ready(info(engine, args)),
         b"AI._MODELSCAN" => ready(modelscan(engine, args)),
-        b"AI.DAGEXECUTE" => dag::execute(engine, args, dag::Kind::Execute, inline),
-        b"AI.DAGEXECUTE_RO" => dag::execute(engine, args, dag::Kind::ExecuteRo, inline),
-        b"AI.DAGRUN" => dag::execute(engine, args, dag::Kind::Run, inline),
-        b"AI.DAGRUN_RO" => dag::execute(engine, args, dag::Kind::RunRo, inline),
         b"AI.SCRIPTSET" | b"AI.SCRIPTSTORE" | b"AI.SCRIPTGET" | b"AI.SCRIPTDEL"
         | b"AI.SCRIPTRUN" | b"AI.SCRIPTEXECUTE" | b"AI._SCRIPTSCAN" => {
             Err(torchscript_unsupported())

@@ -14,7 +14,6 @@
 //! to every other client until `SCRIPT KILL`; its Lua heap is capped; the cache of
 //! scripts holds at most [`MAX_SCRIPTS`] bodies.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,12 +38,6 @@ const MAX_DEPTH: usize = 1000;
 /// an error happened).
 const PRELUDE_NAME: &str = "=insitu";
 
-/// Script bodies by the lower-case hex SHA1 of their text.
-#[derive(Default)]
-pub struct ScriptCache {
-    bodies: HashMap<String, Bytes>,
-}
-
 /// The hex SHA1 of `body`, as `EVALSHA` names scripts.
 fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
@@ -53,16 +46,6 @@ fn sha1_hex(body: &[u8]) -> String {
 /// Whether `name` (upper case) is a scripting command that runs a script.
 pub fn is_eval(name: &[u8]) -> bool {
     matches!(name, b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO")
-}
-
-/// Key positions of `EVAL`-style commands: `numkeys` keys after the script.
-pub fn keys(args: &[Bytes]) -> Vec<usize> {
-    let n = args
-        .get(2)
-        .and_then(|a| std::str::from_utf8(a).ok())
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(0);
-    (3..3 + n).take_while(|&i| i < args.len()).collect()
 }
 
 /// `EVAL*`: the caller holds the transaction lock exclusively.
@@ -91,7 +74,7 @@ pub(super) fn eval(
     let (keys, argv) = rest.split_at(numkeys as usize);
     let (sha, body) = if by_sha {
         let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        let body = engine.scripts().lock().bodies.get(&sha).cloned();
+        let body = engine.scripts().lock().get(&sha).cloned();
         match body {
             Some(b) => (sha, b),
             None => {
@@ -105,11 +88,8 @@ pub(super) fn eval(
         let body = args[1].clone();
         let sha = sha1_hex(&body);
         let mut cache = engine.scripts().lock();
-        if cache.bodies.len() < MAX_SCRIPTS {
-            cache
-                .bodies
-                .entry(sha.clone())
-                .or_insert_with(|| body.clone());
+        if cache.len() < MAX_SCRIPTS {
+            cache.entry(sha.clone()).or_insert_with(|| body.clone());
         }
         (sha, body)
     };
@@ -161,13 +141,13 @@ pub(super) fn script(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
             compile_check(&body)?;
             let sha = sha1_hex(&body);
             let mut cache = engine.scripts().lock();
-            if !cache.bodies.contains_key(&sha) {
-                if cache.bodies.len() >= MAX_SCRIPTS {
+            if !cache.contains_key(&sha) {
+                if cache.len() >= MAX_SCRIPTS {
                     return Err(Error::limit(format!(
                         "the script cache is full ({MAX_SCRIPTS} scripts): SCRIPT FLUSH empties it"
                     )));
                 }
-                cache.bodies.insert(sha.clone(), body);
+                cache.insert(sha.clone(), body);
             }
             Ok(Frame::bulk_str(&sha))
         }
@@ -178,7 +158,7 @@ pub(super) fn script(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
                     .iter()
                     .map(|s| {
                         let sha = String::from_utf8_lossy(s).to_ascii_lowercase();
-                        Frame::Integer(cache.bodies.contains_key(&sha) as i64)
+                        Frame::Integer(cache.contains_key(&sha) as i64)
                     })
                     .collect(),
             ))
@@ -194,7 +174,7 @@ pub(super) fn script(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Frame> {
                     "SCRIPT FLUSH only support SYNC|ASYNC option",
                 ));
             }
-            engine.scripts().lock().bodies.clear();
+            engine.scripts().lock().clear();
             Ok(Frame::ok())
         }
         // Scripts run atomically on the caller's connection and stop themselves at the

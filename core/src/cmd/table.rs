@@ -18,6 +18,9 @@ pub enum Keys {
     None,
     /// Arguments `first..=last` (negative `last`: counted from the end), every `step`.
     Range(i64, i64, i64),
+    /// A count at this argument, that many keys right after it (Redis' `keynum` key
+    /// specification, movable keys): `EVAL script numkeys key...`.
+    KeyNum(usize),
     /// Found by reading the arguments (Redis' `movablekeys`): RedisAI's run commands.
     Movable(fn(&[Bytes]) -> Vec<usize>),
 }
@@ -143,10 +146,10 @@ pub static COMMANDS: &[Spec] = &[
     blocking(spec("ai.dagrun", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG (deprecated: AI.DAGEXECUTE).")),
     blocking(spec("ai.dagrun_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG (deprecated: AI.DAGEXECUTE_RO).")),
     blocking(spec("insitu.wait", -3, &["readonly", "blocking"], Keys::Movable(wait_keys), "insitu", "Waits until keys exist or a list reaches a length.")),
-    spec("eval", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a server-side Lua script."),
-    spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a server-side Lua script by SHA1 digest."),
-    spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a read-only server-side Lua script."),
-    spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys"], Keys::Movable(super::script::keys), "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
+    spec("eval", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script."),
+    spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script by SHA1 digest."),
+    spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script."),
+    spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
     spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands."),
     spec("insitu.shm", -2, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets)."),
 ];
@@ -178,6 +181,14 @@ impl Spec {
         match self.keys {
             Keys::None => vec![],
             Keys::Movable(f) => f(args),
+            Keys::KeyNum(at) => {
+                let n = args
+                    .get(at)
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .unwrap_or(0);
+                (at + 1..args.len()).take(n).collect()
+            }
             Keys::Range(first, last, step) => {
                 let n = args.len() as i64;
                 let last = if last < 0 { n + last } else { last.min(n - 1) };
@@ -198,6 +209,8 @@ impl Spec {
             Keys::Range(f, l, s) => (f, l, s),
             // Module commands registered with getkeys-api report the model key.
             Keys::Movable(_) => (1, 1, 1),
+            // Redis reports no fixed range for keynum commands (EVAL: 0 0 0).
+            Keys::KeyNum(_) => (0, 0, 0),
         };
         let categories: Vec<Frame> = self
             .flags

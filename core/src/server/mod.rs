@@ -346,7 +346,7 @@ async fn serve_session(
             match parser.next(&mut buf) {
                 Ok(Some(Request::Command(args))) => {
                     tracing::trace!(cmd = %String::from_utf8_lossy(&args[0]), "command");
-                    let reply = match engine.execute(session, args) {
+                    let reply = match crate::cmd::execute(engine, session, args) {
                         crate::cmd::Reply::Ready(f) => f,
                         crate::cmd::Reply::Pending(fut) => {
                             // Waits and model runs give way to shutdown.
