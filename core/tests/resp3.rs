@@ -244,7 +244,7 @@ fn client_subcommands_answer_as_redis_does() {
     );
     assert_eq!(
         a.text(&["CLIENT", "SETINFO", "LIB-NAME"]),
-        "-ERR wrong number of arguments for 'CLIENT' command\r\n"
+        "-ERR wrong number of arguments for 'client|setinfo' command\r\n"
     );
     assert_eq!(a.text(&["CLIENT", "SETNAME", "trainer"]), "+OK\r\n");
     assert_eq!(a.text(&["CLIENT", "NO-EVICT", "on"]), "+OK\r\n");

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::address::Address;
+use crate::cmd::table::{self, ReplyWait, Retry};
 use crate::cmd::Reply;
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
@@ -81,14 +82,6 @@ impl Cmd {
     pub fn arg(&mut self, a: impl Arg) -> &mut Cmd {
         self.0.push(a.into_arg());
         self
-    }
-
-    /// The command's name in upper case (empty for an empty command).
-    fn upper_name(&self) -> Vec<u8> {
-        self.0
-            .first()
-            .map(|n| n.to_ascii_uppercase())
-            .unwrap_or_default()
     }
 
     /// Append an argument (by value, for chains).
@@ -200,40 +193,43 @@ impl RetryPolicy {
 fn retry_safe(cmds: &[Cmd]) -> bool {
     let mut deleted: Vec<&[u8]> = Vec::new();
     cmds.iter().all(|c| {
-        let name = c.upper_name();
-        match name.as_slice() {
-            b"DEL" | b"UNLINK" => {
-                deleted.extend(c.0[1..].iter().map(|k| k.as_ref()));
-                true
-            }
-            b"RPUSH" | b"LPUSH" => c.0.get(1).is_some_and(|k| deleted.contains(&k.as_ref())),
-            b"RENAME" | b"MULTI" | b"EXEC" | b"DISCARD" | b"QUIT" => false,
-            _ => true,
+        let Some(spec) = c.0.first().and_then(|n| table::lookup(n)) else {
+            return true;
+        };
+        if spec.name == "del" || spec.name == "unlink" {
+            deleted.extend(c.0[1..].iter().map(|k| k.as_ref()));
+        }
+        match spec.retry {
+            Retry::Safe => true,
+            Retry::Never => false,
+            Retry::AfterDel => c.0.get(1).is_some_and(|k| deleted.contains(&k.as_ref())),
         }
     })
 }
 
 /// How long `cmds` may wait for their replies given a per-attempt `limit` (`None`: no
-/// limit): a wait's own timeout is added, model runs are not limited.
+/// limit), as the command table says: a wait's own timeout is added, model runs are not
+/// limited.
 fn reply_limit(cmds: &[Cmd], limit: Duration) -> Option<Duration> {
     if limit.is_zero() {
         return None;
     }
     let mut extra = Duration::ZERO;
     for c in cmds {
-        let name = c.upper_name();
-        match name.as_slice() {
-            b"AI.MODELEXECUTE" | b"AI.MODELRUN" | b"AI.DAGEXECUTE" | b"AI.DAGEXECUTE_RO"
-            | b"AI.DAGRUN" | b"AI.DAGRUN_RO" | b"AI.SCRIPTEXECUTE" => return None,
-            b"INSITU.WAIT" => {
+        let Some(spec) = c.0.first().and_then(|n| table::lookup(n)) else {
+            continue;
+        };
+        match spec.reply_wait {
+            ReplyWait::Limited => {}
+            ReplyWait::Unlimited => return None,
+            ReplyWait::PlusMillisAt(i) => {
                 let ms =
-                    c.0.get(1)
+                    c.0.get(i)
                         .and_then(|a| std::str::from_utf8(a).ok())
                         .and_then(|a| a.parse::<u64>().ok())
                         .unwrap_or(0);
                 extra += Duration::from_millis(ms);
             }
-            _ => {}
         }
     }
     Some(limit + extra)

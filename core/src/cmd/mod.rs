@@ -109,6 +109,11 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
             "NOAUTH Authentication required.",
         ));
     }
+    // The arity of every command and subcommand is the table's; RedisAI's commands
+    // (arity -1) check their own arguments with RedisAI's texts.
+    if let Some(spec) = table::lookup(name) {
+        spec.check_arity(args)?;
+    }
     match name {
         b"MULTI" => return multi(session, args).map(Reply::Ready),
         b"EXEC" => return exec(engine, session, args).map(Reply::Ready),
@@ -125,8 +130,7 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
         // makes EXEC abort.
         let checked = match table::lookup(name) {
             None => Err(unknown_command(args)),
-            Some(spec) if !spec.arity_ok(args.len()) => Err(Error::arity(&args[0])),
-            Some(_) => Ok(()),
+            Some(spec) => spec.check_arity(args),
         };
         if let Err(e) = checked {
             session.multi_failed = true;

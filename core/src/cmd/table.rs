@@ -41,6 +41,32 @@ pub struct Spec {
     pub summary: &'static str,
     /// Whether it is refused inside MULTI/EXEC with RedisAI's error (it would block).
     pub no_multi: bool,
+    /// Whether a client may send it again when its reply was lost (it may have run).
+    pub retry: Retry,
+    /// How long a client waits for its reply.
+    pub reply_wait: ReplyWait,
+}
+
+/// Whether a command may be sent again after a lost reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Retry {
+    /// Running it twice leaves what running it once does.
+    Safe,
+    /// Never: running it twice differs (`RENAME`, the transaction commands).
+    Never,
+    /// Only after a `DEL` of its key earlier in the same batch (a list push).
+    AfterDel,
+}
+
+/// How long a client waits for a command's reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyWait {
+    /// The client's per-attempt limit.
+    Limited,
+    /// As long as it takes: it runs models, whose time the client cannot know.
+    Unlimited,
+    /// The limit plus the milliseconds given by the argument at this position.
+    PlusMillisAt(usize),
 }
 
 const fn spec(
@@ -59,13 +85,43 @@ const fn spec(
         group,
         summary,
         no_multi: false,
+        retry: Retry::Safe,
+        reply_wait: ReplyWait::Limited,
     }
 }
 
-/// RedisAI's commands that run through its queues: refused inside a transaction.
-const fn blocking(s: Spec) -> Spec {
+/// RedisAI's commands that run models through its queues: refused inside a
+/// transaction, their replies awaited as long as the models take.
+const fn runs_models(s: Spec) -> Spec {
     Spec {
         no_multi: true,
+        reply_wait: ReplyWait::Unlimited,
+        ..s
+    }
+}
+
+/// `INSITU.WAIT timeout_ms ...`: refused inside a transaction, its reply awaited for its
+/// own timeout on top of the client's limit.
+const fn waits(s: Spec) -> Spec {
+    Spec {
+        no_multi: true,
+        reply_wait: ReplyWait::PlusMillisAt(1),
+        ..s
+    }
+}
+
+/// A list push: sent again only after a `DEL` of its list in the same batch.
+const fn retried_after_del(s: Spec) -> Spec {
+    Spec {
+        retry: Retry::AfterDel,
+        ..s
+    }
+}
+
+/// Not sent again after a lost reply.
+const fn never_retried(s: Spec) -> Spec {
+    Spec {
+        retry: Retry::Never,
         ..s
     }
 }
@@ -92,7 +148,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("echo", 2, &["fast", "stale", "loading"], Keys::None, "connection", "Returns the given string."),
     spec("hello", -1, CONN, Keys::None, "connection", "Handshakes with the server: protocol version, authentication, client name."),
     spec("auth", -2, CONN, Keys::None, "connection", "Authenticates the connection."),
-    spec("quit", -1, CONN, Keys::None, "connection", "Closes the connection."),
+    never_retried(spec("quit", -1, CONN, Keys::None, "connection", "Closes the connection.")),
     spec("select", 2, &["loading", "stale", "fast"], Keys::None, "connection", "Changes the selected database (only 0 exists)."),
     spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands."),
     spec("info", -1, &["loading", "stale"], Keys::None, "server", "Returns information and statistics about the server."),
@@ -106,14 +162,14 @@ pub static COMMANDS: &[Spec] = &[
     spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys."),
     spec("flushall", -1, &["write"], Keys::None, "server", "Removes all keys."),
     spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands."),
-    spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction."),
-    spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction."),
-    spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction."),
+    never_retried(spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction.")),
+    never_retried(spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction.")),
+    never_retried(spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction.")),
     spec("exists", -2, &["readonly", "fast"], ALL, "generic", "Determines whether one or more keys exist."),
     spec("del", -2, &["write"], ALL, "generic", "Deletes one or more keys."),
     spec("unlink", -2, &["write", "fast"], ALL, "generic", "Deletes one or more keys."),
     spec("type", 2, &["readonly", "fast"], ONE, "generic", "Determines the type of value stored at a key."),
-    spec("rename", 3, &["write"], Keys::Range(1, 2, 1), "generic", "Renames a key and overwrites the destination."),
+    never_retried(spec("rename", 3, &["write"], Keys::Range(1, 2, 1), "generic", "Renames a key and overwrites the destination.")),
     spec("keys", 2, &["readonly"], Keys::None, "generic", "Returns all key names that match a pattern."),
     spec("scan", -2, &["readonly"], Keys::None, "generic", "Iterates over the key names in the database."),
     spec("set", -3, &["write", "denyoom"], ONE, "string", "Sets the string value of a key."),
@@ -125,8 +181,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("hexists", 3, &["readonly", "fast"], ONE, "hash", "Determines whether a field exists in a hash."),
     spec("hdel", -3, &["write", "fast"], ONE, "hash", "Deletes one or more fields and their values from a hash."),
     spec("hlen", 2, &["readonly", "fast"], ONE, "hash", "Returns the number of fields in a hash."),
-    spec("rpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Appends one or more elements to a list."),
-    spec("lpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Prepends one or more elements to a list."),
+    retried_after_del(spec("rpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Appends one or more elements to a list.")),
+    retried_after_del(spec("lpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Prepends one or more elements to a list.")),
     spec("lrange", 4, &["readonly"], ONE, "list", "Returns a range of elements from a list."),
     spec("llen", 2, &["readonly", "fast"], ONE, "list", "Returns the length of a list."),
     spec("lindex", 3, &["readonly"], ONE, "list", "Returns an element from a list by its index."),
@@ -136,26 +192,73 @@ pub static COMMANDS: &[Spec] = &[
     spec("ai.modelset", -1, W, ONE, "module", "Stores an ONNX model (deprecated: AI.MODELSTORE)."),
     spec("ai.modelget", -1, R, ONE, "module", "Returns a model's metadata and blob."),
     spec("ai.modeldel", -1, &["write", "module"], ONE, "module", "Deletes a model."),
-    blocking(spec("ai.modelexecute", -1, RUN, Keys::Movable(super::model::execute_keys), "module", "Runs a model on stored tensors.")),
-    blocking(spec("ai.modelrun", -1, RUN, Keys::Movable(super::model::run_keys), "module", "Runs a model on stored tensors (deprecated: AI.MODELEXECUTE).")),
+    runs_models(spec("ai.modelexecute", -1, RUN, Keys::Movable(super::model::execute_keys), "module", "Runs a model on stored tensors.")),
+    runs_models(spec("ai.modelrun", -1, RUN, Keys::Movable(super::model::run_keys), "module", "Runs a model on stored tensors (deprecated: AI.MODELEXECUTE).")),
     spec("ai._modelscan", -1, R, Keys::None, "module", "Lists the stored models and their tags."),
     spec("ai.info", -1, R, ONE, "module", "Returns a model's run statistics."),
     spec("ai.config", -1, &["write", "module"], Keys::None, "module", "Reads or sets RedisAI's settings."),
-    blocking(spec("ai.dagexecute", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG of tensor and model operations.")),
-    blocking(spec("ai.dagexecute_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG of tensor and model operations.")),
-    blocking(spec("ai.dagrun", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG (deprecated: AI.DAGEXECUTE).")),
-    blocking(spec("ai.dagrun_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG (deprecated: AI.DAGEXECUTE_RO).")),
-    blocking(spec("insitu.wait", -3, &["readonly", "blocking"], Keys::Movable(wait_keys), "insitu", "Waits until keys exist or a list reaches a length.")),
+    runs_models(spec("ai.dagexecute", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG of tensor and model operations.")),
+    runs_models(spec("ai.dagexecute_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG of tensor and model operations.")),
+    runs_models(spec("ai.dagrun", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG (deprecated: AI.DAGEXECUTE).")),
+    runs_models(spec("ai.dagrun_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG (deprecated: AI.DAGEXECUTE_RO).")),
+    waits(spec("insitu.wait", -4, &["readonly", "blocking"], Keys::Movable(wait_keys), "insitu", "Waits until keys exist or a list reaches a length.")),
     spec("eval", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script."),
     spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script by SHA1 digest."),
     spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script."),
     spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
     spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands."),
-    spec("insitu.shm", -2, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets)."),
+    spec("insitu.shm", -1, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets)."),
 ];
 
 fn wait_keys(args: &[Bytes]) -> Vec<usize> {
     super::wait::keys(args)
+}
+
+/// A subcommand of a container command (`CONFIG GET`, `CLIENT SETNAME`...).
+pub struct Sub {
+    /// The container's lower-case name.
+    pub container: &'static str,
+    /// The subcommand's lower-case name.
+    pub name: &'static str,
+    /// Redis' arity, counting the container's name and the subcommand's.
+    pub arity: i64,
+}
+
+const fn sub(container: &'static str, name: &'static str, arity: i64) -> Sub {
+    Sub {
+        container,
+        name,
+        arity,
+    }
+}
+
+/// The subcommands served, with Redis 7's arities: a wrong count is refused before the
+/// command runs, naming it as Redis does (`'config|get'`).
+#[rustfmt::skip]
+pub static SUBCOMMANDS: &[Sub] = &[
+    sub("client", "caching", 3), sub("client", "getname", 2), sub("client", "getredir", 2),
+    sub("client", "help", 2), sub("client", "id", 2), sub("client", "info", 2),
+    sub("client", "kill", -3), sub("client", "list", -2), sub("client", "no-evict", 3),
+    sub("client", "no-touch", 3), sub("client", "pause", -3), sub("client", "reply", 3),
+    sub("client", "setinfo", 4), sub("client", "setname", 3), sub("client", "tracking", -3),
+    sub("client", "trackinginfo", 2), sub("client", "unpause", 2),
+    sub("config", "get", -3), sub("config", "set", -4), sub("config", "resetstat", 2),
+    sub("config", "rewrite", 2), sub("config", "help", 2),
+    sub("cluster", "info", 2), sub("cluster", "keyslot", 3), sub("cluster", "myid", 2),
+    sub("cluster", "nodes", 2), sub("cluster", "slots", 2),
+    sub("command", "count", 2), sub("command", "docs", -2), sub("command", "getkeys", -3),
+    sub("command", "help", 2), sub("command", "info", -2), sub("command", "list", -2),
+    sub("script", "exists", -3), sub("script", "flush", -2), sub("script", "help", 2),
+    sub("script", "kill", 2), sub("script", "load", 3),
+];
+
+fn arity_fits(arity: i64, n: usize) -> bool {
+    let n = n as i64;
+    if arity >= 0 {
+        n == arity
+    } else {
+        n >= -arity
+    }
 }
 
 /// The entry of `name` (any case).
@@ -168,11 +271,32 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 impl Spec {
     /// Whether `n` arguments (the name included) fit the arity.
     pub fn arity_ok(&self, n: usize) -> bool {
-        let n = n as i64;
-        if self.arity >= 0 {
-            n == self.arity
-        } else {
-            n >= -self.arity
+        arity_fits(self.arity, n)
+    }
+
+    /// Redis' arity check of `args` (this command's, the name first), and of the
+    /// subcommand's for a container: the error names the command as typed, a
+    /// subcommand as Redis 7 does (`'config|get'`). Unknown subcommands pass (the
+    /// command answers them).
+    ///
+    /// # Errors
+    /// `ERR wrong number of arguments for '...' command`.
+    pub fn check_arity(&self, args: &[Bytes]) -> Result<()> {
+        if !self.arity_ok(args.len()) {
+            return Err(Error::arity(&args[0]));
+        }
+        let Some(name) = args.get(1) else {
+            return Ok(());
+        };
+        let found = SUBCOMMANDS
+            .iter()
+            .find(|s| s.container == self.name && s.name.as_bytes().eq_ignore_ascii_case(name));
+        match found {
+            Some(s) if !arity_fits(s.arity, args.len()) => Err(Error::bad_input(format!(
+                "wrong number of arguments for '{}|{}' command",
+                s.container, s.name
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -362,5 +486,52 @@ mod tests {
         assert_eq!(k(&["rename", "a", "b"]), vec![1, 2]);
         assert_eq!(k(&["GET", "a"]), vec![1]);
         assert_eq!(k(&["PING"]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn what_a_client_may_do_with_each_command_is_in_the_table() {
+        let spec = |n: &str| lookup(n.as_bytes()).unwrap();
+        for run in [
+            "AI.MODELEXECUTE",
+            "AI.MODELRUN",
+            "AI.DAGEXECUTE",
+            "AI.DAGEXECUTE_RO",
+            "AI.DAGRUN",
+            "AI.DAGRUN_RO",
+        ] {
+            assert_eq!(spec(run).reply_wait, ReplyWait::Unlimited, "{run}");
+            assert!(spec(run).no_multi, "{run}");
+        }
+        assert_eq!(spec("insitu.wait").reply_wait, ReplyWait::PlusMillisAt(1));
+        for never in ["RENAME", "MULTI", "EXEC", "DISCARD", "QUIT"] {
+            assert_eq!(spec(never).retry, Retry::Never, "{never}");
+        }
+        assert_eq!(spec("RPUSH").retry, Retry::AfterDel);
+        assert_eq!(spec("LPUSH").retry, Retry::AfterDel);
+        assert_eq!(spec("AI.TENSORSET").retry, Retry::Safe);
+        assert_eq!(spec("AI.TENSORSET").reply_wait, ReplyWait::Limited);
+    }
+
+    #[test]
+    fn subcommands_have_their_own_arity() {
+        let config = lookup(b"config").unwrap();
+        assert!(config.check_arity(&args(&["CONFIG", "GET", "x"])).is_ok());
+        assert_eq!(
+            config
+                .check_arity(&args(&["CONFIG", "GET"]))
+                .unwrap_err()
+                .text(),
+            "ERR wrong number of arguments for 'config|get' command"
+        );
+        assert_eq!(
+            config.check_arity(&args(&["CONFIG"])).unwrap_err().text(),
+            "ERR wrong number of arguments for 'CONFIG' command"
+        );
+        // Unknown subcommands are the command's to answer.
+        assert!(config.check_arity(&args(&["CONFIG", "NOSUCH"])).is_ok());
+        // Every subcommand belongs to a command of the table.
+        for s in SUBCOMMANDS {
+            assert!(lookup(s.container.as_bytes()).is_some(), "{}", s.container);
+        }
     }
 }

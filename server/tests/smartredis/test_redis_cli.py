@@ -47,6 +47,16 @@ PLAIN = [
     ["TYPE", "h"],
     ["DEL", "k", "h", "l"],
     ["NOSUCH", "arg"],
+    # Subcommands' arity, named as Redis 7 names them.
+    ["CONFIG", "GET"],
+    ["CONFIG", "SET", "maxmemory"],
+    ["CLIENT", "SETNAME"],
+    ["CLIENT", "GETNAME", "x"],
+    ["CLIENT", "KILL"],
+    ["CONFIG", "RESETSTAT", "x"],
+    ["COMMAND", "COUNT", "x"],
+    ["SCRIPT", "LOAD"],
+    ["CLIENT", "NOSUCH"],
     ["HELLO", "4"],
 ]
 # Known differences, kept deliberately: SELECT n > 0 (insitu has one database), the
