@@ -6,7 +6,7 @@ lib=$1
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cmake -S "$here/../../ffi-fortran" -B "$work/f" -DINSITU_LIB_DIR="$lib" -DINSITU_FORTRAN_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S "$here/../../ffi-fortran" -B "$work/f" -DINSITU_LIB_DIR="$lib" -DINSITU_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/f" >/dev/null
 gfortran -O2 -std=f2018 -I"$work/f" "$here/bench_layouts.f90" "$work/f/libinsitu_fortran.a" -L"$lib" -linsitu -Wl,-rpath,"$lib" -o "$work/bf"
 cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$here/../../ffi-c/include" "$here/bench_c.c" -L"$lib" -linsitu -Wl,-rpath,"$lib" -o "$work/bc"
