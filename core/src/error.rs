@@ -39,6 +39,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in numeric order (the bindings of other languages take their values
+    /// from here).
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::BadInput,
+        ErrorCode::NotFound,
+        ErrorCode::WrongType,
+        ErrorCode::OutOfMemory,
+        ErrorCode::LimitExceeded,
+        ErrorCode::Io,
+        ErrorCode::Protocol,
+        ErrorCode::Auth,
+        ErrorCode::Timeout,
+        ErrorCode::Unsupported,
+        ErrorCode::Server,
+        ErrorCode::Internal,
+    ];
+
     /// A short stable name, e.g. `"BadInput"`.
     pub fn name(self) -> &'static str {
         match self {
@@ -222,6 +239,30 @@ impl From<std::io::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_code_once_in_order() {
+        // A new variant fails to compile here until it is placed, and then until ALL
+        // holds it.
+        let position = |c: ErrorCode| match c {
+            ErrorCode::BadInput => 0,
+            ErrorCode::NotFound => 1,
+            ErrorCode::WrongType => 2,
+            ErrorCode::OutOfMemory => 3,
+            ErrorCode::LimitExceeded => 4,
+            ErrorCode::Io => 5,
+            ErrorCode::Protocol => 6,
+            ErrorCode::Auth => 7,
+            ErrorCode::Timeout => 8,
+            ErrorCode::Unsupported => 9,
+            ErrorCode::Server => 10,
+            ErrorCode::Internal => 11,
+        };
+        for (i, c) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(c), i);
+            assert_eq!(c as u32, i as u32 + 1);
+        }
+    }
 
     #[test]
     fn server_texts_round_trip_to_codes() {

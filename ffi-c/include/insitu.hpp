@@ -13,13 +13,17 @@
 #include <vector>
 
 #include "insitu-ffi/src/cpp.rs.h"
+#include "insitu.h"
 
 namespace insitu {
 
-/// Element types (the same values as insitu_dtype in insitu.h).
+/// Element types: insitu_dtype's values from insitu.h (generated from the Rust enum).
 enum class DType : std::uint8_t {
-  Float = 1, Double = 2, Int8 = 3, Int16 = 4, Int32 = 5, Int64 = 6, Uint8 = 7, Uint16 = 8,
-  Bool = 9, Float16 = 11, Bfloat16 = 12, Uint32 = 13, Uint64 = 14,
+  Float = INSITU_DTYPE_FLOAT, Double = INSITU_DTYPE_DOUBLE, Int8 = INSITU_DTYPE_INT8,
+  Int16 = INSITU_DTYPE_INT16, Int32 = INSITU_DTYPE_INT32, Int64 = INSITU_DTYPE_INT64,
+  Uint8 = INSITU_DTYPE_UINT8, Uint16 = INSITU_DTYPE_UINT16, Bool = INSITU_DTYPE_BOOL,
+  Float16 = INSITU_DTYPE_FLOAT16, Bfloat16 = INSITU_DTYPE_BFLOAT16,
+  Uint32 = INSITU_DTYPE_UINT32, Uint64 = INSITU_DTYPE_UINT64,
 };
 
 template <class T> constexpr DType dtype_of();

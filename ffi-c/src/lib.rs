@@ -1791,7 +1791,14 @@ pub unsafe extern "C" fn insitu_server_free(server: *mut insitu_server) -> insit
 
 #[cfg(test)]
 mod tests {
-    use super::transpose;
+    use super::{status_of, transpose, ErrorCode};
+
+    #[test]
+    fn every_error_code_keeps_its_number_as_a_status() {
+        for c in ErrorCode::ALL {
+            assert_eq!(status_of(c) as u32, c as u32, "{}", c.name());
+        }
+    }
 
     #[test]
     fn transpose_round_trips_and_matches_fortran_indexing() {

@@ -20,31 +20,8 @@ module insitu
   integer, parameter, public :: INSITU_LAYOUT_NATURAL = 0
   integer, parameter, public :: INSITU_LAYOUT_CONTIGUOUS = 1
 
-  ! Status values (insitu_status in insitu.h).
-  integer, parameter, public :: INSITU_STATUS_OK = 0
-  integer, parameter, public :: INSITU_STATUS_BAD_INPUT = 1
-  integer, parameter, public :: INSITU_STATUS_NOT_FOUND = 2
-  integer, parameter, public :: INSITU_STATUS_WRONG_TYPE = 3
-  integer, parameter, public :: INSITU_STATUS_OUT_OF_MEMORY = 4
-  integer, parameter, public :: INSITU_STATUS_LIMIT_EXCEEDED = 5
-  integer, parameter, public :: INSITU_STATUS_IO = 6
-  integer, parameter, public :: INSITU_STATUS_PROTOCOL = 7
-  integer, parameter, public :: INSITU_STATUS_AUTH = 8
-  integer, parameter, public :: INSITU_STATUS_TIMEOUT = 9
-  integer, parameter, public :: INSITU_STATUS_UNSUPPORTED = 10
-  integer, parameter, public :: INSITU_STATUS_SERVER = 11
-  integer, parameter, public :: INSITU_STATUS_INTERNAL = 12
-  integer, parameter, public :: INSITU_STATUS_NULL_ARGUMENT = 13
-  integer, parameter, public :: INSITU_STATUS_INVALID_UTF8 = 14
-
-  ! Element types (insitu_dtype in insitu.h).
-  integer(c_int), parameter :: INSITU_DTYPE_FLOAT = 1, INSITU_DTYPE_DOUBLE = 2, &
-    INSITU_DTYPE_INT8 = 3, INSITU_DTYPE_INT16 = 4, INSITU_DTYPE_INT32 = 5, &
-    INSITU_DTYPE_INT64 = 6, INSITU_DTYPE_BOOL = 9
-
-  ! Metadata types (insitu_meta_type in insitu.h).
-  integer(c_int), parameter :: INSITU_META_DOUBLE = 1, INSITU_META_FLOAT = 2, &
-    INSITU_META_INT32 = 3, INSITU_META_INT64 = 4
+  ! Status, dtype and metadata-type values, generated from insitu.h by gen_arrays.py.
+  include 'insitu_constants.inc'
 
   !> A connection ("inproc", "unix:///path", "host:port") and its key prefixes. A client
   !> is not copied: `a = b` leaves `a` closed (calls on it fail with "client must not be

@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+#: The stable error codes by name (``{"BadInput": 1, ...}``), from the Rust enum.
+ERROR_CODES: dict[str, int]
 
 ArrayLike = npt.ArrayLike
 Names = Union[str, Sequence[str]]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import builtins
 
+from ._native import ERROR_CODES as _CODES
+
 __all__ = [
     "Error",
     "BadInput",
@@ -52,74 +54,74 @@ class Error(Exception):
 class BadInput(Error, ValueError):
     """A request was malformed or an argument was invalid."""
 
-    code = 1
+    code = _CODES["BadInput"]
 
 
 class NotFound(Error, LookupError):
     """The key (tensor, dataset, model, list) does not exist."""
 
-    code = 2
+    code = _CODES["NotFound"]
 
 
 class WrongType(Error, TypeError):
     """The key holds a value of another kind."""
 
-    code = 3
+    code = _CODES["WrongType"]
 
 
 class OutOfMemory(Error, MemoryError):
     """The server's memory limit would be exceeded (nothing stored changed)."""
 
-    code = 4
+    code = _CODES["OutOfMemory"]
 
 
 class LimitExceeded(Error, ValueError):
     """A configured limit (frame size, dims, tensor bytes, clients) was exceeded."""
 
-    code = 5
+    code = _CODES["LimitExceeded"]
 
 
 class Io(Error, OSError):
     """A socket or file failed, or the client is closed."""
 
-    code = 6
+    code = _CODES["Io"]
 
 
 class Protocol(Error):
     """The peer broke the wire protocol."""
 
-    code = 7
+    code = _CODES["Protocol"]
 
 
 class Auth(Error, PermissionError):
     """Authentication is required or failed."""
 
-    code = 8
+    code = _CODES["Auth"]
 
 
 class Timeout(Error, builtins.TimeoutError):
     """An operation did not finish in the time allowed."""
 
-    code = 9
+    code = _CODES["Timeout"]
 
 
 class Unsupported(Error, NotImplementedError):
     """Not supported by this build or configuration (e.g. GPU without CUDA)."""
 
-    code = 10
+    code = _CODES["Unsupported"]
 
 
 class ServerError(Error):
     """The server replied with an error this client could not classify. (Not ``Server``:
     that name is :class:`insitu.Server`, the embedded server.)"""
 
-    code = 11
+    code = _CODES["Server"]
 
 
 class Internal(Error):
     """An invariant did not hold: a bug, please report it."""
 
-    code = 12
+    code = _CODES["Internal"]
 
 
 CODES: dict[int, type[Error]] = {

@@ -96,5 +96,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::PyServer>()?;
     m.add_class::<array::TensorBuffer>()?;
     m.add_function(wrap_pyfunction!(_allocated_bytes, m)?)?;
+    // The stable error codes by name, from the Rust enum: insitu.errors reads its
+    // classes' codes from here.
+    let codes = pyo3::types::PyDict::new(m.py());
+    for c in insitu::ErrorCode::ALL {
+        codes.set_item(c.name(), c as u32)?;
+    }
+    m.add("ERROR_CODES", codes)?;
     Ok(())
 }

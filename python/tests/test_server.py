@@ -173,6 +173,8 @@ def test_every_code_has_its_class_and_builtin_base():
         12: ("Internal", Exception),
     }
     assert sorted(errors.CODES) == sorted(expected)
+    # Every code the library has (its Rust enum) has a class.
+    assert sorted(insitu._native.ERROR_CODES.values()) == sorted(expected)
     for code, (name, base) in expected.items():
         cls = getattr(insitu.errors, name)
         assert errors.CODES[code] is cls and cls.code == code
