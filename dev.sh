@@ -186,6 +186,8 @@ cmd_bench() {
     cargo bench -p insitu-benches --bench inference -- "$@"
     log "cargo bench: coupling modes vs memory copy, redis-server and raw ONNX Runtime"
     cargo bench -p insitu-benches --bench coupling -- "$@"
+    log "cargo bench: the Fortran <-> C layout transpose vs a memory copy"
+    cargo bench -p insitu-benches --bench layout -- "$@"
     log "Fortran put+get, natural and contiguous layouts, vs the same from C"
     bash benches/fortran/run.sh "$(target_dir)/release"
     python_package --release

@@ -24,6 +24,7 @@ pub mod config;
 pub mod dataset;
 pub mod engine;
 pub mod error;
+pub mod layout;
 pub mod model;
 pub mod persist;
 pub mod resp;

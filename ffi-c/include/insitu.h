@@ -354,44 +354,31 @@ enum insitu_status insitu_client_rename_tensor(struct insitu_client *client,
                                                size_t dst_len);
 
 /**
- * A library-owned tensor from caller memory (for insitu_client_infer inputs).
+ * Read from another ensemble member's keys (one of SSKEYIN).
  */
-enum insitu_status insitu_tensor_new(const void *data,
-                                     size_t data_len,
-                                     enum insitu_dtype dtype,
-                                     const size_t *dims,
-                                     size_t ndims,
-                                     struct insitu_tensor **out);
+enum insitu_status insitu_client_set_data_source(struct insitu_client *client,
+                                                 const char *name,
+                                                 size_t name_len);
 
 /**
- * Release a tensor. NULL is ignored.
+ * Prefix tensor keys (default on).
  */
-void insitu_tensor_free(struct insitu_tensor *tensor);
+enum insitu_status insitu_client_use_tensor_prefix(struct insitu_client *client, bool on);
 
 /**
- * The tensor's dtype (INSITU_DTYPE_FLOAT for NULL).
+ * Prefix dataset keys (default on).
  */
-enum insitu_dtype insitu_tensor_dtype(const struct insitu_tensor *tensor);
+enum insitu_status insitu_client_use_dataset_prefix(struct insitu_client *client, bool on);
 
 /**
- * The number of dims (0 for NULL).
+ * Prefix list keys (default on).
  */
-size_t insitu_tensor_ndims(const struct insitu_tensor *tensor);
+enum insitu_status insitu_client_use_list_prefix(struct insitu_client *client, bool on);
 
 /**
- * The dims, valid while the tensor lives (NULL for NULL).
+ * Prefix model keys (default off).
  */
-const size_t *insitu_tensor_dims(const struct insitu_tensor *tensor);
-
-/**
- * The bytes, valid while the tensor lives (NULL for NULL).
- */
-const void *insitu_tensor_data(const struct insitu_tensor *tensor);
-
-/**
- * The byte length (0 for NULL).
- */
-size_t insitu_tensor_nbytes(const struct insitu_tensor *tensor);
+enum insitu_status insitu_client_use_model_prefix(struct insitu_client *client, bool on);
 
 /**
  * A new, empty dataset.
@@ -747,33 +734,6 @@ enum insitu_status insitu_client_poll_model(struct insitu_client *client,
                                             bool *out);
 
 /**
- * Read from another ensemble member's keys (one of SSKEYIN).
- */
-enum insitu_status insitu_client_set_data_source(struct insitu_client *client,
-                                                 const char *name,
-                                                 size_t name_len);
-
-/**
- * Prefix tensor keys (default on).
- */
-enum insitu_status insitu_client_use_tensor_prefix(struct insitu_client *client, bool on);
-
-/**
- * Prefix dataset keys (default on).
- */
-enum insitu_status insitu_client_use_dataset_prefix(struct insitu_client *client, bool on);
-
-/**
- * Prefix list keys (default on).
- */
-enum insitu_status insitu_client_use_list_prefix(struct insitu_client *client, bool on);
-
-/**
- * Prefix model keys (default off).
- */
-enum insitu_status insitu_client_use_model_prefix(struct insitu_client *client, bool on);
-
-/**
  * Serve an inproc client's engine on a Unix socket and/or TCP ("host:port", port 0 for
  * any free port); pass a NULL pointer to skip either.
  */
@@ -793,6 +753,46 @@ uint16_t insitu_server_tcp_port(const struct insitu_server *server);
  * Stop the server (finishing requests in flight) and release it. NULL is ignored.
  */
 enum insitu_status insitu_server_free(struct insitu_server *server);
+
+/**
+ * A library-owned tensor from caller memory (for insitu_client_infer inputs).
+ */
+enum insitu_status insitu_tensor_new(const void *data,
+                                     size_t data_len,
+                                     enum insitu_dtype dtype,
+                                     const size_t *dims,
+                                     size_t ndims,
+                                     struct insitu_tensor **out);
+
+/**
+ * Release a tensor. NULL is ignored.
+ */
+void insitu_tensor_free(struct insitu_tensor *tensor);
+
+/**
+ * The tensor's dtype (INSITU_DTYPE_FLOAT for NULL).
+ */
+enum insitu_dtype insitu_tensor_dtype(const struct insitu_tensor *tensor);
+
+/**
+ * The number of dims (0 for NULL).
+ */
+size_t insitu_tensor_ndims(const struct insitu_tensor *tensor);
+
+/**
+ * The dims, valid while the tensor lives (NULL for NULL).
+ */
+const size_t *insitu_tensor_dims(const struct insitu_tensor *tensor);
+
+/**
+ * The bytes, valid while the tensor lives (NULL for NULL).
+ */
+const void *insitu_tensor_data(const struct insitu_tensor *tensor);
+
+/**
+ * The byte length (0 for NULL).
+ */
+size_t insitu_tensor_nbytes(const struct insitu_tensor *tensor);
 
 #ifdef __cplusplus
 }  // extern "C"
