@@ -20,7 +20,32 @@ use crate::model::{Model, ModelConfig, Runner};
 use crate::persist;
 use crate::store::{Store, Value};
 
-/// How an engine is set up. `Default` is what `insitu serve` uses without flags.
+/// Where `insitu serve` listens (the engine itself takes listeners from its caller).
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    /// TCP address to bind.
+    pub bind: String,
+    /// TCP port (0: a free one; `None`: no TCP listener).
+    pub port: Option<u16>,
+    /// Unix socket path (`None`: no Unix socket).
+    pub unixsocket: Option<PathBuf>,
+    /// Permissions of the Unix socket file.
+    pub unixsocketperm: u32,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            bind: "127.0.0.1".into(),
+            port: Some(6780),
+            unixsocket: Some(PathBuf::from("/tmp/insitu.sock")),
+            unixsocketperm: 0o700,
+        }
+    }
+}
+
+/// How an engine is set up. `Default` is what `insitu serve` uses without flags; every
+/// field a user sets is a row of [`crate::settings::SETTINGS`].
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Input limits.
@@ -37,18 +62,39 @@ pub struct EngineConfig {
     pub dbfilename: String,
     /// Append-only persistence (its directory lives under `dir`).
     pub aof: AofConfig,
-    /// TCP port reported by `INFO` (0 when not listening on TCP).
+    /// Where `insitu serve` listens.
+    pub listen: ListenConfig,
+    /// TCP port bound, reported by `INFO` (0 when not listening on TCP).
     pub port: u16,
     /// Model execution settings.
     pub models: ModelConfig,
     /// Present this server as a one-node Redis Cluster owning every slot, for clients in
-    /// cluster mode (SmartRedis' default when `SR_DB_TYPE` is unset). The address is what
-    /// `CLUSTER SLOTS` announces.
-    pub cluster: Option<(String, u16)>,
+    /// cluster mode (SmartRedis' default when `SR_DB_TYPE` is unset).
+    pub cluster_enabled: bool,
+    /// The IP `CLUSTER SLOTS` announces (default: `listen.bind`, or 127.0.0.1 for a
+    /// wildcard address).
+    pub cluster_announce_ip: Option<String>,
+    /// Log filter (tracing's env-filter syntax) of `insitu serve`.
+    pub log: String,
     /// Redis parameters set with `CONFIG SET` that are stored and reported
     /// (`maxmemory-policy`...); only `busy-reply-threshold` (`lua-time-limit`, a script's
     /// time limit) takes effect. Absent ones read as Redis' defaults.
     pub redis_params: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl EngineConfig {
+    /// The address `CLUSTER SLOTS` announces for this node, when cluster mode is on.
+    pub fn cluster_address(&self) -> Option<(String, u16)> {
+        self.cluster_enabled.then(|| {
+            let ip = self.cluster_announce_ip.clone().unwrap_or_else(|| {
+                match self.listen.bind.as_str() {
+                    "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+                    b => b.to_string(),
+                }
+            });
+            (ip, self.port)
+        })
+    }
 }
 
 impl Default for EngineConfig {
@@ -61,9 +107,12 @@ impl Default for EngineConfig {
             dir: PathBuf::from("."),
             dbfilename: "insitu.snapshot".into(),
             aof: AofConfig::default(),
+            listen: ListenConfig::default(),
             port: 0,
             models: ModelConfig::default(),
-            cluster: None,
+            cluster_enabled: false,
+            cluster_announce_ip: None,
+            log: "info".into(),
             redis_params: Default::default(),
         }
     }

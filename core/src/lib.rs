@@ -29,6 +29,7 @@ pub mod model;
 pub mod persist;
 pub mod resp;
 pub mod server;
+pub mod settings;
 pub mod shm;
 pub mod store;
 pub mod sys;

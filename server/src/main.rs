@@ -1,14 +1,12 @@
 //! `insitu`: the server binary. It parses arguments, sets up logging, binds the listeners
 //! and hands them to `insitu::server::run`; everything else lives in the library.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
-use insitu::aof::{AofConfig, FsyncPolicy};
-use insitu::config::Limits;
-use insitu::model::ModelConfig;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Command};
 use insitu::server::Listener;
+use insitu::settings::{Kind, SETTINGS};
 use insitu::{Engine, EngineConfig};
 
 /// Large tensors are allocated and freed at a high rate; the system allocator returns
@@ -17,250 +15,109 @@ use insitu::{Engine, EngineConfig};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser)]
-#[command(
-    name = "insitu",
-    version,
-    about = "Couple running simulations with AI models"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+/// The command line: `insitu serve` takes one `--name value` flag per row of insitu's
+/// settings table (`insitu::settings::SETTINGS`), with the library's defaults; bools
+/// may also be given bare (`--appendonly` means yes), and some read environment
+/// variables (`INSITU_PORT`...).
+fn cli() -> Command {
+    let defaults = EngineConfig::default();
+    let serve = SETTINGS.iter().fold(
+        Command::new("serve").about(
+            "Run the server (RESP2/RESP3, Redis and RedisAI commands) on TCP and a Unix socket",
+        ),
+        |cmd, s| {
+            let mut arg = Arg::new(s.name)
+                .long(s.name)
+                .value_name(s.kind.value_name())
+                .help(s.help);
+            let default = (s.get)(&defaults);
+            if !default.is_empty() {
+                // Built once per process: the few bytes of each default live as long.
+                arg = arg.default_value(&*Box::leak(default.into_boxed_str()));
+            }
+            if let Some(var) = s.env {
+                arg = arg.env(var);
+            }
+            if matches!(s.kind, Kind::Bool) {
+                arg = arg.num_args(0..=1).default_missing_value("yes");
+            }
+            cmd.arg(arg)
+        },
+    );
+    Command::new("insitu")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Couple running simulations with AI models")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(serve)
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Run the server (RESP2 + RedisAI commands) on TCP and a Unix socket.
-    Serve(ServeArgs),
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// TCP address to bind; loopback by default. Use 0.0.0.0 to accept remote clients.
-    #[arg(long, default_value = "127.0.0.1", env = "INSITU_BIND")]
-    bind: String,
-    /// TCP port (0: pick a free port; "none": no TCP listener).
-    #[arg(long, default_value = "6780", env = "INSITU_PORT")]
-    port: String,
-    /// Unix socket path ("none": no Unix socket).
-    #[arg(long, default_value = "/tmp/insitu.sock", env = "INSITU_UNIXSOCKET")]
-    unixsocket: String,
-    /// Permissions of the Unix socket file (octal).
-    #[arg(long, default_value = "700")]
-    unixsocketperm: String,
-    /// Require clients to AUTH with this password.
-    #[arg(long, env = "INSITU_REQUIREPASS")]
-    requirepass: Option<String>,
-    /// Memory limit for stored data, e.g. 4gb (0: unlimited).
-    #[arg(long, default_value = "0")]
-    maxmemory: String,
-    /// Most concurrent client connections.
-    #[arg(long, default_value_t = 10_000)]
-    maxclients: usize,
-    /// Close a client idle for this many seconds (0: never; simulations often sit idle
-    /// between steps).
-    #[arg(long, default_value_t = 0)]
-    timeout: u64,
-    /// Close a client that reads none of its pending replies for this many seconds
-    /// (0: never).
-    #[arg(long, default_value_t = 60)]
-    client_output_timeout: u64,
-    /// Directory of the snapshot file (SAVE writes there; start loads from there).
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
-    /// Snapshot file name inside --dir.
-    #[arg(long, default_value = "insitu.snapshot")]
-    dbfilename: String,
-    /// Journal every write to append-only files (yes/no): a crash of the server loses no
-    /// acknowledged write, a crash of the machine at most the last second of them.
-    #[arg(long, default_value = "no")]
-    appendonly: String,
-    /// When the journal is synced to disk: always (before each reply), everysec, no.
-    #[arg(long, default_value = "everysec")]
-    appendfsync: String,
-    /// Directory of the append-only files, inside --dir.
-    #[arg(long, default_value = "appendonlydir")]
-    appenddirname: String,
-    /// Common name of the append-only files.
-    #[arg(long, default_value = "insitu.aof")]
-    appendfilename: String,
-    /// Rewrite the journal when it has grown by this percentage since the last rewrite
-    /// (0: only on BGREWRITEAOF).
-    #[arg(long, default_value_t = 100)]
-    auto_aof_rewrite_percentage: usize,
-    /// ...and is at least this large.
-    #[arg(long, default_value = "64mb")]
-    auto_aof_rewrite_min_size: String,
-    /// Largest single argument, bytes (e.g. 512mb).
-    #[arg(long, default_value = "512mb")]
-    proto_max_bulk_len: String,
-    /// Most arguments in one command.
-    #[arg(long, default_value_t = 4 << 20)]
-    max_array_len: usize,
-    /// Most dimensions of one tensor.
-    #[arg(long, default_value_t = 16)]
-    max_tensor_dims: usize,
-    /// Largest tensor, bytes (e.g. 512mb).
-    #[arg(long, default_value = "512mb")]
-    max_tensor_bytes: String,
-    /// Inference worker threads (RedisAI's THREADS_PER_QUEUE; default: the core count).
-    #[arg(long)]
-    threads_per_queue: Option<usize>,
-    /// Run a request on the connection's thread when the model's measured cost for it is
-    /// at most this many microseconds (0: always on the inference threads).
-    #[arg(long, default_value_t = 50)]
-    inline_inference_us: u64,
-    /// ONNX Runtime intra-op threads per session.
-    #[arg(long, default_value_t = 1)]
-    intra_op_threads: usize,
-    /// ONNX Runtime inter-op threads per session.
-    #[arg(long, default_value_t = 1)]
-    inter_op_threads: usize,
-    /// Largest model, bytes (e.g. 1gb).
-    #[arg(long, default_value = "2047mb")]
-    max_model_bytes: String,
-    /// Directory models may read external data files from (default: refused).
-    #[arg(long)]
-    model_external_data_dir: Option<PathBuf>,
-    /// Present this server as a one-node Redis Cluster owning all slots, for clients in
-    /// cluster mode (SmartRedis' default when SR_DB_TYPE is unset).
-    #[arg(long)]
-    cluster_enabled: bool,
-    /// The IP that CLUSTER SLOTS announces (default: --bind, or 127.0.0.1 for 0.0.0.0).
-    #[arg(long)]
-    cluster_announce_ip: Option<String>,
-    /// Log filter (tracing's env-filter syntax), e.g. info or insitu=debug.
-    #[arg(long, default_value = "info", env = "INSITU_LOG")]
-    log: String,
-}
-
-fn size(name: &str, v: &str) -> Result<usize, String> {
-    insitu::cmd::parse_size(v.as_bytes())
-        .ok_or_else(|| format!("--{name}: cannot parse size '{v}'"))
-}
-
-fn yes_no(name: &str, v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "1" => Ok(true),
-        "no" | "false" | "off" | "0" => Ok(false),
-        _ => Err(format!("--{name}: expected yes or no, not '{v}'")),
+/// The engine's configuration from the flags given (the others keep their defaults).
+fn config_from(m: &ArgMatches) -> Result<EngineConfig, String> {
+    let mut config = EngineConfig::default();
+    for s in SETTINGS {
+        if m.value_source(s.name) == Some(ValueSource::DefaultValue) {
+            continue;
+        }
+        if let Some(v) = m.get_one::<String>(s.name) {
+            s.apply(&mut config, v)
+                .map_err(|e| format!("--{}: {}", s.name, e.message()))?;
+        }
     }
+    Ok(config)
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(a) => match serve(a) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("insitu: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        },
+    let matches = cli().get_matches();
+    let result = match matches.subcommand() {
+        Some(("serve", m)) => config_from(m).and_then(serve),
+        _ => Err("unknown command (try insitu --help)".to_string()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("insitu: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
-fn serve(a: ServeArgs) -> Result<(), String> {
+fn serve(mut config: EngineConfig) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| format!("--log: {e}"))?,
+            tracing_subscriber::EnvFilter::try_new(&config.log)
+                .map_err(|e| format!("--log: {e}"))?,
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let limits = Limits {
-        max_bulk_len: size("proto-max-bulk-len", &a.proto_max_bulk_len)?,
-        max_array_len: a.max_array_len,
-        max_dims: a.max_tensor_dims,
-        max_tensor_bytes: size("max-tensor-bytes", &a.max_tensor_bytes)?,
-        idle_timeout_secs: a.timeout,
-        output_timeout_secs: a.client_output_timeout,
-        ..Limits::default()
-    };
-    let perm = u32::from_str_radix(&a.unixsocketperm, 8)
-        .map_err(|_| format!("--unixsocketperm: not octal: {}", a.unixsocketperm))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("insitu-io")
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     rt.block_on(async move {
+        let listen = config.listen.clone();
         let mut listeners = Vec::new();
-        let mut port = 0u16;
-        if a.port != "none" {
-            let p: u16 = a
-                .port
-                .parse()
-                .map_err(|_| format!("--port: not a port: {}", a.port))?;
-            let tcp = tokio::net::TcpListener::bind((a.bind.as_str(), p))
+        if let Some(p) = listen.port {
+            let tcp = tokio::net::TcpListener::bind((listen.bind.as_str(), p))
                 .await
-                .map_err(|e| format!("cannot listen on {}:{p}: {e}", a.bind))?;
+                .map_err(|e| format!("cannot listen on {}:{p}: {e}", listen.bind))?;
             let local = tcp.local_addr().map_err(|e| e.to_string())?;
-            port = local.port();
+            config.port = local.port();
             tracing::info!("listening on tcp://{local}");
             listeners.push(Listener::Tcp(tcp));
         }
-        if a.unixsocket != "none" {
-            let path = PathBuf::from(&a.unixsocket);
-            let l = insitu::server::bind_unix(&path, perm).map_err(|e| e.to_string())?;
+        if let Some(path) = &listen.unixsocket {
+            let l = insitu::server::bind_unix(path, listen.unixsocketperm)
+                .map_err(|e| e.to_string())?;
             tracing::info!("listening on unix://{}", path.display());
             listeners.push(l);
         }
         if listeners.is_empty() {
             return Err("nothing to listen on: both --port and --unixsocket are none".to_string());
         }
-        let config = EngineConfig {
-            limits,
-            maxmemory: size("maxmemory", &a.maxmemory)?,
-            maxclients: a.maxclients,
-            requirepass: a.requirepass,
-            dir: a.dir,
-            dbfilename: a.dbfilename,
-            aof: AofConfig {
-                enabled: yes_no("appendonly", &a.appendonly)?,
-                fsync: FsyncPolicy::parse(&a.appendfsync).ok_or_else(|| {
-                    format!(
-                        "--appendfsync: expected always, everysec or no, not '{}'",
-                        a.appendfsync
-                    )
-                })?,
-                dirname: a.appenddirname,
-                filename: a.appendfilename,
-                rewrite_percentage: a.auto_aof_rewrite_percentage,
-                rewrite_min_size: size("auto-aof-rewrite-min-size", &a.auto_aof_rewrite_min_size)?,
-            },
-            port,
-            cluster: a.cluster_enabled.then(|| {
-                let ip = a
-                    .cluster_announce_ip
-                    .clone()
-                    .unwrap_or_else(|| match a.bind.as_str() {
-                        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
-                        b => b.to_string(),
-                    });
-                (ip, port)
-            }),
-            models: ModelConfig {
-                threads: a
-                    .threads_per_queue
-                    .unwrap_or(ModelConfig::default().threads)
-                    .max(1),
-                intra_op_threads: a.intra_op_threads.max(1),
-                inline_max_us: a.inline_inference_us,
-                inter_op_threads: a.inter_op_threads.max(1),
-                max_model_bytes: size("max-model-bytes", &a.max_model_bytes)?,
-                external_data_dir: a.model_external_data_dir,
-                ..ModelConfig::default()
-            },
-            ..EngineConfig::default()
-        };
         let aof = config.aof.clone();
-        for (flag, name) in [
-            ("--appenddirname", &aof.dirname),
-            ("--appendfilename", &aof.filename),
-        ] {
-            insitu::aof::check_plain_name(flag, name).map_err(|e| e.message().to_string())?;
-        }
         let engine = Arc::new(Engine::new(config));
         let loaded = engine
             .load_persistence()

@@ -208,19 +208,19 @@ fn persistence_flags_are_checked_before_anything_starts() {
     for (flags, want) in [
         (
             &["--appendonly", "maybe"][..],
-            "insitu: --appendonly: expected yes or no, not 'maybe'",
+            "insitu: --appendonly: argument must be 'yes' or 'no'",
         ),
         (
             &["--appendonly", "yes", "--appendfsync", "sometimes"][..],
-            "insitu: --appendfsync: expected always, everysec or no, not 'sometimes'",
+            "insitu: --appendfsync: argument(s) must be one of the following: always, everysec, no",
         ),
         (
             &["--appendonly", "yes", "--appenddirname", "../elsewhere"][..],
-            "insitu: --appenddirname must be a plain file name, not '../elsewhere'",
+            "insitu: --appenddirname: it must be a plain file name, not '../elsewhere'",
         ),
         (
             &["--appendonly", "yes", "--appendfilename", "/etc/x"][..],
-            "insitu: --appendfilename must be a plain file name, not '/etc/x'",
+            "insitu: --appendfilename: it must be a plain file name, not '/etc/x'",
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_insitu"))

@@ -43,7 +43,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
 
 pub(super) fn cluster(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 0)?;
-    let Some((ip, port)) = engine.with_config(|c| c.cluster.clone()) else {
+    let Some((ip, port)) = engine.with_config(|c| c.cluster_address()) else {
         return Err(Error::bad_input(
             "This instance has cluster support disabled",
         ));
@@ -247,7 +247,7 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
             let _ = write!(
                 s,
                 "# Cluster\r\ncluster_enabled:{}\r\n",
-                cfg.cluster.is_some() as u8
+                cfg.cluster_enabled as u8
             );
         }
         "keyspace" => {

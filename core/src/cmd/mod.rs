@@ -24,7 +24,6 @@ use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
-pub use config::parse_size;
 pub use model::{infer_inproc, run_model_inproc};
 pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
 

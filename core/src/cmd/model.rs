@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::runner::{run_checked, RunResult, StatsSink};
 use crate::model::{runtime, unsupported_backend, Device, Model, ModelSpec, ModelStats, Runner};
 use crate::resp::Frame;
+use crate::settings;
 use crate::store::Value;
 use crate::tensor::Tensor;
 
@@ -830,16 +831,19 @@ fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
             let Some(name) = arg else {
                 return Err(Error::arity(&args[0]));
             };
-            let c = engine.config().models;
-            return Ok(match name.to_ascii_uppercase().as_slice() {
-                b"MODEL_CHUNK_SIZE" => Frame::Integer(c.chunk_size as i64),
-                b"THREADS_PER_QUEUE" => Frame::Integer(c.threads as i64),
-                b"INTRA_OP_PARALLELISM" => Frame::Integer(c.intra_op_threads as i64),
-                b"INTER_OP_PARALLELISM" => Frame::Integer(c.inter_op_threads as i64),
-                b"BACKENDSPATH" => runtime::loaded().map_or(Frame::Null, |r| {
+            if name.eq_ignore_ascii_case(b"BACKENDSPATH") {
+                return Ok(runtime::loaded().map_or(Frame::Null, |r| {
                     Frame::bulk_str(&r.path.display().to_string())
+                }));
+            }
+            // RedisAI's names for insitu's settings (all counts).
+            return Ok(match settings::find_ai(name) {
+                Some(s) => engine.with_config(|c| {
+                    (s.get)(c)
+                        .parse::<i64>()
+                        .map_or(Frame::Null, Frame::Integer)
                 }),
-                _ => Frame::Null,
+                None => Frame::Null,
             });
         }
         b"LOADBACKEND" => {
@@ -865,39 +869,34 @@ fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
                 return Err(Error::bad_input("BACKENDSPATH: missing path argument"));
             }
         }
-        b"MODEL_CHUNK_SIZE" => {
-            let Some(v) = arg else {
-                return Err(Error::bad_input("MODEL_CHUNK_SIZE: missing chunk size"));
-            };
-            let n = int_arg(v)
-                .ok()
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n > 0)
-                .ok_or_else(|| Error::bad_input("MODEL_CHUNK_SIZE: invalid chunk size"))?;
-            engine.update_config(|c| c.models.chunk_size = n);
-        }
-        b"INTRA_OP_PARALLELISM" | b"INTER_OP_PARALLELISM" | b"THREADS_PER_QUEUE" => {
+        name if settings::find_ai(name).is_some() => {
+            let setting = settings::find_ai(name)
+                .ok_or_else(|| Error::bad_input("unsupported subcommand"))?;
             let name = String::from_utf8_lossy(&sub).into_owned();
+            // RedisAI's texts (MODEL_CHUNK_SIZE had its own words).
+            let (missing, invalid) = if name == "MODEL_CHUNK_SIZE" {
+                ("missing chunk size", "invalid chunk size")
+            } else {
+                ("missing value", "invalid value")
+            };
             let Some(v) = arg else {
-                return Err(Error::bad_input(format!("{name}: missing value")));
+                return Err(Error::bad_input(format!("{name}: {missing}")));
             };
             let n = int_arg(v)
                 .ok()
                 .and_then(|n| usize::try_from(n).ok())
                 .filter(|&n| n > 0)
-                .ok_or_else(|| Error::bad_input(format!("{name}: invalid value")))?;
-            match sub.as_slice() {
-                b"INTRA_OP_PARALLELISM" => engine.update_config(|c| c.models.intra_op_threads = n),
-                b"INTER_OP_PARALLELISM" => engine.update_config(|c| c.models.inter_op_threads = n),
-                _ => {
-                    if engine.inference_pool_started() {
-                        return Err(Error::bad_input(
-                            "THREADS_PER_QUEUE can only be set before the first model is stored",
-                        ));
-                    }
-                    engine.update_config(|c| c.models.threads = n);
-                }
+                .ok_or_else(|| Error::bad_input(format!("{name}: {invalid}")))?;
+            if name == "THREADS_PER_QUEUE" && engine.inference_pool_started() {
+                return Err(Error::bad_input(
+                    "THREADS_PER_QUEUE can only be set before the first model is stored",
+                ));
             }
+            let mut cfg = engine.config();
+            setting
+                .apply(&mut cfg, &n.to_string())
+                .map_err(|e| Error::bad_input(format!("{name}: {}", e.message())))?;
+            engine.update_config(|c| *c = cfg);
         }
         _ => return Err(Error::bad_input("unsupported subcommand")),
     }
