@@ -200,11 +200,11 @@ fn every_bad_input_gets_its_answer_and_nothing_else_changes() {
         let ok = match (&case.expect, &got) {
             (Expect::Disconnect, None) => true,
             (Expect::Error(e), Some((r, false))) => {
-                r.first() == Some(&Frame::Error(e.to_string()))
+                r.first() == Some(&Frame::Error(insitu::Error::from_server_text(*e)))
                     && r.get(1) == Some(&Frame::simple("PONG"))
             }
             (Expect::ErrorThenClose(e), Some((r, true))) => {
-                r.len() == 1 && r[0] == Frame::Error(e.to_string())
+                r.len() == 1 && r[0] == Frame::Error(insitu::Error::from_server_text(*e))
             }
             (Expect::Reply(f), Some((r, false))) => {
                 r.first() == Some(f) && r.get(1) == Some(&Frame::simple("PONG"))

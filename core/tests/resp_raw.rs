@@ -268,7 +268,7 @@ fn malformed_resp_gets_an_error_then_a_clean_close() {
         let mut r = srv.raw();
         r.send(wire);
         match r.read() {
-            Frame::Error(e) => assert!(e.starts_with("ERR Protocol error: "), "{e}"),
+            Frame::Error(e) => assert!(e.text().starts_with("ERR Protocol error: "), "{e}"),
             other => panic!("expected a protocol error for {wire:?}, got {other:?}"),
         }
         assert!(r.closed(), "connection closed after {wire:?}");

@@ -432,7 +432,7 @@ pub fn frame_to_py<'py>(py: Python<'py>, f: insitu::resp::Frame) -> PyResult<Bou
         }
         Frame::Integer(i) => i.into_bound_py_any(py)?,
         Frame::Null | Frame::NullArray => py.None().into_bound(py),
-        Frame::Error(e) => return Err(crate::to_py(insitu::Error::from_server_text(e))),
+        Frame::Error(e) => return Err(crate::to_py(e)),
         Frame::Array(items) => {
             let list = PyList::empty(py);
             for it in items {

@@ -629,7 +629,7 @@ impl PyClient {
             c.command(&["CONFIG", "SET", name.as_str(), value.as_str()])
         })?;
         match f {
-            insitu::resp::Frame::Error(e) => Err(to_py(insitu::Error::from_server_text(e))),
+            insitu::resp::Frame::Error(e) => Err(to_py(e)),
             _ => Ok(()),
         }
     }

@@ -115,7 +115,9 @@ fn requirepass_and_limits_from_flags() {
     );
     assert_eq!(
         cmd(p.port, &[b"PING"]),
-        Frame::Error("NOAUTH Authentication required.".into())
+        Frame::Error(insitu::Error::from_server_text(
+            "NOAUTH Authentication required."
+        ))
     );
     let mut s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
     s.write_all(b"AUTH pw\r\nAI.TENSORSET t FLOAT 1 1 1\r\nCONFIG GET maxmemory\r\n")
@@ -136,7 +138,9 @@ fn requirepass_and_limits_from_flags() {
     assert_eq!(replies[0], Frame::ok());
     assert_eq!(
         replies[1],
-        Frame::Error("ERR tensor has more than 2 dims, which exceeds the limit of 2".into())
+        Frame::Error(insitu::Error::from_server_text(
+            "ERR tensor has more than 2 dims, which exceeds the limit of 2"
+        ))
     );
     assert_eq!(
         replies[2],
@@ -192,7 +196,7 @@ fn without_onnx_runtime_data_commands_work_and_model_commands_say_why() {
         panic!("model store must fail")
     };
     assert!(
-        e.starts_with("ERR ONNX Runtime (>= 1.31) not found; set ORT_DYLIB_PATH to libonnxruntime.so.1.31.x, run ./dev.sh setup, or pip install onnxruntime==1.31.1. Looked at: ORT_DYLIB_PATH: cannot load ONNX Runtime from /nonexistent/libonnxruntime.so.1.31.1: failed to load from"),
+        e.text().starts_with("ERR ONNX Runtime (>= 1.31) not found; set ORT_DYLIB_PATH to libonnxruntime.so.1.31.x, run ./dev.sh setup, or pip install onnxruntime==1.31.1. Looked at: ORT_DYLIB_PATH: cannot load ONNX Runtime from /nonexistent/libonnxruntime.so.1.31.1: failed to load from"),
         "{e}"
     );
     assert_eq!(

@@ -360,7 +360,7 @@ impl Remote {
         if let Some(p) = self.password.clone() {
             self.write(&[Cmd::new("AUTH").with(p)], &[])?;
             if let Frame::Error(e) = self.read()? {
-                return Err(Error::from_server_text(e));
+                return Err(e);
             }
         }
         if self.shm {
@@ -489,7 +489,7 @@ impl Remote {
             &[fd],
         )?;
         match self.read()? {
-            Frame::Error(e) => Err(Error::from_server_text(e)),
+            Frame::Error(e) => Err(e),
             _ => Ok(()),
         }
     }
@@ -576,7 +576,7 @@ pub(crate) enum Conn {
 
 fn check(f: Frame) -> Result<Frame> {
     match f {
-        Frame::Error(e) => Err(Error::from_server_text(e)),
+        Frame::Error(e) => Err(e),
         f => Ok(f),
     }
 }

@@ -125,7 +125,7 @@ fn array(v: Frame, what: &str) -> Result<Vec<Frame>> {
 /// An error reply inside a pipeline or DAG result becomes `Err`.
 fn ok_frame(f: Frame) -> Result<Frame> {
     match f {
-        Frame::Error(e) => Err(Error::from_server_text(e)),
+        Frame::Error(e) => Err(e),
         f => Ok(f),
     }
 }

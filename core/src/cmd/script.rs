@@ -543,7 +543,7 @@ fn command_from_script(
     }
     match super::run_atomically(engine, session, &name, &argv) {
         Err(e) => Ok(Err(e.text().to_string())),
-        Ok(Frame::Error(text)) => Ok(Err(text)),
+        Ok(Frame::Error(e)) => Ok(Err(e.text().to_string())),
         Ok(reply) => to_lua(lua, reply.for_protocol(Protocol::Resp2)).map(Ok),
     }
 }
@@ -570,7 +570,7 @@ fn to_lua(lua: &Lua, f: Frame) -> mlua::Result<Lv> {
         }
         Frame::Error(e) => {
             let t = lua.create_table()?;
-            t.set("err", e)?;
+            t.set("err", e.text())?;
             Lv::Table(t)
         }
         Frame::Array(items) | Frame::Set(items) => {
@@ -611,7 +611,8 @@ fn to_frame(v: &Lv, depth: usize) -> mlua::Result<Frame> {
         Lv::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Lv::Table(t) => {
             if let Lv::String(e) = t.raw_get::<Lv>("err")? {
-                return Ok(Frame::Error(e.to_string_lossy()));
+                // A script's own error reply: its code read from its text, as a client's.
+                return Ok(Frame::Error(Error::from_server_text(e.to_string_lossy())));
             }
             if let Lv::String(s) = t.raw_get::<Lv>("ok")? {
                 return Ok(Frame::Simple(Bytes::copy_from_slice(&s.as_bytes())));

@@ -50,8 +50,10 @@ impl Protocol {
 pub enum Frame {
     /// `+text`
     Simple(Bytes),
-    /// `-text` (the text includes its prefix word, e.g. `ERR`).
-    Error(String),
+    /// `-text`: an error with its code. On the wire only the text travels (it includes
+    /// its prefix word, e.g. `ERR`); a reply read from a server gets its code from the
+    /// text (`Error::from_server_text`), one made in process keeps the code it has.
+    Error(Error),
     /// `:n`
     Integer(i64),
     /// `$len bytes`
@@ -97,7 +99,7 @@ impl Frame {
 
     /// The frame of an error.
     pub fn error(e: &Error) -> Frame {
-        Frame::Error(e.text().to_string())
+        Frame::Error(e.clone())
     }
 
     /// Encode into `out` as RESP2.
@@ -113,9 +115,9 @@ impl Frame {
                 out.buf.put_u8(b'+');
                 put_line_safe(&mut out.buf, s);
             }
-            Frame::Error(s) => {
+            Frame::Error(e) => {
                 out.buf.put_u8(b'-');
-                put_line_safe(&mut out.buf, s.as_bytes());
+                put_line_safe(&mut out.buf, e.text().as_bytes());
             }
             Frame::Integer(i) => {
                 out.buf.put_u8(b':');
@@ -384,10 +386,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_error_keeps_its_code_in_process_and_its_text_on_the_wire() {
+        let e = Error::limit("the script cache is full (10000 scripts)");
+        let f = Frame::error(&e);
+        assert!(
+            matches!(&f, Frame::Error(x) if x.code() == crate::error::ErrorCode::LimitExceeded)
+        );
+        let mut out = Output::default();
+        f.encode(&mut out);
+        let wire = out.concat().to_vec();
+        assert_eq!(wire, b"-ERR the script cache is full (10000 scripts)\r\n");
+        // Read back from the wire, only the text is there to classify.
+        let (back, _) = parser::parse_reply(&wire).unwrap().unwrap();
+        assert!(matches!(&back, Frame::Error(x) if x.text() == e.text()));
+    }
+
+    #[test]
     fn encodes_every_kind() {
         let f = Frame::Array(vec![
             Frame::ok(),
-            Frame::Error("ERR bad\r\nthing".into()),
+            Frame::Error(Error::from_server_text("ERR bad\r\nthing")),
             Frame::Integer(-42),
             Frame::Integer(0),
             Frame::Integer(i64::MIN),

@@ -338,7 +338,7 @@ fn take_frame(b: &mut Bytes) -> Result<Frame> {
     b.advance(used);
     Ok(match kind {
         b'+' => Frame::Simple(simple),
-        b'-' => Frame::Error(text),
+        b'-' => Frame::Error(crate::error::Error::from_server_text(text)),
         b':' => Frame::Integer(int.ok_or_else(|| protocol("invalid integer"))?),
         b'$' => {
             let n = int.ok_or_else(|| protocol("invalid bulk length"))?;

@@ -170,7 +170,7 @@ pub fn assert_errors(r: &mut Raw, cases: &[(&[&[u8]], &str)]) {
 }
 
 pub fn err(text: &str) -> Frame {
-    Frame::Error(text.to_string())
+    Frame::Error(insitu::Error::from_server_text(text))
 }
 
 pub fn ok() -> Frame {
