@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 ) {
                     continue;
                 }
-                if let Reply::Ready(f) = engine.execute(&mut session, args) {
+                if let Reply::Ready(f) = insitu::cmd::execute(engine, &mut session, args) {
                     let mut out = Output::default();
                     f.encode(&mut out);
                     let n: usize = out.take_chunks().iter().map(|c| c.len()).sum();
