@@ -78,6 +78,11 @@ pub(super) fn cluster(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     }
 }
 
+pub(super) fn lastsave(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    Ok(Frame::Integer(engine.last_save_time()))
+}
+
 pub(super) fn save(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 1)?;
     if engine.bgsave_in_progress() {

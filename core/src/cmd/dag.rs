@@ -44,23 +44,6 @@ pub(super) enum Kind {
     RunRo,
 }
 
-/// The DAG commands, or `None` for others.
-pub(super) fn dispatch(
-    engine: &Arc<Engine>,
-    inline: bool,
-    name: &[u8],
-    args: &[Bytes],
-) -> Option<Result<Reply>> {
-    let kind = match name {
-        b"AI.DAGEXECUTE" => Kind::Execute,
-        b"AI.DAGEXECUTE_RO" => Kind::ExecuteRo,
-        b"AI.DAGRUN" => Kind::Run,
-        b"AI.DAGRUN_RO" => Kind::RunRo,
-        _ => return None,
-    };
-    Some(execute(engine, args, kind, inline))
-}
-
 impl Kind {
     fn read_only(self) -> bool {
         matches!(self, Kind::ExecuteRo | Kind::RunRo)

@@ -255,3 +255,20 @@ pub(super) fn lindex(s: &Store, args: &[Bytes]) -> Result<Frame> {
             .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
     })
 }
+
+pub(super) fn dbsize(s: &Store, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 1)?;
+    Ok(Frame::Integer(s.len() as i64))
+}
+
+/// `FLUSHDB` / `FLUSHALL [ASYNC | SYNC]` (one database: the same).
+pub(super) fn flush(s: &Store, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 2)?;
+    if let Some(mode) = args.get(1) {
+        if !mode.eq_ignore_ascii_case(b"ASYNC") && !mode.eq_ignore_ascii_case(b"SYNC") {
+            return Err(Error::syntax());
+        }
+    }
+    s.clear()?;
+    Ok(Frame::ok())
+}

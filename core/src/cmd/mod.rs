@@ -108,55 +108,51 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
             "NOAUTH Authentication required.",
         ));
     }
-    // The arity of every command and subcommand is the table's; RedisAI's commands
-    // (arity -1) check their own arguments with RedisAI's texts.
-    if let Some(spec) = table::lookup(name) {
-        spec.check_arity(args)?;
-    }
-    match name {
-        b"MULTI" => return multi(session, args).map(Reply::Ready),
-        b"EXEC" => return exec(engine, session, args).map(Reply::Ready),
-        b"DISCARD" => return discard(session, args).map(Reply::Ready),
-        _ => {}
-    }
-    if let Some(queued) = session.multi.as_mut() {
-        // Inside MULTI: queue, as Redis does. RedisAI's commands are queued too; those
-        // that would block (model runs, DAGs, waits) answer RedisAI's error at EXEC.
-        if name == b"WATCH" {
-            return Err(Error::bad_input("WATCH inside MULTI is not allowed"));
-        }
-        // As in Redis, an unknown command or a wrong argument count is refused now and
-        // makes EXEC abort.
-        let checked = match table::lookup(name) {
-            None => Err(unknown_command(args)),
-            Some(spec) => spec.check_arity(args),
-        };
-        if let Err(e) = checked {
+    // The table says what runs each command, with which lock, and its arity (RedisAI's
+    // commands, arity -1, check their own arguments with RedisAI's texts).
+    let spec = table::lookup(name);
+    if let Some(Err(e)) = spec.map(|s| s.check_arity(args)) {
+        // As in Redis, a wrong argument count inside MULTI makes EXEC abort.
+        if session.multi.is_some() {
             session.multi_failed = true;
-            return Err(e);
         }
-        queued.push(args.to_vec());
-        session.client.update(|m| m.multi = Some(queued.len()));
-        return Ok(Reply::Ready(Frame::simple("QUEUED")));
+        return Err(e);
     }
-    if let Some(r) = model::dispatch(engine, session, name, args) {
-        return r;
+    if !matches!(name, b"MULTI" | b"EXEC" | b"DISCARD") {
+        if let Some(queued) = session.multi.as_mut() {
+            // Inside MULTI: queue, as Redis does. RedisAI's commands are queued too; those
+            // that would block (model runs, DAGs, waits) answer RedisAI's error at EXEC.
+            if name == b"WATCH" {
+                return Err(Error::bad_input("WATCH inside MULTI is not allowed"));
+            }
+            // As in Redis, an unknown command is refused now (a wrong argument count was,
+            // above) and makes EXEC abort.
+            if spec.is_none() {
+                session.multi_failed = true;
+                return Err(unknown_command(args));
+            }
+            queued.push(args.to_vec());
+            session.client.update(|m| m.multi = Some(queued.len()));
+            return Ok(Reply::Ready(Frame::simple("QUEUED")));
+        }
     }
-    if let Some(r) = dag::dispatch(engine, session.inline_inference, name, args) {
-        return r;
+    let Some(spec) = spec else {
+        return Err(not_served(name, args));
+    };
+    let lock = engine.transaction_lock();
+    let _shared = (spec.lock == table::Lock::Shared).then(|| lock.read());
+    let _exclusive = (spec.lock == table::Lock::Exclusive).then(|| lock.write());
+    (spec.run)(engine, session, args)
+}
+
+/// The error for a command the table does not have: RedisAI's TorchScript commands say
+/// why, anything else is Redis' unknown command.
+fn not_served(name: &[u8], args: &[Bytes]) -> Error {
+    if model::is_torchscript(name) {
+        model::torchscript_unsupported()
+    } else {
+        unknown_command(args)
     }
-    if name == b"INSITU.WAIT" {
-        return wait::wait(engine, args);
-    }
-    if script::is_eval(name) {
-        // A script runs atomically, as a transaction does.
-        let _exclusive = engine.transaction_lock().write();
-        return script::eval(engine, session, name, args).map(Reply::Ready);
-    }
-    // Data commands share the transaction lock; EXEC holds it exclusively, so the
-    // commands of a transaction run with no other data command in between.
-    let _shared = engine.transaction_lock().read();
-    dispatch_data(engine, session, name, args).map(Reply::Ready)
 }
 
 fn multi(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
@@ -209,90 +205,17 @@ fn run_atomically(
     name: &[u8],
     args: &[Bytes],
 ) -> Result<Frame> {
-    if table::lookup(name).is_some_and(|s| s.no_multi) {
-        Err(Error::bad_input(
+    let Some(spec) = table::lookup(name) else {
+        return Err(not_served(name, args));
+    };
+    if spec.no_multi {
+        return Err(Error::bad_input(
             "Cannot run RedisAI command within a transaction or a LUA script",
-        ))
-    } else if script::is_eval(name) {
-        script::eval(engine, session, name, args)
-    } else if let Some(r) = model::dispatch(engine, session, name, args) {
-        // Storing a model builds its session on an inference thread; a transaction
-        // runs as one step, so its EXEC waits for it, as RedisAI's MODELSTORE did.
-        r.map(Reply::wait)
-    } else {
-        dispatch_data(engine, session, name, args)
+        ));
     }
-}
-
-fn dispatch_data(
-    engine: &Arc<Engine>,
-    session: &mut Session,
-    name: &[u8],
-    args: &[Bytes],
-) -> Result<Frame> {
-    let s = engine.store();
-    match name {
-        b"PING" => connection::ping(args),
-        b"ECHO" => connection::echo(args),
-        b"HELLO" => connection::hello(engine, session, args),
-        b"QUIT" => {
-            session.quit = true;
-            Ok(Frame::ok())
-        }
-        b"SELECT" => connection::select(args),
-        b"AUTH" => connection::auth(engine, session, args),
-        b"CLIENT" => connection::client(engine, session, args),
-        b"INFO" => admin::info(engine, args),
-        b"CONFIG" => config::config(engine, args),
-        b"SAVE" => admin::save(engine, args),
-        b"BGSAVE" => admin::bgsave(engine, args),
-        b"BGREWRITEAOF" => admin::bgrewriteaof(engine, args),
-        b"LASTSAVE" => {
-            arity(args, 1, 1)?;
-            Ok(Frame::Integer(engine.last_save_time()))
-        }
-        b"CLUSTER" => admin::cluster(engine, args),
-        b"COMMAND" => table::command(args),
-        b"SCRIPT" => script::script(engine, args),
-        b"DBSIZE" => {
-            arity(args, 1, 1)?;
-            Ok(Frame::Integer(s.len() as i64))
-        }
-        b"FLUSHDB" | b"FLUSHALL" => {
-            arity(args, 1, 2)?;
-            if let Some(mode) = args.get(1) {
-                if !mode.eq_ignore_ascii_case(b"ASYNC") && !mode.eq_ignore_ascii_case(b"SYNC") {
-                    return Err(Error::syntax());
-                }
-            }
-            s.clear()?;
-            Ok(Frame::ok())
-        }
-        b"EXISTS" => keys::exists(s, args),
-        b"DEL" | b"UNLINK" => keys::del(s, args),
-        b"TYPE" => keys::key_type(s, args),
-        b"RENAME" => keys::rename(s, args),
-        b"KEYS" => keys::keys(s, args),
-        b"SCAN" => keys::scan(s, args),
-        b"SET" => keys::set(s, args),
-        b"GET" => keys::get(s, args),
-        b"HSET" => keys::hset(s, args, false),
-        b"HMSET" => keys::hset(s, args, true),
-        b"HGET" => keys::hget(s, args),
-        b"HGETALL" => keys::hgetall(s, args),
-        b"HEXISTS" => keys::hexists(s, args),
-        b"HDEL" => keys::hdel(s, args),
-        b"HLEN" => keys::hlen(s, args),
-        b"RPUSH" => keys::push(s, args, false),
-        b"LPUSH" => keys::push(s, args, true),
-        b"LRANGE" => keys::lrange(s, args),
-        b"LLEN" => keys::llen(s, args),
-        b"LINDEX" => keys::lindex(s, args),
-        b"AI.TENSORSET" => tensor::tensorset(engine, session, args),
-        b"AI.TENSORGET" => tensor::tensorget(s, session, args),
-        b"INSITU.SHM" => tensor::shm(session, args),
-        _ => Err(unknown_command(args)),
-    }
+    // Storing a model builds its session on an inference thread; a transaction runs as
+    // one step, so its EXEC waits for it, as RedisAI's MODELSTORE did.
+    (spec.run)(engine, session, args).map(Reply::wait)
 }
 
 /// Redis' unknown-command error, quoting the command and the start of its arguments.

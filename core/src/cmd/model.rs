@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
 use super::{arity, int_arg, Reply};
-use crate::engine::{Engine, Session};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::runner::{run_checked, RunResult, StatsSink};
 use crate::model::{runtime, unsupported_backend, Device, Model, ModelSpec, ModelStats, Runner};
@@ -25,31 +25,18 @@ impl StatsSink for Model {
     }
 }
 
-/// Commands of this module, or `None` for others.
-pub(super) fn dispatch(
-    engine: &Arc<Engine>,
-    session: &Session,
-    name: &[u8],
-    args: &[Bytes],
-) -> Option<Result<Reply>> {
-    let inline = session.inline_inference;
-    let ready = |r: Result<Frame>| r.map(Reply::Ready);
-    Some(match name {
-        b"AI.CONFIG" => ready(config(engine, args)),
-        b"AI.MODELSTORE" => modelstore(engine, args),
-        b"AI.MODELGET" => ready(modelget(engine, args)),
-        b"AI.MODELDEL" => ready(modeldel(engine, args)),
-        b"AI.MODELEXECUTE" => modelexecute(engine, args, inline),
-        b"AI.INFO" => ready(info(engine, args)),
-        b"AI._MODELSCAN" => ready(modelscan(engine, args)),
-        b"AI.SCRIPTSET" | b"AI.SCRIPTSTORE" | b"AI.SCRIPTGET" | b"AI.SCRIPTDEL"
-        | b"AI.SCRIPTRUN" | b"AI.SCRIPTEXECUTE" | b"AI._SCRIPTSCAN" => {
-            Err(torchscript_unsupported())
-        }
-        b"AI.MODELSET" => modelset(engine, args).and_then(|a| modelstore(engine, &a)),
-        b"AI.MODELRUN" => modelrun(engine, args).and_then(|a| modelexecute(engine, &a, inline)),
-        _ => return None,
-    })
+/// Whether `name` (upper case) is one of RedisAI's TorchScript commands.
+pub(super) fn is_torchscript(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"AI.SCRIPTSET"
+            | b"AI.SCRIPTSTORE"
+            | b"AI.SCRIPTGET"
+            | b"AI.SCRIPTDEL"
+            | b"AI.SCRIPTRUN"
+            | b"AI.SCRIPTEXECUTE"
+            | b"AI._SCRIPTSCAN"
+    )
 }
 
 /// The answer to every TorchScript command.
@@ -164,7 +151,7 @@ fn parse_modelstore(args: &[Bytes]) -> Result<(Bytes, ModelSpec, Vec<Bytes>)> {
 /// The deprecated `AI.MODELSET key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m
 /// [MINBATCHTIMEOUT ms]]] [INPUTS i.. OUTPUTS o..] BLOB chunk..`, checked as RedisAI
 /// checked it (deprecated.c), as the `AI.MODELSTORE` arguments it stands for.
-fn modelset(_engine: &Engine, args: &[Bytes]) -> Result<Vec<Bytes>> {
+pub(super) fn modelset(_engine: &Engine, args: &[Bytes]) -> Result<Vec<Bytes>> {
     if args.len() < 4 {
         return Err(Error::arity(&args[0]));
     }
@@ -318,7 +305,7 @@ pub(super) fn modelrun(engine: &Engine, args: &[Bytes]) -> Result<Vec<Bytes>> {
     Ok(out)
 }
 
-fn modelstore(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
+pub(super) fn modelstore(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> {
     let (key, spec, chunks) = parse_modelstore(args)?;
     let blob = if chunks.len() == 1 {
         chunks.into_iter().next().unwrap_or_default()
@@ -371,7 +358,7 @@ fn names(specs: &[crate::model::IoSpec]) -> Frame {
     Frame::Array(specs.iter().map(|s| Frame::bulk_str(&s.name)).collect())
 }
 
-fn modelget(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+pub(super) fn modelget(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 4)?;
     let m = get_model(engine, &args[1])?;
     let (mut meta, mut blob) = (false, false);
@@ -421,7 +408,7 @@ fn modelget(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     Ok(Frame::Array(items))
 }
 
-fn modeldel(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+pub(super) fn modeldel(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 2)?;
     get_model(engine, &args[1])?;
     engine.store().delete(&args[1])?;
@@ -738,7 +725,7 @@ fn store_outputs(engine: &Engine, keys: Vec<Bytes>, outs: Vec<Tensor>) -> Frame 
     Frame::ok()
 }
 
-fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Reply> {
+pub(super) fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Reply> {
     check_exec_arity(args)?;
     let model = get_model(engine, &args[1])?;
     let runner = engine.model_runner(&model)?;
@@ -760,7 +747,7 @@ fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Re
     })))
 }
 
-fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+pub(super) fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 3)?;
     let m = engine.store().with(&args[1], |v| match v {
         Some(Value::Model(m)) => Some(m.clone()),
@@ -805,7 +792,7 @@ fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     ]))
 }
 
-fn modelscan(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+pub(super) fn modelscan(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 1)?;
     let mut out = Vec::new();
     for (k, v) in engine.store().snapshot() {
@@ -822,7 +809,7 @@ fn modelscan(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
 /// `AI.CONFIG`: RedisAI's subcommands with its checks and texts (LOADBACKEND,
 /// BACKENDSPATH, MODEL_CHUNK_SIZE, GET), and insitu's run-time settings of the same kind
 /// (INTRA_OP_PARALLELISM, INTER_OP_PARALLELISM, THREADS_PER_QUEUE before the first model).
-fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
+pub(super) fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 0)?;
     let sub = args[1].to_ascii_uppercase();
     let arg = args.get(2);

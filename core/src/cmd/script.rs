@@ -43,11 +43,6 @@ fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
 }
 
-/// Whether `name` (upper case) is a scripting command that runs a script.
-pub fn is_eval(name: &[u8]) -> bool {
-    matches!(name, b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO")
-}
-
 /// `EVAL*`: the caller holds the transaction lock exclusively.
 pub(super) fn eval(
     engine: &Arc<Engine>,

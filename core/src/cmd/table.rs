@@ -5,11 +5,33 @@
 //! transaction rules read its `no_multi` facts, so clients that introspect (redis-py's
 //! cluster client, redis-cli's hints) see what the server does.
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 
-use super::arity;
+use super::dag::Kind as Dag;
+use super::{admin, arity, config, connection, dag, keys, model, script, tensor, wait, Reply};
+use crate::engine::{Engine, Session};
 use crate::error::{Error, Result};
 use crate::resp::Frame;
+
+/// Runs a command: the engine, the client's connection state, the arguments (the name
+/// first). Its reply is ready, or pending while the inference threads work.
+pub type Handler = fn(&Arc<Engine>, &mut Session, &[Bytes]) -> Result<Reply>;
+
+/// Which transaction lock the dispatcher holds while a command runs (`EXEC` holds it
+/// exclusively, so a transaction's commands run with no data command in between).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Lock {
+    /// None: commands that do not touch the keyspace in steps a transaction must not
+    /// see, or that manage transactions themselves.
+    None,
+    /// Shared: data commands.
+    Shared,
+    /// Exclusive: scripts, which run atomically as a transaction does.
+    Exclusive,
+}
 
 /// Where a command's keys are.
 #[derive(Clone, Copy)]
@@ -45,6 +67,10 @@ pub struct Spec {
     pub retry: Retry,
     /// How long a client waits for its reply.
     pub reply_wait: ReplyWait,
+    /// What runs it.
+    pub run: Handler,
+    /// The transaction lock held while it runs.
+    pub lock: Lock,
 }
 
 /// Whether a command may be sent again after a lost reply.
@@ -87,7 +113,38 @@ const fn spec(
         no_multi: false,
         retry: Retry::Safe,
         reply_wait: ReplyWait::Limited,
+        run: |_, _, a| Err(super::unknown_command(a)),
+        lock: Lock::Shared,
     }
+}
+
+impl Spec {
+    /// This entry, run by `h`.
+    const fn run(self, h: Handler) -> Spec {
+        Spec { run: h, ..self }
+    }
+
+    /// This entry, run by `h` without the transaction lock.
+    const fn run_unlocked(self, h: Handler) -> Spec {
+        Spec {
+            run: h,
+            lock: Lock::None,
+            ..self
+        }
+    }
+
+    /// This entry, run by `h` holding the transaction lock exclusively.
+    const fn run_exclusive(self, h: Handler) -> Spec {
+        Spec {
+            run: h,
+            lock: Lock::Exclusive,
+            ..self
+        }
+    }
+}
+
+fn ready(r: Result<Frame>) -> Result<Reply> {
+    r.map(Reply::Ready)
 }
 
 /// RedisAI's commands that run models through its queues: refused inside a
@@ -144,70 +201,70 @@ const CONN: &[&str] = &[
 /// Every command, in no particular order.
 #[rustfmt::skip]
 pub static COMMANDS: &[Spec] = &[
-    spec("ping", -1, &["fast", "stale", "loading"], Keys::None, "connection", "Returns the server's liveliness response."),
-    spec("echo", 2, &["fast", "stale", "loading"], Keys::None, "connection", "Returns the given string."),
-    spec("hello", -1, CONN, Keys::None, "connection", "Handshakes with the server: protocol version, authentication, client name."),
-    spec("auth", -2, CONN, Keys::None, "connection", "Authenticates the connection."),
-    never_retried(spec("quit", -1, CONN, Keys::None, "connection", "Closes the connection.")),
-    spec("select", 2, &["loading", "stale", "fast"], Keys::None, "connection", "Changes the selected database (only 0 exists)."),
-    spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands."),
-    spec("info", -1, &["loading", "stale"], Keys::None, "server", "Returns information and statistics about the server."),
-    spec("config", -2, &["admin", "noscript", "loading", "stale"], Keys::None, "server", "A container for server configuration commands."),
-    spec("command", -1, &["loading", "stale"], Keys::None, "server", "Returns detailed information about all commands."),
-    spec("save", 1, &["admin", "noscript", "no_async_loading", "no_multi"], Keys::None, "server", "Synchronously saves the database to disk."),
-    spec("bgsave", -1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously saves the database to disk."),
-    spec("bgrewriteaof", 1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously rewrites the append-only file."),
-    spec("lastsave", 1, &["loading", "stale", "fast"], Keys::None, "server", "Returns the Unix timestamp of the last successful save."),
-    spec("dbsize", 1, &["readonly", "fast"], Keys::None, "server", "Returns the number of keys."),
-    spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys."),
-    spec("flushall", -1, &["write"], Keys::None, "server", "Removes all keys."),
-    spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands."),
-    never_retried(spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction.")),
-    never_retried(spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction.")),
-    never_retried(spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction.")),
-    spec("exists", -2, &["readonly", "fast"], ALL, "generic", "Determines whether one or more keys exist."),
-    spec("del", -2, &["write"], ALL, "generic", "Deletes one or more keys."),
-    spec("unlink", -2, &["write", "fast"], ALL, "generic", "Deletes one or more keys."),
-    spec("type", 2, &["readonly", "fast"], ONE, "generic", "Determines the type of value stored at a key."),
-    never_retried(spec("rename", 3, &["write"], Keys::Range(1, 2, 1), "generic", "Renames a key and overwrites the destination.")),
-    spec("keys", 2, &["readonly"], Keys::None, "generic", "Returns all key names that match a pattern."),
-    spec("scan", -2, &["readonly"], Keys::None, "generic", "Iterates over the key names in the database."),
-    spec("set", -3, &["write", "denyoom"], ONE, "string", "Sets the string value of a key."),
-    spec("get", 2, &["readonly", "fast"], ONE, "string", "Returns the string value of a key."),
-    spec("hset", -4, &["write", "denyoom", "fast"], ONE, "hash", "Creates or modifies the value of a field in a hash."),
-    spec("hmset", -4, &["write", "denyoom", "fast"], ONE, "hash", "Sets the values of multiple fields."),
-    spec("hget", 3, &["readonly", "fast"], ONE, "hash", "Returns the value of a field in a hash."),
-    spec("hgetall", 2, &["readonly"], ONE, "hash", "Returns all fields and values in a hash."),
-    spec("hexists", 3, &["readonly", "fast"], ONE, "hash", "Determines whether a field exists in a hash."),
-    spec("hdel", -3, &["write", "fast"], ONE, "hash", "Deletes one or more fields and their values from a hash."),
-    spec("hlen", 2, &["readonly", "fast"], ONE, "hash", "Returns the number of fields in a hash."),
-    retried_after_del(spec("rpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Appends one or more elements to a list.")),
-    retried_after_del(spec("lpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Prepends one or more elements to a list.")),
-    spec("lrange", 4, &["readonly"], ONE, "list", "Returns a range of elements from a list."),
-    spec("llen", 2, &["readonly", "fast"], ONE, "list", "Returns the length of a list."),
-    spec("lindex", 3, &["readonly"], ONE, "list", "Returns an element from a list by its index."),
-    spec("ai.tensorset", -1, W, ONE, "module", "Stores a tensor."),
-    spec("ai.tensorget", -1, R, ONE, "module", "Returns a tensor's metadata, blob or values."),
-    spec("ai.modelstore", -1, W, ONE, "module", "Stores an ONNX model."),
-    spec("ai.modelset", -1, W, ONE, "module", "Stores an ONNX model (deprecated: AI.MODELSTORE)."),
-    spec("ai.modelget", -1, R, ONE, "module", "Returns a model's metadata and blob."),
-    spec("ai.modeldel", -1, &["write", "module"], ONE, "module", "Deletes a model."),
-    runs_models(spec("ai.modelexecute", -1, RUN, Keys::Movable(super::model::execute_keys), "module", "Runs a model on stored tensors.")),
-    runs_models(spec("ai.modelrun", -1, RUN, Keys::Movable(super::model::run_keys), "module", "Runs a model on stored tensors (deprecated: AI.MODELEXECUTE).")),
-    spec("ai._modelscan", -1, R, Keys::None, "module", "Lists the stored models and their tags."),
-    spec("ai.info", -1, R, ONE, "module", "Returns a model's run statistics."),
-    spec("ai.config", -1, &["write", "module"], Keys::None, "module", "Reads or sets RedisAI's settings."),
-    runs_models(spec("ai.dagexecute", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG of tensor and model operations.")),
-    runs_models(spec("ai.dagexecute_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG of tensor and model operations.")),
-    runs_models(spec("ai.dagrun", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG (deprecated: AI.DAGEXECUTE).")),
-    runs_models(spec("ai.dagrun_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG (deprecated: AI.DAGEXECUTE_RO).")),
-    waits(spec("insitu.wait", -4, &["readonly", "blocking"], Keys::Movable(wait_keys), "insitu", "Waits until keys exist or a list reaches a length.")),
-    spec("eval", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script."),
-    spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script by SHA1 digest."),
-    spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script."),
-    spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script by SHA1 digest."),
-    spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands."),
-    spec("insitu.shm", -1, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets)."),
+    spec("ping", -1, &["fast", "stale", "loading"], Keys::None, "connection", "Returns the server's liveliness response.").run(|_, _, a| ready(connection::ping(a))),
+    spec("echo", 2, &["fast", "stale", "loading"], Keys::None, "connection", "Returns the given string.").run(|_, _, a| ready(connection::echo(a))),
+    spec("hello", -1, CONN, Keys::None, "connection", "Handshakes with the server: protocol version, authentication, client name.").run(|e, s, a| ready(connection::hello(e, s, a))),
+    spec("auth", -2, CONN, Keys::None, "connection", "Authenticates the connection.").run(|e, s, a| ready(connection::auth(e, s, a))),
+    never_retried(spec("quit", -1, CONN, Keys::None, "connection", "Closes the connection.")).run(|_, s, _| { s.quit = true; ready(Ok(Frame::ok())) }),
+    spec("select", 2, &["loading", "stale", "fast"], Keys::None, "connection", "Changes the selected database (only 0 exists).").run(|_, _, a| ready(connection::select(a))),
+    spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands.").run(|e, s, a| ready(connection::client(e, s, a))),
+    spec("info", -1, &["loading", "stale"], Keys::None, "server", "Returns information and statistics about the server.").run(|e, _, a| ready(admin::info(e, a))),
+    spec("config", -2, &["admin", "noscript", "loading", "stale"], Keys::None, "server", "A container for server configuration commands.").run(|e, _, a| ready(config::config(e, a))),
+    spec("command", -1, &["loading", "stale"], Keys::None, "server", "Returns detailed information about all commands.").run(|_, _, a| ready(command(a))),
+    spec("save", 1, &["admin", "noscript", "no_async_loading", "no_multi"], Keys::None, "server", "Synchronously saves the database to disk.").run(|e, _, a| ready(admin::save(e, a))),
+    spec("bgsave", -1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously saves the database to disk.").run(|e, _, a| ready(admin::bgsave(e, a))),
+    spec("bgrewriteaof", 1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously rewrites the append-only file.").run(|e, _, a| ready(admin::bgrewriteaof(e, a))),
+    spec("lastsave", 1, &["loading", "stale", "fast"], Keys::None, "server", "Returns the Unix timestamp of the last successful save.").run(|e, _, a| ready(admin::lastsave(e, a))),
+    spec("dbsize", 1, &["readonly", "fast"], Keys::None, "server", "Returns the number of keys.").run(|e, _, a| ready(keys::dbsize(e.store(), a))),
+    spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
+    spec("flushall", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
+    spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands.").run(|e, _, a| ready(admin::cluster(e, a))),
+    never_retried(spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction.")).run_unlocked(|_, s, a| ready(super::multi(s, a))),
+    never_retried(spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction.")).run_unlocked(|e, s, a| ready(super::exec(e, s, a))),
+    never_retried(spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction.")).run_unlocked(|_, s, a| ready(super::discard(s, a))),
+    spec("exists", -2, &["readonly", "fast"], ALL, "generic", "Determines whether one or more keys exist.").run(|e, _, a| ready(keys::exists(e.store(), a))),
+    spec("del", -2, &["write"], ALL, "generic", "Deletes one or more keys.").run(|e, _, a| ready(keys::del(e.store(), a))),
+    spec("unlink", -2, &["write", "fast"], ALL, "generic", "Deletes one or more keys.").run(|e, _, a| ready(keys::del(e.store(), a))),
+    spec("type", 2, &["readonly", "fast"], ONE, "generic", "Determines the type of value stored at a key.").run(|e, _, a| ready(keys::key_type(e.store(), a))),
+    never_retried(spec("rename", 3, &["write"], Keys::Range(1, 2, 1), "generic", "Renames a key and overwrites the destination.")).run(|e, _, a| ready(keys::rename(e.store(), a))),
+    spec("keys", 2, &["readonly"], Keys::None, "generic", "Returns all key names that match a pattern.").run(|e, _, a| ready(keys::keys(e.store(), a))),
+    spec("scan", -2, &["readonly"], Keys::None, "generic", "Iterates over the key names in the database.").run(|e, _, a| ready(keys::scan(e.store(), a))),
+    spec("set", -3, &["write", "denyoom"], ONE, "string", "Sets the string value of a key.").run(|e, _, a| ready(keys::set(e.store(), a))),
+    spec("get", 2, &["readonly", "fast"], ONE, "string", "Returns the string value of a key.").run(|e, _, a| ready(keys::get(e.store(), a))),
+    spec("hset", -4, &["write", "denyoom", "fast"], ONE, "hash", "Creates or modifies the value of a field in a hash.").run(|e, _, a| ready(keys::hset(e.store(), a, false))),
+    spec("hmset", -4, &["write", "denyoom", "fast"], ONE, "hash", "Sets the values of multiple fields.").run(|e, _, a| ready(keys::hset(e.store(), a, true))),
+    spec("hget", 3, &["readonly", "fast"], ONE, "hash", "Returns the value of a field in a hash.").run(|e, _, a| ready(keys::hget(e.store(), a))),
+    spec("hgetall", 2, &["readonly"], ONE, "hash", "Returns all fields and values in a hash.").run(|e, _, a| ready(keys::hgetall(e.store(), a))),
+    spec("hexists", 3, &["readonly", "fast"], ONE, "hash", "Determines whether a field exists in a hash.").run(|e, _, a| ready(keys::hexists(e.store(), a))),
+    spec("hdel", -3, &["write", "fast"], ONE, "hash", "Deletes one or more fields and their values from a hash.").run(|e, _, a| ready(keys::hdel(e.store(), a))),
+    spec("hlen", 2, &["readonly", "fast"], ONE, "hash", "Returns the number of fields in a hash.").run(|e, _, a| ready(keys::hlen(e.store(), a))),
+    retried_after_del(spec("rpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Appends one or more elements to a list.")).run(|e, _, a| ready(keys::push(e.store(), a, false))),
+    retried_after_del(spec("lpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Prepends one or more elements to a list.")).run(|e, _, a| ready(keys::push(e.store(), a, true))),
+    spec("lrange", 4, &["readonly"], ONE, "list", "Returns a range of elements from a list.").run(|e, _, a| ready(keys::lrange(e.store(), a))),
+    spec("llen", 2, &["readonly", "fast"], ONE, "list", "Returns the length of a list.").run(|e, _, a| ready(keys::llen(e.store(), a))),
+    spec("lindex", 3, &["readonly"], ONE, "list", "Returns an element from a list by its index.").run(|e, _, a| ready(keys::lindex(e.store(), a))),
+    spec("ai.tensorset", -1, W, ONE, "module", "Stores a tensor.").run(|e, s, a| ready(tensor::tensorset(e, s, a))),
+    spec("ai.tensorget", -1, R, ONE, "module", "Returns a tensor's metadata, blob or values.").run(|e, s, a| ready(tensor::tensorget(e.store(), s, a))),
+    spec("ai.modelstore", -1, W, ONE, "module", "Stores an ONNX model.").run_unlocked(|e, _, a| model::modelstore(e, a)),
+    spec("ai.modelset", -1, W, ONE, "module", "Stores an ONNX model (deprecated: AI.MODELSTORE).").run_unlocked(|e, _, a| model::modelset(e, a).and_then(|a| model::modelstore(e, &a))),
+    spec("ai.modelget", -1, R, ONE, "module", "Returns a model's metadata and blob.").run_unlocked(|e, _, a| ready(model::modelget(e, a))),
+    spec("ai.modeldel", -1, &["write", "module"], ONE, "module", "Deletes a model.").run_unlocked(|e, _, a| ready(model::modeldel(e, a))),
+    runs_models(spec("ai.modelexecute", -1, RUN, Keys::Movable(super::model::execute_keys), "module", "Runs a model on stored tensors.")).run_unlocked(|e, s, a| model::modelexecute(e, a, s.inline_inference)),
+    runs_models(spec("ai.modelrun", -1, RUN, Keys::Movable(super::model::run_keys), "module", "Runs a model on stored tensors (deprecated: AI.MODELEXECUTE).")).run_unlocked(|e, s, a| model::modelrun(e, a).and_then(|a| model::modelexecute(e, &a, s.inline_inference))),
+    spec("ai._modelscan", -1, R, Keys::None, "module", "Lists the stored models and their tags.").run_unlocked(|e, _, a| ready(model::modelscan(e, a))),
+    spec("ai.info", -1, R, ONE, "module", "Returns a model's run statistics.").run_unlocked(|e, _, a| ready(model::info(e, a))),
+    spec("ai.config", -1, &["write", "module"], Keys::None, "module", "Reads or sets RedisAI's settings.").run_unlocked(|e, _, a| ready(model::config(e, a))),
+    runs_models(spec("ai.dagexecute", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG of tensor and model operations.")).run_unlocked(|e, s, a| dag::execute(e, a, Dag::Execute, s.inline_inference)),
+    runs_models(spec("ai.dagexecute_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG of tensor and model operations.")).run_unlocked(|e, s, a| dag::execute(e, a, Dag::ExecuteRo, s.inline_inference)),
+    runs_models(spec("ai.dagrun", -1, RUN, Keys::Movable(super::dag::keys), "module", "Runs a DAG (deprecated: AI.DAGEXECUTE).")).run_unlocked(|e, s, a| dag::execute(e, a, Dag::Run, s.inline_inference)),
+    runs_models(spec("ai.dagrun_ro", -1, RUN_RO, Keys::Movable(super::dag::keys), "module", "Runs a read-only DAG (deprecated: AI.DAGEXECUTE_RO).")).run_unlocked(|e, s, a| dag::execute(e, a, Dag::RunRo, s.inline_inference)),
+    waits(spec("insitu.wait", -4, &["readonly", "blocking"], Keys::Movable(wait_keys), "insitu", "Waits until keys exist or a list reaches a length.")).run_unlocked(|e, _, a| wait::wait(e, a)),
+    spec("eval", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVAL", a))),
+    spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script by SHA1 digest.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVALSHA", a))),
+    spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVAL_RO", a))),
+    spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVALSHA_RO", a))),
+    spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands.").run(|e, _, a| ready(script::script(e, a))),
+    spec("insitu.shm", -1, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets).").run(|_, s, a| ready(tensor::shm(s, a))),
 ];
 
 fn wait_keys(args: &[Bytes]) -> Vec<usize> {
@@ -263,9 +320,18 @@ fn arity_fits(arity: i64, n: usize) -> bool {
 
 /// The entry of `name` (any case).
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS
-        .iter()
-        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    static BY_NAME: OnceLock<HashMap<Vec<u8>, &'static Spec>> = OnceLock::new();
+    let map = BY_NAME.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|s| (s.name.to_ascii_uppercase().into_bytes(), s))
+            .collect()
+    });
+    if name.iter().any(u8::is_ascii_lowercase) {
+        map.get(&name.to_ascii_uppercase()).copied()
+    } else {
+        map.get(name).copied()
+    }
 }
 
 impl Spec {
