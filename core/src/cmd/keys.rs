@@ -171,6 +171,21 @@ pub(super) fn hgetall(s: &Store, args: &[Bytes]) -> Result<Frame> {
     })
 }
 
+/// `HKEYS key`: the fields of a hash, in the order they were set (the table checked the
+/// arity).
+pub(super) fn hkeys(s: &Store, args: &[Bytes]) -> Result<Frame> {
+    with_hash(s, &args[1], Frame::Array(vec![]), |h| {
+        Frame::Array(h.keys().map(|k| Frame::Bulk(k.clone())).collect())
+    })
+}
+
+/// `HVALS key`: the values of a hash, in the order their fields were set.
+pub(super) fn hvals(s: &Store, args: &[Bytes]) -> Result<Frame> {
+    with_hash(s, &args[1], Frame::Array(vec![]), |h| {
+        Frame::Array(h.values().map(|v| Frame::Bulk(v.clone())).collect())
+    })
+}
+
 pub(super) fn hexists(s: &Store, args: &[Bytes]) -> Result<Frame> {
     arity(args, 3, 3)?;
     with_hash(s, &args[1], Frame::Integer(0), |h| {

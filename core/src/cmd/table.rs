@@ -238,6 +238,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("hexists", 3, &["readonly", "fast"], ONE, "hash", "Determines whether a field exists in a hash.").run(|e, _, a| ready(keys::hexists(e.store(), a))),
     spec("hdel", -3, &["write", "fast"], ONE, "hash", "Deletes one or more fields and their values from a hash.").run(|e, _, a| ready(keys::hdel(e.store(), a))),
     spec("hlen", 2, &["readonly", "fast"], ONE, "hash", "Returns the number of fields in a hash.").run(|e, _, a| ready(keys::hlen(e.store(), a))),
+    spec("hkeys", 2, &["readonly"], ONE, "hash", "Returns all fields in a hash.").run(|e, _, a| ready(keys::hkeys(e.store(), a))),
+    spec("hvals", 2, &["readonly"], ONE, "hash", "Returns all values in a hash.").run(|e, _, a| ready(keys::hvals(e.store(), a))),
     retried_after_del(spec("rpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Appends one or more elements to a list.")).run(|e, _, a| ready(keys::push(e.store(), a, false))),
     retried_after_del(spec("lpush", -3, &["write", "denyoom", "fast"], ONE, "list", "Prepends one or more elements to a list.")).run(|e, _, a| ready(keys::push(e.store(), a, true))),
     spec("lrange", 4, &["readonly"], ONE, "list", "Returns a range of elements from a list.").run(|e, _, a| ready(keys::lrange(e.store(), a))),
