@@ -17,7 +17,6 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{Device, Model, ModelSpec};
 use crate::store::Value;
@@ -229,11 +228,6 @@ impl<R: Read> Reader<R> {
     /// Read one entry's key and value after its kind byte `kind` (see [`encode_entry`]).
     pub(crate) fn read_entry(&mut self, kind: u8) -> std::result::Result<(Bytes, Value), String> {
         let ioe = |e: std::io::Error| e.to_string();
-        let unlimited = Limits {
-            max_dims: usize::MAX,
-            max_tensor_bytes: usize::MAX,
-            ..Limits::default()
-        };
         let key = self.bytes().map_err(ioe)?;
         let value = match kind {
             KIND_TENSOR => {
@@ -251,8 +245,7 @@ impl<R: Read> Reader<R> {
                 }
                 let data = self.bytes().map_err(ioe)?;
                 Value::Tensor(
-                    Tensor::new(dtype, shape, data, &unlimited)
-                        .map_err(|e| format!("tensor {key:?}: {e}"))?,
+                    Tensor::new(dtype, shape, data).map_err(|e| format!("tensor {key:?}: {e}"))?,
                 )
             }
             KIND_STRING => Value::String(self.bytes().map_err(ioe)?),

@@ -244,14 +244,34 @@ fn len_mismatch() -> Error {
     Error::bad_input("data length does not match tensor shape and type")
 }
 
+/// No limits: for tensors made in this process (from a model's outputs, the caller's
+/// memory, a file the operator gave), which a peer's limits do not concern.
+const NO_LIMITS: Limits = Limits {
+    max_bulk_len: usize::MAX,
+    max_array_len: usize::MAX,
+    max_inline_len: usize::MAX,
+    max_dims: usize::MAX,
+    max_tensor_bytes: usize::MAX,
+    idle_timeout_secs: 0,
+    output_timeout_secs: 0,
+};
+
 impl Tensor {
-    /// A tensor from its parts, checking the byte length against shape and dtype, the
-    /// limits, and (for `BOOL` / `STRING`) the element encoding.
+    /// A tensor from its parts, checking the byte length against shape and dtype (the
+    /// element count overflow-checked) and, for `BOOL` / `STRING`, the element encoding.
+    /// For what a peer sent, [`Tensor::from_peer`] also applies the limits.
     ///
     /// # Errors
-    /// `ERR data length does not match tensor shape and type` and the limit errors of
-    /// [`checked_len`].
-    pub fn new(
+    /// `ERR data length does not match tensor shape and type`, and the encoding errors.
+    pub fn new(dtype: DType, shape: impl AsRef<[usize]>, data: Bytes) -> Result<Tensor> {
+        Tensor::from_peer(dtype, shape, data, &NO_LIMITS)
+    }
+
+    /// [`Tensor::new`] for a tensor a peer sent: its dims and bytes within `limits`.
+    ///
+    /// # Errors
+    /// As [`Tensor::new`], and the limit errors of [`checked_len`].
+    pub fn from_peer(
         dtype: DType,
         shape: impl AsRef<[usize]>,
         data: Bytes,
@@ -309,12 +329,7 @@ impl Tensor {
     /// # Errors
     /// As [`Tensor::from_vec`].
     pub fn with_shape<T: Element>(shape: &[usize], data: Vec<T>) -> Result<Tensor> {
-        let limits = Limits {
-            max_tensor_bytes: usize::MAX,
-            max_dims: usize::MAX,
-            ..Limits::default()
-        };
-        let (count, _) = checked_len(T::DTYPE, shape, &limits)?;
+        let (count, _) = checked_len(T::DTYPE, shape, &NO_LIMITS)?;
         if count != data.len() {
             return Err(len_mismatch());
         }
@@ -360,12 +375,7 @@ impl Tensor {
             data.extend_from_slice(s.as_ref());
             data.push(0);
         }
-        let limits = Limits {
-            max_tensor_bytes: usize::MAX,
-            max_dims: usize::MAX,
-            ..Limits::default()
-        };
-        Tensor::new(DType::String, shape, Bytes::from(data), &limits)
+        Tensor::new(DType::String, shape, Bytes::from(data))
     }
 
     /// The dtype.
@@ -619,24 +629,43 @@ mod tests {
 
     #[test]
     fn new_validates_length_bool_and_strings() {
-        let l = Limits::default();
-        let e = Tensor::new(DType::Float32, vec![2], Bytes::from_static(&[0; 7]), &l).unwrap_err();
+        // A peer's tensor is held to the limits; one made here is not.
+        let dims17 = vec![1usize; 17];
+        assert_eq!(
+            Tensor::from_peer(
+                DType::UInt8,
+                &dims17,
+                Bytes::from_static(&[7]),
+                &Limits::default()
+            )
+            .unwrap_err()
+            .text(),
+            "ERR tensor has 17 dims, which exceeds the limit of 16"
+        );
+        assert_eq!(
+            Tensor::new(DType::UInt8, &dims17, Bytes::from_static(&[7]))
+                .unwrap()
+                .shape()
+                .len(),
+            17
+        );
+        let e = Tensor::new(DType::Float32, vec![2], Bytes::from_static(&[0; 7])).unwrap_err();
         assert_eq!(
             e.text(),
             "ERR data length does not match tensor shape and type"
         );
-        let e = Tensor::new(DType::Bool, vec![2], Bytes::from_static(&[0, 2]), &l).unwrap_err();
+        let e = Tensor::new(DType::Bool, vec![2], Bytes::from_static(&[0, 2])).unwrap_err();
         assert_eq!(e.text(), "ERR BOOL tensor elements must be 0 or 1");
         let s = Tensor::from_strings(vec![2], &["ab", ""]).unwrap();
         assert_eq!(s.data().as_ref(), b"ab\0\0");
         assert_eq!(s.strings().unwrap(), vec![&b"ab"[..], &b""[..]]);
-        assert!(Tensor::new(DType::String, vec![2], Bytes::from_static(b"ab\0c"), &l).is_err());
+        assert!(Tensor::new(DType::String, vec![2], Bytes::from_static(b"ab\0c")).is_err());
     }
 
     #[test]
     fn unaligned_bytes_still_convert() {
         let raw = Bytes::from(vec![0u8, 0, 0, 128, 63, 0, 0, 0, 64]);
-        let t = Tensor::new(DType::Float32, vec![2], raw.slice(1..), &Limits::default()).unwrap();
+        let t = Tensor::new(DType::Float32, vec![2], raw.slice(1..)).unwrap();
         assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 2.0]);
     }
 }

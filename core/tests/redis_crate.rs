@@ -150,13 +150,7 @@ fn run(proto: ProtocolVersion) {
             .query(&mut c)
             .unwrap();
         let want = &case.outputs[0];
-        let got = insitu::Tensor::new(
-            insitu::DType::Float32,
-            want.shape(),
-            y.into(),
-            &insitu::Limits::default(),
-        )
-        .unwrap();
+        let got = insitu::Tensor::new(insitu::DType::Float32, want.shape(), y.into()).unwrap();
         assert_close(&got, want, "MODELEXECUTE through the redis crate");
         let dag: Value = redis::cmd("AI.DAGEXECUTE")
             .arg("LOAD")

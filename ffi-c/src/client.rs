@@ -247,12 +247,7 @@ pub(crate) unsafe fn fortran_tensor_from(
     let src = slice(data.cast::<u8>(), data_len, "data")?;
     let mut row = vec![0u8; src.len()];
     transpose_into(src, &mut row, shape, esz, true);
-    let limits = insitu::Limits {
-        max_dims: usize::MAX,
-        max_tensor_bytes: usize::MAX,
-        ..Default::default()
-    };
-    Ok(Tensor::new(dt, shape, bytes::Bytes::from(row), &limits)?)
+    Ok(Tensor::new(dt, shape, bytes::Bytes::from(row))?)
 }
 
 /// Store a tensor given in column-major (Fortran) order with Fortran dims: it is stored

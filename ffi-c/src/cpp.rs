@@ -83,17 +83,9 @@ fn outcome(r: insitu::Result<()>) -> Outcome {
     }
 }
 
-fn limits() -> insitu::Limits {
-    insitu::Limits {
-        max_dims: usize::MAX,
-        max_tensor_bytes: usize::MAX,
-        ..Default::default()
-    }
-}
-
 fn tensor(dtype: u8, dims: &[usize], data: &[u8]) -> insitu::Result<Tensor> {
     let dt = DType::from_id(dtype).ok_or_else(|| Error::bad_input("invalid data type"))?;
-    Tensor::new(dt, dims, bytes::Bytes::copy_from_slice(data), &limits())
+    Tensor::new(dt, dims, bytes::Bytes::copy_from_slice(data))
 }
 
 fn new_client() -> Box<RClient> {

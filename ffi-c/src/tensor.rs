@@ -78,17 +78,7 @@ pub(crate) unsafe fn tensor_from(
     let dt = dtype(dt)?;
     let dims = slice(dims, ndims, "dims")?;
     let bytes = slice(data.cast::<u8>(), data_len, "data")?;
-    let limits = insitu::Limits {
-        max_dims: usize::MAX,
-        max_tensor_bytes: usize::MAX,
-        ..Default::default()
-    };
-    Ok(Tensor::new(
-        dt,
-        dims,
-        bytes::Bytes::copy_from_slice(bytes),
-        &limits,
-    )?)
+    Ok(Tensor::new(dt, dims, bytes::Bytes::copy_from_slice(bytes))?)
 }
 
 // ----- tensors -----

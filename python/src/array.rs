@@ -11,7 +11,7 @@
 use std::ffi::c_int;
 
 use bytes::{Bytes, BytesMut};
-use insitu::{DType, Limits, Tensor};
+use insitu::{DType, Tensor};
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
@@ -37,15 +37,6 @@ fn numpy(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     static NP: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
     NP.get_or_try_init(py, || py.import("numpy").map(Bound::unbind))
         .map(|m| m.bind(py))
-}
-
-/// Unlimited limits: the server checks its own; the client only needs consistency.
-fn no_limits() -> Limits {
-    Limits {
-        max_dims: usize::MAX,
-        max_tensor_bytes: usize::MAX,
-        ..Limits::default()
-    }
 }
 
 /// The insitu dtype of a numpy dtype, `None` for strings (handled apart).
@@ -221,7 +212,7 @@ pub fn tensor_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, use_: Use) -> PyRe
         // SAFETY: as above; the array is alive for this call.
         copy_aligned(py, unsafe { std::slice::from_raw_parts(ptr, len) })
     };
-    Tensor::new(dtype, shape, data, &no_limits()).py_err()
+    Tensor::new(dtype, shape, data).py_err()
 }
 
 fn owns_data(a: &Bound<'_, PyUntypedArray>) -> bool {
@@ -334,7 +325,7 @@ pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor, copy: bool) -> PyResult<Bou
     let np = numpy(py)?;
     let (dtype, shape, data) = t.into_parts();
     if dtype == DType::String {
-        let t = Tensor::new(dtype, &shape, data, &no_limits()).py_err()?;
+        let t = Tensor::new(dtype, &shape, data).py_err()?;
         let items: Vec<Bound<'py, PyBytes>> = t
             .strings()
             .py_err()?

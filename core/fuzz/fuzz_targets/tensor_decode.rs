@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         max_tensor_bytes: 1 << 20,
         ..Limits::default()
     };
-    if let Ok(t) = Tensor::new(dtype, &shape, Bytes::copy_from_slice(blob), &limits) {
+    if let Ok(t) = Tensor::from_peer(dtype, &shape, Bytes::copy_from_slice(blob), &limits) {
         assert_eq!(t.shape(), &shape[..]);
         let n: usize = shape.iter().product();
         assert_eq!(t.len(), n);

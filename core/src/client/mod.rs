@@ -158,12 +158,7 @@ fn decode_tensor(v: Frame) -> Result<Tensor> {
         .collect::<Result<Vec<usize>>>()?;
     let _ = next()?;
     let data = bulk(next()?, what)?;
-    let limits = crate::config::Limits {
-        max_dims: usize::MAX,
-        max_tensor_bytes: usize::MAX,
-        ..Default::default()
-    };
-    Tensor::new(dtype, shape, data, &limits)
+    Tensor::new(dtype, shape, data)
 }
 
 fn decode_pairs(v: Frame) -> Result<Vec<(Bytes, Bytes)>> {

@@ -58,14 +58,14 @@ pub fn parse_tensorset(args: &[Bytes], limits: &Limits) -> Result<(Bytes, Tensor
                 "a single binary string should come after the BLOB argument in 'AI.TENSORSET' command",
             ));
         }
-        Tensor::new(dtype, shape, rest[0].clone(), limits)?
+        Tensor::from_peer(dtype, shape, rest[0].clone(), limits)?
     } else {
         if rest.len() != count {
             return Err(Error::bad_input(
                 "wrong number of values was given in 'AI.TENSORSET' command",
             ));
         }
-        Tensor::new(dtype, shape, encode_values(dtype, rest)?, limits)?
+        Tensor::from_peer(dtype, shape, encode_values(dtype, rest)?, limits)?
     };
     Ok((key, tensor))
 }

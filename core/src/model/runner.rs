@@ -20,7 +20,6 @@ use tokio::sync::oneshot;
 
 use super::pool::InferencePool;
 use super::{onnx_check, runtime, Device, IoSpec, ModelConfig, ModelSpec, ModelStats};
-use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
 use crate::tensor::{DType, Element, Tensor};
 
@@ -507,14 +506,6 @@ fn timed_out() -> Error {
     Error::new(ErrorCode::Timeout, "TIMEDOUT")
 }
 
-fn unlimited() -> Limits {
-    Limits {
-        max_dims: usize::MAX,
-        max_tensor_bytes: usize::MAX,
-        ..Limits::default()
-    }
-}
-
 /// Concatenate tensors along dim 0.
 fn concat<'a>(parts: impl Iterator<Item = &'a Tensor>, total: usize) -> Result<Tensor> {
     let parts: Vec<&Tensor> = parts.collect();
@@ -529,7 +520,7 @@ fn concat<'a>(parts: impl Iterator<Item = &'a Tensor>, total: usize) -> Result<T
     for p in &parts {
         buf.extend_from_slice(p.data());
     }
-    Tensor::new(first.dtype(), shape, buf.freeze(), &unlimited())
+    Tensor::new(first.dtype(), shape, buf.freeze())
 }
 
 /// Rows `start..start+n` of a tensor whose dim 0 is `total`, sharing its bytes.
@@ -550,7 +541,6 @@ fn slice_rows(t: &Tensor, start: usize, n: usize, total: usize) -> Result<Tensor
         t.dtype(),
         shape,
         t.data().slice(start * row_bytes..(start + n) * row_bytes),
-        &unlimited(),
     )
 }
 
@@ -692,7 +682,7 @@ fn from_zipmap(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
         }
     }
     let width = classes.map_or(0, |c| c.len());
-    Tensor::new(spec.dtype, [rows, width], Bytes::from(data), &unlimited())
+    Tensor::new(spec.dtype, [rows, width], Bytes::from(data))
 }
 
 fn from_ort(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
@@ -716,7 +706,7 @@ fn from_ort(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
         let shape: crate::tensor::Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
         // One copy out of ONNX Runtime's buffer, into a plain byte vector (no extra owner).
         let bytes = Bytes::from(<T as Element>::as_bytes(data).to_vec());
-        Tensor::new(dtype, &shape, bytes, &unlimited())
+        Tensor::new(dtype, &shape, bytes)
     }, string => {
         let (shape, data) = v.try_extract_strings().map_err(ort_err)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();

@@ -213,16 +213,7 @@ fn load_tensor(dir: &std::path::Path, e: &serde_json::Value) -> insitu::Tensor {
         .map(|d| d.as_u64().expect("dim") as usize)
         .collect();
     let data = std::fs::read(dir.join(e["file"].as_str().expect("file"))).expect("case file");
-    insitu::Tensor::new(
-        dtype,
-        shape,
-        data.into(),
-        &insitu::Limits {
-            max_tensor_bytes: usize::MAX,
-            ..Default::default()
-        },
-    )
-    .expect("case tensor")
+    insitu::Tensor::new(dtype, shape, data.into()).expect("case tensor")
 }
 
 /// The model file and reference cases of `name`.
