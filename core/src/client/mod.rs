@@ -29,7 +29,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 use crate::server::{EmbeddedServer, ListenOptions};
-use crate::tensor::{DType, Element, Tensor};
+use crate::tensor::{Element, Tensor};
 use conn::{Conn, Inproc, Remote};
 
 /// The engine `inproc` clients of this process share, created on first use.
@@ -130,37 +130,6 @@ fn ok_frame(f: Frame) -> Result<Frame> {
     }
 }
 
-/// Decode an `AI.TENSORGET key META BLOB` reply (the blob is not copied).
-fn decode_tensor(v: Frame) -> Result<Tensor> {
-    let what = "AI.TENSORGET";
-    let items = array(ok_frame(v)?, what)?;
-    let mut it = items.into_iter();
-    let mut next = || {
-        it.next()
-            .ok_or_else(|| Error::err(ErrorCode::Protocol, "short AI.TENSORGET reply"))
-    };
-    let _ = next()?;
-    let dtype_name = bulk(next()?, what)?;
-    let dtype = DType::parse(&dtype_name).ok_or_else(|| {
-        Error::err(
-            ErrorCode::Protocol,
-            format!("unknown dtype {:?}", String::from_utf8_lossy(&dtype_name)),
-        )
-    })?;
-    let _ = next()?;
-    let shape = array(next()?, what)?
-        .iter()
-        .map(|d| {
-            int(d, what).and_then(|d| {
-                usize::try_from(d).map_err(|_| Error::err(ErrorCode::Protocol, "negative dim"))
-            })
-        })
-        .collect::<Result<Vec<usize>>>()?;
-    let _ = next()?;
-    let data = bulk(next()?, what)?;
-    Tensor::new(dtype, shape, data)
-}
-
 fn decode_pairs(v: Frame) -> Result<Vec<(Bytes, Bytes)>> {
     let items = array(v, "HGETALL")?;
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -181,13 +150,7 @@ fn cow_bytes(c: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, [u8]> {
 
 /// The `AI.TENSORSET` command for a tensor (its bytes shared, not copied).
 fn tensorset(key: &str, t: &Tensor) -> Cmd {
-    let mut c = Cmd::new("AI.TENSORSET");
-    c.arg(key).arg(t.dtype().name());
-    for d in t.shape() {
-        c.arg(*d);
-    }
-    c.arg("BLOB").arg(t.data());
-    c
+    Cmd(crate::cmd::encode_tensorset(key.as_bytes(), t))
 }
 
 impl Client {
@@ -385,7 +348,7 @@ impl Client {
 
     fn get_tensor_key(&mut self, key: &str) -> Result<Tensor> {
         if !self.con.shm() {
-            return decode_tensor(
+            return crate::cmd::decode_tensorget(
                 self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?,
             );
         }
@@ -406,7 +369,7 @@ impl Client {
                 self.con.shm_reserve(b.len())?;
             }
         }
-        decode_tensor(Frame::Array(items))
+        crate::cmd::decode_tensorget(Frame::Array(items))
     }
 
     /// Fetch a tensor. In process it shares the stored buffer (no copy).
@@ -610,7 +573,7 @@ impl Client {
             })
             .collect();
         for (t, v) in names.iter().zip(self.con.pipeline(cmds)?) {
-            ds.add_tensor(t.clone(), decode_tensor(v)?);
+            ds.add_tensor(t.clone(), crate::cmd::decode_tensorget(v)?);
         }
         Ok(ds)
     }
@@ -1078,7 +1041,7 @@ impl Client {
         for (i, item) in items.into_iter().enumerate() {
             let item = ok_frame(item)?;
             if i > inputs.len() {
-                out.push(decode_tensor(item)?);
+                out.push(crate::cmd::decode_tensorget(item)?);
             }
         }
         Ok(out)

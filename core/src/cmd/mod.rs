@@ -25,7 +25,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
 pub use model::{infer_inproc, run_model_inproc};
-pub use tensor::{parse_tensorset, tensor_reply, TensorFormat};
+pub use tensor::{decode_tensorget, encode_tensorset, parse_tensorset, tensor_reply, TensorFormat};
 
 /// Longest command name we look up; longer names are unknown by definition.
 const MAX_NAME: usize = 32;

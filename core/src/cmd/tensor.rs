@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::arity;
 use crate::config::Limits;
 use crate::engine::{Engine, Session};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 use crate::store::{Store, Value};
 use crate::tensor::{checked_len, DType, Tensor};
@@ -262,6 +262,53 @@ impl TensorFormat {
     }
 }
 
+/// What a client sends to store `t` under `key`: `AI.TENSORSET key dtype dims... BLOB
+/// data` ([`parse_tensorset`] reads it back; the data is shared, not copied).
+pub fn encode_tensorset(key: &[u8], t: &Tensor) -> Vec<Bytes> {
+    let mut args = Vec::with_capacity(t.shape().len() + 5);
+    args.push(Bytes::from_static(b"AI.TENSORSET"));
+    args.push(Bytes::copy_from_slice(key));
+    args.push(Bytes::from_static(t.dtype().name().as_bytes()));
+    args.extend(t.shape().iter().map(|d| Bytes::from(d.to_string())));
+    args.push(Bytes::from_static(b"BLOB"));
+    args.push(t.data().clone());
+    args
+}
+
+/// The tensor in an `AI.TENSORGET key META BLOB` reply ([`tensor_reply`] wrote it; the
+/// blob is not copied).
+///
+/// # Errors
+/// The error the reply carries, or `Protocol` for a reply of another shape.
+pub fn decode_tensorget(reply: Frame) -> Result<Tensor> {
+    let bad = |why: &str| Error::err(ErrorCode::Protocol, format!("AI.TENSORGET reply: {why}"));
+    let items = match reply {
+        Frame::Error(e) => return Err(e),
+        Frame::Array(items) if items.len() == 6 => items,
+        other => return Err(bad(&format!("unexpected {other:?}"))),
+    };
+    let mut it = items.into_iter().skip(1).step_by(2);
+    let (Some(Frame::Bulk(dtype)), Some(Frame::Array(dims)), Some(Frame::Bulk(data))) =
+        (it.next(), it.next(), it.next())
+    else {
+        return Err(bad("not dtype, shape and blob"));
+    };
+    let dtype = DType::parse(&dtype).ok_or_else(|| {
+        bad(&format!(
+            "unknown dtype {:?}",
+            String::from_utf8_lossy(&dtype)
+        ))
+    })?;
+    let shape = dims
+        .iter()
+        .map(|d| match d {
+            Frame::Integer(d) => usize::try_from(*d).map_err(|_| bad("negative dim")),
+            _ => Err(bad("a dim is not an integer")),
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    Tensor::new(dtype, shape, data)
+}
+
 /// The reply for a tensor in `format` (RedisAI's layout, read by position by SmartRedis).
 pub fn tensor_reply(t: &Tensor, format: TensorFormat) -> Frame {
     let data = match format.blob {
@@ -371,6 +418,24 @@ pub(super) fn tensorget(store: &Store, session: &mut Session, args: &[Bytes]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_client_encodes_the_server_parses_and_back() {
+        let t = Tensor::from_vec(vec![2, 3], vec![1.5f32, -2.0, 0.0, 4.25, 5.0, -6.5]).unwrap();
+        let args = encode_tensorset(b"k", &t);
+        let (key, parsed) = parse_tensorset(&args, &Limits::default()).unwrap();
+        assert_eq!((key.as_ref(), &parsed), (&b"k"[..], &t));
+        let reply = tensor_reply(
+            &t,
+            TensorFormat::parse(&[Bytes::from_static(b"META"), Bytes::from_static(b"BLOB")])
+                .unwrap(),
+        );
+        assert_eq!(decode_tensorget(reply).unwrap(), t);
+        assert_eq!(
+            decode_tensorget(Frame::Integer(1)).unwrap_err().text(),
+            "ERR AI.TENSORGET reply: unexpected Integer(1)"
+        );
+    }
 
     fn args(s: &[&str]) -> Vec<Bytes> {
         s.iter()
