@@ -530,7 +530,7 @@ fn command_from_script(
     if spec.flags.contains(&"noscript") {
         return fail("ERR This Redis command is not allowed from script");
     }
-    if !spec.arity_ok(argv.len()) {
+    if spec.check_arity(&argv).is_err() {
         return fail("ERR Wrong number of args calling Redis command from script");
     }
     if read_only && spec.flags.contains(&"write") {

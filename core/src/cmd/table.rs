@@ -63,6 +63,8 @@ pub struct Spec {
     pub summary: &'static str,
     /// Whether it is refused inside MULTI/EXEC with RedisAI's error (it would block).
     pub no_multi: bool,
+    /// Whether it is a container of subcommands (`CONFIG GET`...) in [`SUBCOMMANDS`].
+    pub container: bool,
     /// Whether a client may send it again when its reply was lost (it may have run).
     pub retry: Retry,
     /// How long a client waits for its reply.
@@ -111,6 +113,7 @@ const fn spec(
         group,
         summary,
         no_multi: false,
+        container: false,
         retry: Retry::Safe,
         reply_wait: ReplyWait::Limited,
         run: |_, _, a| Err(super::unknown_command(a)),
@@ -167,6 +170,14 @@ const fn waits(s: Spec) -> Spec {
     }
 }
 
+/// A container of subcommands, whose arities are in [`SUBCOMMANDS`].
+const fn container(s: Spec) -> Spec {
+    Spec {
+        container: true,
+        ..s
+    }
+}
+
 /// A list push: sent again only after a `DEL` of its list in the same batch.
 const fn retried_after_del(s: Spec) -> Spec {
     Spec {
@@ -207,10 +218,10 @@ pub static COMMANDS: &[Spec] = &[
     spec("auth", -2, CONN, Keys::None, "connection", "Authenticates the connection.").run(|e, s, a| ready(connection::auth(e, s, a))),
     never_retried(spec("quit", -1, CONN, Keys::None, "connection", "Closes the connection.")).run(|_, s, _| { s.quit = true; ready(Ok(Frame::ok())) }),
     spec("select", 2, &["loading", "stale", "fast"], Keys::None, "connection", "Changes the selected database (only 0 exists).").run(|_, _, a| ready(connection::select(a))),
-    spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands.").run(|e, s, a| ready(connection::client(e, s, a))),
+    container(spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands.")).run(|e, s, a| ready(connection::client(e, s, a))),
     spec("info", -1, &["loading", "stale"], Keys::None, "server", "Returns information and statistics about the server.").run(|e, _, a| ready(admin::info(e, a))),
-    spec("config", -2, &["admin", "noscript", "loading", "stale"], Keys::None, "server", "A container for server configuration commands.").run(|e, _, a| ready(config::config(e, a))),
-    spec("command", -1, &["loading", "stale"], Keys::None, "server", "Returns detailed information about all commands.").run(|_, _, a| ready(command(a))),
+    container(spec("config", -2, &["admin", "noscript", "loading", "stale"], Keys::None, "server", "A container for server configuration commands.")).run(|e, _, a| ready(config::config(e, a))),
+    container(spec("command", -1, &["loading", "stale"], Keys::None, "server", "Returns detailed information about all commands.")).run(|_, _, a| ready(command(a))),
     spec("save", 1, &["admin", "noscript", "no_async_loading", "no_multi"], Keys::None, "server", "Synchronously saves the database to disk.").run(|e, _, a| ready(admin::save(e, a))),
     spec("bgsave", -1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously saves the database to disk.").run(|e, _, a| ready(admin::bgsave(e, a))),
     spec("bgrewriteaof", 1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously rewrites the append-only file.").run(|e, _, a| ready(admin::bgrewriteaof(e, a))),
@@ -218,7 +229,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("dbsize", 1, &["readonly", "fast"], Keys::None, "server", "Returns the number of keys.").run(|e, _, a| ready(keys::dbsize(e.store(), a))),
     spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
     spec("flushall", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
-    spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands.").run(|e, _, a| ready(admin::cluster(e, a))),
+    container(spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands.")).run(|e, _, a| ready(admin::cluster(e, a))),
     never_retried(spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction.")).run_unlocked(|_, s, a| ready(super::multi(s, a))),
     never_retried(spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction.")).run_unlocked(|e, s, a| ready(super::exec(e, s, a))),
     never_retried(spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction.")).run_unlocked(|_, s, a| ready(super::discard(s, a))),
@@ -265,7 +276,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script by SHA1 digest.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVALSHA", a))),
     spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVAL_RO", a))),
     spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVALSHA_RO", a))),
-    spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands.").run(|e, _, a| ready(script::script(e, a))),
+    container(spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands.")).run(|e, _, a| ready(script::script(e, a))),
     spec("insitu.shm", -1, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets).").run(|_, s, a| ready(tensor::shm(s, a))),
 ];
 
@@ -353,7 +364,7 @@ impl Spec {
         if !self.arity_ok(args.len()) {
             return Err(Error::arity(&args[0]));
         }
-        let Some(name) = args.get(1) else {
+        let Some(name) = args.get(1).filter(|_| self.container) else {
             return Ok(());
         };
         let found = SUBCOMMANDS
@@ -597,9 +608,21 @@ mod tests {
         );
         // Unknown subcommands are the command's to answer.
         assert!(config.check_arity(&args(&["CONFIG", "NOSUCH"])).is_ok());
-        // Every subcommand belongs to a command of the table.
+        // Every subcommand belongs to a container of the table, and every container
+        // has subcommands.
         for s in SUBCOMMANDS {
-            assert!(lookup(s.container.as_bytes()).is_some(), "{}", s.container);
+            assert!(
+                lookup(s.container.as_bytes()).is_some_and(|c| c.container),
+                "{}",
+                s.container
+            );
+        }
+        for c in COMMANDS.iter().filter(|c| c.container) {
+            assert!(
+                SUBCOMMANDS.iter().any(|s| s.container == c.name),
+                "{}",
+                c.name
+            );
         }
     }
 }
