@@ -5,7 +5,6 @@
 //! transaction rules read its `no_multi` facts, so clients that introspect (redis-py's
 //! cluster client, redis-cli's hints) see what the server does.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -331,20 +330,40 @@ fn arity_fits(arity: i64, n: usize) -> bool {
     }
 }
 
-/// The entry of `name` (any case).
+/// Slots of the name index: a power of two over four times the commands, so that a
+/// probe rarely meets another name.
+const INDEX_SLOTS: usize = 512;
+
+/// FNV-1a of `name` upper-cased: cheap for names of a few bytes, and case-insensitive.
+fn name_hash(name: &[u8]) -> usize {
+    name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b.to_ascii_uppercase())).wrapping_mul(0x100_0000_01b3)
+    }) as usize
+}
+
+/// The entry of `name` (any case). Every command goes through here, so it is an
+/// open-addressing index built once: one short hash and, nearly always, one comparison.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static BY_NAME: OnceLock<HashMap<Vec<u8>, &'static Spec>> = OnceLock::new();
-    let map = BY_NAME.get_or_init(|| {
-        COMMANDS
-            .iter()
-            .map(|s| (s.name.to_ascii_uppercase().into_bytes(), s))
-            .collect()
+    static INDEX: OnceLock<Vec<Option<&'static Spec>>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut slots = vec![None; INDEX_SLOTS];
+        for s in COMMANDS {
+            let mut i = name_hash(s.name.as_bytes()) % INDEX_SLOTS;
+            while slots[i].is_some() {
+                i = (i + 1) % INDEX_SLOTS;
+            }
+            slots[i] = Some(s);
+        }
+        slots
     });
-    if name.iter().any(u8::is_ascii_lowercase) {
-        map.get(&name.to_ascii_uppercase()).copied()
-    } else {
-        map.get(name).copied()
+    let mut i = name_hash(name) % INDEX_SLOTS;
+    while let Some(s) = index[i] {
+        if s.name.as_bytes().eq_ignore_ascii_case(name) {
+            return Some(s);
+        }
+        i = (i + 1) % INDEX_SLOTS;
     }
+    None
 }
 
 impl Spec {
