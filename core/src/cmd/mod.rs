@@ -197,6 +197,31 @@ fn exec(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<F
     Ok(Frame::Array(replies))
 }
 
+/// A command called by a Lua script (the caller holding the transaction lock
+/// exclusively), checked first as Redis checks a script's calls, with its texts.
+fn run_from_script(
+    engine: &Arc<Engine>,
+    session: &mut Session,
+    args: &[Bytes],
+    read_only: bool,
+) -> Result<Frame> {
+    let refuse = |text: &str| Err(Error::new(ErrorCode::BadInput, text));
+    let name = args[0].to_ascii_uppercase();
+    let Some(spec) = table::lookup(&name) else {
+        return refuse("ERR Unknown Redis command called from script");
+    };
+    if spec.flags.contains(&"noscript") {
+        return refuse("ERR This Redis command is not allowed from script");
+    }
+    if spec.check_arity(args).is_err() {
+        return refuse("ERR Wrong number of args calling Redis command from script");
+    }
+    if read_only && spec.flags.contains(&"write") {
+        return refuse("ERR Write commands are not allowed from read-only scripts.");
+    }
+    run_atomically(engine, session, &name, args)
+}
+
 /// One command of a transaction or a script (`name` upper case), the caller holding the
 /// transaction lock exclusively.
 fn run_atomically(

@@ -22,7 +22,7 @@ use mlua::{
     HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value as Lv, Variadic, VmState,
 };
 
-use super::{arity, table};
+use super::arity;
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resp::{Frame, Protocol};
@@ -523,20 +523,7 @@ fn command_from_script(
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
-    let name = argv[0].to_ascii_uppercase();
-    let Some(spec) = table::lookup(&name) else {
-        return fail("ERR Unknown Redis command called from script");
-    };
-    if spec.flags.contains(&"noscript") {
-        return fail("ERR This Redis command is not allowed from script");
-    }
-    if spec.check_arity(&argv).is_err() {
-        return fail("ERR Wrong number of args calling Redis command from script");
-    }
-    if read_only && spec.flags.contains(&"write") {
-        return fail("ERR Write commands are not allowed from read-only scripts.");
-    }
-    match super::run_atomically(engine, session, &name, &argv) {
+    match super::run_from_script(engine, session, &argv, read_only) {
         Err(e) => Ok(Err(e.text().to_string())),
         Ok(Frame::Error(e)) => Ok(Err(e.text().to_string())),
         Ok(reply) => to_lua(lua, reply.for_protocol(Protocol::Resp2)).map(Ok),

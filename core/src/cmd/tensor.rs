@@ -387,7 +387,7 @@ pub(super) fn tensorget(store: &Store, session: &mut Session, args: &[Bytes]) ->
         Some(Value::Tensor(t)) => Ok(t.clone()),
         Some(_) => Err(Error::wrong_type()),
         None => Err(Error::err(
-            crate::ErrorCode::NotFound,
+            ErrorCode::NotFound,
             "tensor key is empty or in a different shard",
         )),
     })?;
