@@ -24,6 +24,7 @@ pub use address::Address;
 pub use conn::{Arg, Cmd, RetryPolicy};
 pub use keys::KeyPrefixes;
 
+pub use crate::cmd::ModelOptions;
 use crate::dataset::{Dataset, ACK_FIELD};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, ErrorCode, Result};
@@ -47,36 +48,6 @@ pub struct Client {
     keys: KeyPrefixes,
     /// Input and output names per model key, for `infer`.
     model_io: std::collections::HashMap<String, (Vec<String>, Vec<String>)>,
-}
-
-/// How to store a model ([`Client::set_model`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelOptions {
-    /// `ONNX` (the only backend insitu runs).
-    pub backend: String,
-    /// `CPU`, `GPU`, `CPU:n`, `GPU:n`.
-    pub device: String,
-    /// Free-form tag.
-    pub tag: String,
-    /// Dynamic batching: most rows per run (0: off).
-    pub batch_size: usize,
-    /// Dynamic batching: wait for this many rows.
-    pub min_batch_size: usize,
-    /// Dynamic batching: wait at most this long, ms.
-    pub min_batch_timeout_ms: u64,
-}
-
-impl Default for ModelOptions {
-    fn default() -> Self {
-        ModelOptions {
-            backend: "ONNX".into(),
-            device: "CPU".into(),
-            tag: String::new(),
-            batch_size: 0,
-            min_batch_size: 0,
-            min_batch_timeout_ms: 0,
-        }
-    }
 }
 
 /// A model's run statistics.
@@ -830,31 +801,12 @@ impl Client {
             _ => model.len().max(1),
         };
         let key = self.keys.model_key(name, false);
-        let mut c = Cmd::new("AI.MODELSTORE");
-        c.arg(&key).arg(&opts.backend).arg(&opts.device);
-        if !opts.tag.is_empty() {
-            c.arg("TAG").arg(&opts.tag);
-        }
-        if opts.batch_size > 0 {
-            c.arg("BATCHSIZE").arg(opts.batch_size);
-            if opts.min_batch_size > 0 {
-                c.arg("MINBATCHSIZE").arg(opts.min_batch_size);
-                if opts.min_batch_timeout_ms > 0 {
-                    c.arg("MINBATCHTIMEOUT").arg(opts.min_batch_timeout_ms);
-                }
-            }
-        }
-        c.arg("BLOB");
-        let blob = Bytes::copy_from_slice(model);
-        let mut at = 0;
-        while at < blob.len() || at == 0 {
-            let end = (at + chunk).min(blob.len());
-            c.arg(blob.slice(at..end));
-            at = end;
-            if end == blob.len() {
-                break;
-            }
-        }
+        let c = Cmd(crate::cmd::encode_modelstore(
+            key.as_bytes(),
+            opts,
+            &Bytes::copy_from_slice(model),
+            chunk,
+        ));
         self.call(c)?;
         self.model_io.remove(&key);
         Ok(())
@@ -940,15 +892,15 @@ impl Client {
             }
         }
         let key = self.keys.model_key(name, true);
-        let mut c = Cmd::new("AI.MODELEXECUTE");
-        c.arg(key).arg("INPUTS").arg(inputs.len());
-        for i in inputs {
-            c.arg(self.keys.tensor_key(i, true));
-        }
-        c.arg("OUTPUTS").arg(outputs.len());
-        for o in outputs {
-            c.arg(self.keys.tensor_key(o, false));
-        }
+        let ins: Vec<String> = inputs
+            .iter()
+            .map(|i| self.keys.tensor_key(i, true))
+            .collect();
+        let outs: Vec<String> = outputs
+            .iter()
+            .map(|o| self.keys.tensor_key(o, false))
+            .collect();
+        let c = Cmd(crate::cmd::encode_modelexecute(key.as_bytes(), &ins, &outs));
         match self.call(c)? {
             Frame::Simple(s) if s.as_ref() == b"TIMEDOUT" => {
                 Err(Error::new(ErrorCode::Timeout, "TIMEDOUT"))

@@ -24,7 +24,9 @@ use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
-pub use model::{infer_inproc, run_model_inproc};
+pub use model::{
+    encode_modelexecute, encode_modelstore, infer_inproc, run_model_inproc, ModelOptions,
+};
 pub use tensor::{decode_tensorget, encode_tensorset, parse_tensorset, tensor_reply, TensorFormat};
 
 /// Longest command name we look up; longer names are unknown by definition.

@@ -66,6 +66,105 @@ fn batch_arg(v: Option<&Bytes>, what: &str) -> Result<usize> {
     usize::try_from(int_arg(v).map_err(|_| bad())?).map_err(|_| bad())
 }
 
+/// How to store a model (`Client::set_model`, [`encode_modelstore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// `ONNX` (the only backend insitu runs).
+    pub backend: String,
+    /// `CPU`, `GPU`, `CPU:n`, `GPU:n`.
+    pub device: String,
+    /// Free-form tag.
+    pub tag: String,
+    /// Dynamic batching: most rows per run (0: off).
+    pub batch_size: usize,
+    /// Dynamic batching: wait for this many rows.
+    pub min_batch_size: usize,
+    /// Dynamic batching: wait at most this long, ms.
+    pub min_batch_timeout_ms: u64,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            backend: "ONNX".into(),
+            device: "CPU".into(),
+            tag: String::new(),
+            batch_size: 0,
+            min_batch_size: 0,
+            min_batch_timeout_ms: 0,
+        }
+    }
+}
+
+/// What a client sends to store `blob` under `key`: `AI.MODELSTORE key backend device
+/// [TAG t] [BATCHSIZE n [MINBATCHSIZE m [MINBATCHTIMEOUT ms]]] BLOB chunk...`, the blob
+/// in `chunk`-byte pieces (the server's `MODEL_CHUNK_SIZE`), shared, not copied
+/// ([`parse_modelstore`] reads it back).
+pub fn encode_modelstore(
+    key: &[u8],
+    opts: &ModelOptions,
+    blob: &Bytes,
+    chunk: usize,
+) -> Vec<Bytes> {
+    let text = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+    let mut args = vec![
+        Bytes::from_static(b"AI.MODELSTORE"),
+        Bytes::copy_from_slice(key),
+        text(&opts.backend),
+        text(&opts.device),
+    ];
+    if !opts.tag.is_empty() {
+        args.extend([Bytes::from_static(b"TAG"), text(&opts.tag)]);
+    }
+    if opts.batch_size > 0 {
+        args.extend([
+            Bytes::from_static(b"BATCHSIZE"),
+            text(&opts.batch_size.to_string()),
+        ]);
+        if opts.min_batch_size > 0 {
+            args.extend([
+                Bytes::from_static(b"MINBATCHSIZE"),
+                text(&opts.min_batch_size.to_string()),
+            ]);
+            if opts.min_batch_timeout_ms > 0 {
+                args.extend([
+                    Bytes::from_static(b"MINBATCHTIMEOUT"),
+                    text(&opts.min_batch_timeout_ms.to_string()),
+                ]);
+            }
+        }
+    }
+    args.push(Bytes::from_static(b"BLOB"));
+    let chunk = chunk.max(1);
+    if blob.is_empty() {
+        args.push(Bytes::new());
+    }
+    let mut at = 0;
+    while at < blob.len() {
+        let end = (at + chunk).min(blob.len());
+        args.push(blob.slice(at..end));
+        at = end;
+    }
+    args
+}
+
+/// What a client sends to run model `key` on stored tensors: `AI.MODELEXECUTE key
+/// INPUTS n in... OUTPUTS m out...` ([`parse_exec`] reads it back).
+pub fn encode_modelexecute<S: AsRef<str>>(key: &[u8], inputs: &[S], outputs: &[S]) -> Vec<Bytes> {
+    let mut args = Vec::with_capacity(inputs.len() + outputs.len() + 6);
+    args.push(Bytes::from_static(b"AI.MODELEXECUTE"));
+    args.push(Bytes::copy_from_slice(key));
+    for (word, keys) in [("INPUTS", inputs), ("OUTPUTS", outputs)] {
+        args.push(Bytes::from_static(word.as_bytes()));
+        args.push(Bytes::from(keys.len().to_string()));
+        args.extend(
+            keys.iter()
+                .map(|k| Bytes::copy_from_slice(k.as_ref().as_bytes())),
+        );
+    }
+    args
+}
+
 /// Parse `AI.MODELSTORE key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m
 /// [MINBATCHTIMEOUT ms]]] BLOB chunk...` into the key, spec and the chunks.
 fn parse_modelstore(args: &[Bytes]) -> Result<(Bytes, ModelSpec, Vec<Bytes>)> {
@@ -888,4 +987,57 @@ pub(super) fn config(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
         _ => return Err(Error::bad_input("unsupported subcommand")),
     }
     Ok(Frame::ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_client_encodes_the_server_parses() {
+        let opts = ModelOptions {
+            tag: "v2".into(),
+            batch_size: 8,
+            min_batch_size: 2,
+            min_batch_timeout_ms: 5,
+            ..ModelOptions::default()
+        };
+        let blob = Bytes::from((0..10u8).collect::<Vec<_>>());
+        let args = encode_modelstore(b"m", &opts, &blob, 4);
+        let (key, spec, chunks) = parse_modelstore(&args).unwrap();
+        assert_eq!(key.as_ref(), b"m");
+        assert_eq!(
+            (
+                spec.tag.as_ref(),
+                spec.batchsize,
+                spec.minbatchsize,
+                spec.minbatchtimeout
+            ),
+            (&b"v2"[..], 8, 2, 5)
+        );
+        assert_eq!(
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        assert_eq!(chunks.concat(), blob.to_vec());
+
+        let args = encode_modelexecute(b"m", &["a", "b"], &["y"]);
+        check_exec_arity(&args).unwrap();
+        assert_eq!(execute_keys(&args), vec![1, 4, 5, 8]);
+        assert_eq!(
+            args,
+            [
+                "AI.MODELEXECUTE",
+                "m",
+                "INPUTS",
+                "2",
+                "a",
+                "b",
+                "OUTPUTS",
+                "1",
+                "y"
+            ]
+            .map(|s| Bytes::from_static(s.as_bytes()))
+        );
+    }
 }
