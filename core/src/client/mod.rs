@@ -957,46 +957,8 @@ impl Client {
             }
         }
         let (_, outs) = self.model_io(name)?;
-        let mut c = Cmd::new("AI.DAGEXECUTE");
-        c.arg("ROUTING").arg(&key);
-        for (i, t) in inputs.iter().enumerate() {
-            c.arg("|>");
-            c.0.extend(tensorset(&format!("in{i}"), t).0);
-        }
-        c.arg("|>")
-            .arg("AI.MODELEXECUTE")
-            .arg(&key)
-            .arg("INPUTS")
-            .arg(inputs.len());
-        for i in 0..inputs.len() {
-            c.arg(format!("in{i}"));
-        }
-        c.arg("OUTPUTS").arg(outs.len());
-        for i in 0..outs.len() {
-            c.arg(format!("out{i}"));
-        }
-        for i in 0..outs.len() {
-            c.arg("|>")
-                .arg("AI.TENSORGET")
-                .arg(format!("out{i}"))
-                .arg("META")
-                .arg("BLOB");
-        }
-        let items = match self.call(c)? {
-            Frame::Array(items) => items,
-            Frame::Simple(s) if s.as_ref() == b"TIMEDOUT" => {
-                return Err(Error::new(ErrorCode::Timeout, "TIMEDOUT"))
-            }
-            other => return Err(unexpected("AI.DAGEXECUTE", &other)),
-        };
-        let mut out = Vec::with_capacity(outs.len());
-        for (i, item) in items.into_iter().enumerate() {
-            let item = ok_frame(item)?;
-            if i > inputs.len() {
-                out.push(crate::cmd::decode_tensorget(item)?);
-            }
-        }
-        Ok(out)
+        let c = Cmd(crate::cmd::encode_infer(key.as_bytes(), inputs, outs.len()));
+        crate::cmd::decode_infer(self.call(c)?, inputs.len())
     }
 
     /// A model's run statistics (`AI.INFO`).

@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::model::{check_exec_arity, get_model, parse_exec, run_model, runs_here, timed_out};
-use super::tensor::{parse_tensorset, tensor_reply, TensorFormat};
+use super::model::{
+    check_exec_arity, encode_modelexecute, get_model, parse_exec, run_model, runs_here, timed_out,
+};
+use super::tensor::{
+    decode_tensorget, encode_tensorset, parse_tensorset, tensor_reply, TensorFormat,
+};
 use super::{int_arg, Reply};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorCode, Result};
@@ -29,6 +33,65 @@ enum Op {
         inputs: Vec<Bytes>,
         outputs: Vec<Bytes>,
     },
+}
+
+/// What a client sends to run model `key` on `inputs` without storing anything (the
+/// in-process client's `infer` over the wire): `AI.DAGEXECUTE ROUTING key |> AI.TENSORSET
+/// in0 ... |> AI.MODELEXECUTE key INPUTS n in0.. OUTPUTS m out0.. |> AI.TENSORGET out0
+/// META BLOB ...`; [`decode_infer`] reads the reply.
+pub fn encode_infer(key: &[u8], inputs: &[Tensor], outputs: usize) -> Vec<Bytes> {
+    let ins: Vec<String> = (0..inputs.len()).map(|i| format!("in{i}")).collect();
+    let outs: Vec<String> = (0..outputs).map(|i| format!("out{i}")).collect();
+    let sep = || Bytes::from_static(b"|>");
+    let mut args = vec![
+        Bytes::from_static(b"AI.DAGEXECUTE"),
+        Bytes::from_static(b"ROUTING"),
+        Bytes::copy_from_slice(key),
+    ];
+    for (name, t) in ins.iter().zip(inputs) {
+        args.push(sep());
+        args.extend(encode_tensorset(name.as_bytes(), t));
+    }
+    args.push(sep());
+    args.extend(encode_modelexecute(key, &ins, &outs));
+    for name in &outs {
+        args.push(sep());
+        args.extend(
+            [&b"AI.TENSORGET"[..], name.as_bytes(), b"META", b"BLOB"].map(Bytes::copy_from_slice),
+        );
+    }
+    args
+}
+
+/// The output tensors in the reply to [`encode_infer`]'s DAG of `inputs` inputs.
+///
+/// # Errors
+/// The error of the step that failed, `Timeout` for `TIMEDOUT`, `Protocol` for a reply of
+/// another shape.
+pub fn decode_infer(reply: Frame, inputs: usize) -> Result<Vec<Tensor>> {
+    let items = match reply {
+        Frame::Array(items) => items,
+        Frame::Simple(s) if s.as_ref() == b"TIMEDOUT" => {
+            return Err(Error::new(ErrorCode::Timeout, "TIMEDOUT"))
+        }
+        Frame::Error(e) => return Err(e),
+        other => {
+            return Err(Error::err(
+                ErrorCode::Protocol,
+                format!("unexpected reply to AI.DAGEXECUTE: {other:?}"),
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if let Frame::Error(e) = item {
+            return Err(e);
+        }
+        if i > inputs {
+            out.push(decode_tensorget(item)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Which DAG command.
@@ -396,4 +459,43 @@ pub(super) fn execute(
         }
         Frame::Array(replies)
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infer_encodes_one_dag_and_reads_its_outputs_back() {
+        let x = Tensor::from_vec(vec![2], vec![1i32, 2]).unwrap();
+        let args = encode_infer(b"m", std::slice::from_ref(&x), 1);
+        let text: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into())
+            .collect();
+        assert_eq!(
+            text[..11].join(" "),
+            "AI.DAGEXECUTE ROUTING m |> AI.TENSORSET in0 INT32 2 BLOB \u{1}\0\0\0\u{2}\0\0\0 |>"
+        );
+        assert_eq!(
+            text[11..].join(" "),
+            "AI.MODELEXECUTE m INPUTS 1 in0 OUTPUTS 1 out0 |> AI.TENSORGET out0 META BLOB"
+        );
+        // The model key is found where the cluster would look for it.
+        assert_eq!(keys(&args), vec![2, 12]);
+        let y = Tensor::from_vec(vec![1], vec![0.5f32]).unwrap();
+        let meta_blob =
+            TensorFormat::parse(&[Bytes::from_static(b"META"), Bytes::from_static(b"BLOB")])
+                .unwrap();
+        let reply = Frame::Array(vec![Frame::ok(), Frame::ok(), tensor_reply(&y, meta_blob)]);
+        assert_eq!(decode_infer(reply, 1).unwrap(), vec![y]);
+        let failed = Frame::Array(vec![Frame::ok(), Frame::error(&Error::bad_input("boom"))]);
+        assert_eq!(decode_infer(failed, 1).unwrap_err().text(), "ERR boom");
+        assert_eq!(
+            decode_infer(Frame::simple("TIMEDOUT"), 1)
+                .unwrap_err()
+                .code(),
+            ErrorCode::Timeout
+        );
+    }
 }

@@ -24,6 +24,7 @@ use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::resp::Frame;
 
+pub use dag::{decode_infer, encode_infer};
 pub use model::{
     encode_modelexecute, encode_modelstore, infer_inproc, run_model_inproc, ModelOptions,
 };
