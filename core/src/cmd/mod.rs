@@ -140,7 +140,7 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
         }
     }
     let Some(spec) = spec else {
-        return Err(not_served(name, args));
+        return Err(not_served(args));
     };
     let lock = engine.transaction_lock();
     let _shared = (spec.lock == table::Lock::Shared).then(|| lock.read());
@@ -150,8 +150,8 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
 
 /// The error for a command the table does not have: RedisAI's TorchScript commands say
 /// why, anything else is Redis' unknown command.
-fn not_served(name: &[u8], args: &[Bytes]) -> Error {
-    if model::is_torchscript(name) {
+fn not_served(args: &[Bytes]) -> Error {
+    if model::is_torchscript(&args[0]) {
         model::torchscript_unsupported()
     } else {
         unknown_command(args)
@@ -193,8 +193,10 @@ fn exec(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Result<F
     let _exclusive = engine.transaction_lock().write();
     let mut replies = Vec::with_capacity(queued.len());
     for args in queued {
-        let name = args[0].to_ascii_uppercase();
-        let reply = run_atomically(engine, session, &name, &args);
+        let reply = match table::lookup(&args[0]) {
+            Some(spec) => run_atomically(engine, session, spec, &args),
+            None => Err(not_served(&args)),
+        };
         replies.push(reply.unwrap_or_else(|e| Frame::error(&e)));
     }
     Ok(Frame::Array(replies))
@@ -209,8 +211,7 @@ fn run_from_script(
     read_only: bool,
 ) -> Result<Frame> {
     let refuse = |text: &str| Err(Error::new(ErrorCode::BadInput, text));
-    let name = args[0].to_ascii_uppercase();
-    let Some(spec) = table::lookup(&name) else {
+    let Some(spec) = table::lookup(&args[0]) else {
         return refuse("ERR Unknown Redis command called from script");
     };
     if spec.flags.contains(&"noscript") {
@@ -222,20 +223,17 @@ fn run_from_script(
     if read_only && spec.flags.contains(&"write") {
         return refuse("ERR Write commands are not allowed from read-only scripts.");
     }
-    run_atomically(engine, session, &name, args)
+    run_atomically(engine, session, spec, args)
 }
 
-/// One command of a transaction or a script (`name` upper case), the caller holding the
-/// transaction lock exclusively.
+/// One command of a transaction or a script, the caller holding the transaction lock
+/// exclusively.
 fn run_atomically(
     engine: &Arc<Engine>,
     session: &mut Session,
-    name: &[u8],
+    spec: &table::Spec,
     args: &[Bytes],
 ) -> Result<Frame> {
-    let Some(spec) = table::lookup(name) else {
-        return Err(not_served(name, args));
-    };
     if spec.no_multi {
         return Err(Error::bad_input(
             "Cannot run RedisAI command within a transaction or a LUA script",

@@ -25,10 +25,10 @@ impl StatsSink for Model {
     }
 }
 
-/// Whether `name` (upper case) is one of RedisAI's TorchScript commands.
+/// Whether `name` (any case) is one of RedisAI's TorchScript commands.
 pub(super) fn is_torchscript(name: &[u8]) -> bool {
     matches!(
-        name,
+        name.to_ascii_uppercase().as_slice(),
         b"AI.SCRIPTSET"
             | b"AI.SCRIPTSTORE"
             | b"AI.SCRIPTGET"

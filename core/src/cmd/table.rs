@@ -62,8 +62,9 @@ pub struct Spec {
     pub summary: &'static str,
     /// Whether it is refused inside MULTI/EXEC with RedisAI's error (it would block).
     pub no_multi: bool,
-    /// Whether it is a container of subcommands (`CONFIG GET`...) in [`SUBCOMMANDS`].
-    pub container: bool,
+    /// A container's subcommands (`CONFIG GET`...) with their arities; empty for a
+    /// plain command.
+    pub subcommands: &'static [Sub],
     /// Whether a client may send it again when its reply was lost (it may have run).
     pub retry: Retry,
     /// How long a client waits for its reply.
@@ -112,7 +113,7 @@ const fn spec(
         group,
         summary,
         no_multi: false,
-        container: false,
+        subcommands: &[],
         retry: Retry::Safe,
         reply_wait: ReplyWait::Limited,
         run: |_, _, a| Err(super::unknown_command(a)),
@@ -169,10 +170,10 @@ const fn waits(s: Spec) -> Spec {
     }
 }
 
-/// A container of subcommands, whose arities are in [`SUBCOMMANDS`].
-const fn container(s: Spec) -> Spec {
+/// A container of the subcommands `subs`.
+const fn container(subs: &'static [Sub], s: Spec) -> Spec {
     Spec {
-        container: true,
+        subcommands: subs,
         ..s
     }
 }
@@ -217,10 +218,10 @@ pub static COMMANDS: &[Spec] = &[
     spec("auth", -2, CONN, Keys::None, "connection", "Authenticates the connection.").run(|e, s, a| ready(connection::auth(e, s, a))),
     never_retried(spec("quit", -1, CONN, Keys::None, "connection", "Closes the connection.")).run(|_, s, _| { s.quit = true; ready(Ok(Frame::ok())) }),
     spec("select", 2, &["loading", "stale", "fast"], Keys::None, "connection", "Changes the selected database (only 0 exists).").run(|_, _, a| ready(connection::select(a))),
-    container(spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands.")).run(|e, s, a| ready(connection::client(e, s, a))),
+    container(CLIENT_SUBS, spec("client", -2, &["noscript", "loading", "stale"], Keys::None, "connection", "A container for client connection commands.")).run(|e, s, a| ready(connection::client(e, s, a))),
     spec("info", -1, &["loading", "stale"], Keys::None, "server", "Returns information and statistics about the server.").run(|e, _, a| ready(admin::info(e, a))),
-    container(spec("config", -2, &["admin", "noscript", "loading", "stale"], Keys::None, "server", "A container for server configuration commands.")).run(|e, _, a| ready(config::config(e, a))),
-    container(spec("command", -1, &["loading", "stale"], Keys::None, "server", "Returns detailed information about all commands.")).run(|_, _, a| ready(command(a))),
+    container(CONFIG_SUBS, spec("config", -2, &["admin", "noscript", "loading", "stale"], Keys::None, "server", "A container for server configuration commands.")).run(|e, _, a| ready(config::config(e, a))),
+    container(COMMAND_SUBS, spec("command", -1, &["loading", "stale"], Keys::None, "server", "Returns detailed information about all commands.")).run(|_, _, a| ready(command(a))),
     spec("save", 1, &["admin", "noscript", "no_async_loading", "no_multi"], Keys::None, "server", "Synchronously saves the database to disk.").run(|e, _, a| ready(admin::save(e, a))),
     spec("bgsave", -1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously saves the database to disk.").run(|e, _, a| ready(admin::bgsave(e, a))),
     spec("bgrewriteaof", 1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously rewrites the append-only file.").run(|e, _, a| ready(admin::bgrewriteaof(e, a))),
@@ -228,7 +229,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("dbsize", 1, &["readonly", "fast"], Keys::None, "server", "Returns the number of keys.").run(|e, _, a| ready(keys::dbsize(e.store(), a))),
     spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
     spec("flushall", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
-    container(spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands.")).run(|e, _, a| ready(admin::cluster(e, a))),
+    container(CLUSTER_SUBS, spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands.")).run(|e, _, a| ready(admin::cluster(e, a))),
     never_retried(spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction.")).run_unlocked(|_, s, a| ready(super::multi(s, a))),
     never_retried(spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction.")).run_unlocked(|e, s, a| ready(super::exec(e, s, a))),
     never_retried(spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction.")).run_unlocked(|_, s, a| ready(super::discard(s, a))),
@@ -275,7 +276,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("evalsha", -3, &["noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a server-side Lua script by SHA1 digest.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVALSHA", a))),
     spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVAL_RO", a))),
     spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVALSHA_RO", a))),
-    container(spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands.")).run(|e, _, a| ready(script::script(e, a))),
+    container(SCRIPT_SUBS, spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands.")).run(|e, _, a| ready(script::script(e, a))),
     spec("insitu.shm", -1, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets).").run(|_, s, a| ready(tensor::shm(s, a))),
 ];
 
@@ -285,40 +286,41 @@ fn wait_keys(args: &[Bytes]) -> Vec<usize> {
 
 /// A subcommand of a container command (`CONFIG GET`, `CLIENT SETNAME`...).
 pub struct Sub {
-    /// The container's lower-case name.
-    pub container: &'static str,
     /// The subcommand's lower-case name.
     pub name: &'static str,
     /// Redis' arity, counting the container's name and the subcommand's.
     pub arity: i64,
 }
 
-const fn sub(container: &'static str, name: &'static str, arity: i64) -> Sub {
-    Sub {
-        container,
-        name,
-        arity,
-    }
+const fn sub(name: &'static str, arity: i64) -> Sub {
+    Sub { name, arity }
 }
 
-/// The subcommands served, with Redis 7's arities: a wrong count is refused before the
-/// command runs, naming it as Redis does (`'config|get'`).
+// The subcommands served, with Redis 7's arities: a wrong count is refused before the
+// command runs, naming it as Redis does (`'config|get'`).
 #[rustfmt::skip]
-pub static SUBCOMMANDS: &[Sub] = &[
-    sub("client", "caching", 3), sub("client", "getname", 2), sub("client", "getredir", 2),
-    sub("client", "help", 2), sub("client", "id", 2), sub("client", "info", 2),
-    sub("client", "kill", -3), sub("client", "list", -2), sub("client", "no-evict", 3),
-    sub("client", "no-touch", 3), sub("client", "pause", -3), sub("client", "reply", 3),
-    sub("client", "setinfo", 4), sub("client", "setname", 3), sub("client", "tracking", -3),
-    sub("client", "trackinginfo", 2), sub("client", "unpause", 2),
-    sub("config", "get", -3), sub("config", "set", -4), sub("config", "resetstat", 2),
-    sub("config", "rewrite", 2), sub("config", "help", 2),
-    sub("cluster", "info", 2), sub("cluster", "keyslot", 3), sub("cluster", "myid", 2),
-    sub("cluster", "nodes", 2), sub("cluster", "slots", 2),
-    sub("command", "count", 2), sub("command", "docs", -2), sub("command", "getkeys", -3),
-    sub("command", "help", 2), sub("command", "info", -2), sub("command", "list", -2),
-    sub("script", "exists", -3), sub("script", "flush", -2), sub("script", "help", 2),
-    sub("script", "kill", 2), sub("script", "load", 3),
+const CLIENT_SUBS: &[Sub] = &[
+    sub("caching", 3), sub("getname", 2), sub("getredir", 2), sub("help", 2), sub("id", 2),
+    sub("info", 2), sub("kill", -3), sub("list", -2), sub("no-evict", 3), sub("no-touch", 3),
+    sub("pause", -3), sub("reply", 3), sub("setinfo", 4), sub("setname", 3),
+    sub("tracking", -3), sub("trackinginfo", 2), sub("unpause", 2),
+];
+#[rustfmt::skip]
+const CONFIG_SUBS: &[Sub] = &[
+    sub("get", -3), sub("set", -4), sub("resetstat", 2), sub("rewrite", 2), sub("help", 2),
+];
+#[rustfmt::skip]
+const CLUSTER_SUBS: &[Sub] = &[
+    sub("info", 2), sub("keyslot", 3), sub("myid", 2), sub("nodes", 2), sub("slots", 2),
+];
+#[rustfmt::skip]
+const COMMAND_SUBS: &[Sub] = &[
+    sub("count", 2), sub("docs", -2), sub("getkeys", -3), sub("help", 2), sub("info", -2),
+    sub("list", -2),
+];
+#[rustfmt::skip]
+const SCRIPT_SUBS: &[Sub] = &[
+    sub("exists", -3), sub("flush", -2), sub("help", 2), sub("kill", 2), sub("load", 3),
 ];
 
 fn arity_fits(arity: i64, n: usize) -> bool {
@@ -383,16 +385,17 @@ impl Spec {
         if !self.arity_ok(args.len()) {
             return Err(Error::arity(&args[0]));
         }
-        let Some(name) = args.get(1).filter(|_| self.container) else {
+        let Some(name) = args.get(1).filter(|_| !self.subcommands.is_empty()) else {
             return Ok(());
         };
-        let found = SUBCOMMANDS
+        let found = self
+            .subcommands
             .iter()
-            .find(|s| s.container == self.name && s.name.as_bytes().eq_ignore_ascii_case(name));
+            .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name));
         match found {
             Some(s) if !arity_fits(s.arity, args.len()) => Err(Error::bad_input(format!(
                 "wrong number of arguments for '{}|{}' command",
-                s.container, s.name
+                self.name, s.name
             ))),
             _ => Ok(()),
         }
@@ -627,21 +630,12 @@ mod tests {
         );
         // Unknown subcommands are the command's to answer.
         assert!(config.check_arity(&args(&["CONFIG", "NOSUCH"])).is_ok());
-        // Every subcommand belongs to a container of the table, and every container
-        // has subcommands.
-        for s in SUBCOMMANDS {
-            assert!(
-                lookup(s.container.as_bytes()).is_some_and(|c| c.container),
-                "{}",
-                s.container
-            );
-        }
-        for c in COMMANDS.iter().filter(|c| c.container) {
-            assert!(
-                SUBCOMMANDS.iter().any(|s| s.container == c.name),
-                "{}",
-                c.name
-            );
+        // Each container has its subcommands, named once.
+        for c in ["client", "config", "cluster", "command", "script"] {
+            let subs = lookup(c.as_bytes()).unwrap().subcommands;
+            assert!(!subs.is_empty(), "{c}");
+            let names: std::collections::HashSet<_> = subs.iter().map(|s| s.name).collect();
+            assert_eq!(names.len(), subs.len(), "{c}");
         }
     }
 }
