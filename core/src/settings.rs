@@ -60,8 +60,7 @@ impl Kind {
                 Ok(n.to_string())
             }
             Kind::Bool => match v.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "on" | "1" => Ok("yes".into()),
-                "no" | "false" | "off" | "0" => Ok("no".into()),
+                b @ ("yes" | "no") => Ok(b.to_string()),
                 _ => Err(Error::bad_input("argument must be 'yes' or 'no'")),
             },
             Kind::Enum(words) => {

@@ -60,6 +60,13 @@ fn config_from(m: &ArgMatches) -> Result<EngineConfig, String> {
             continue;
         }
         if let Some(v) = m.get_one::<String>(s.name) {
+            // The command line has always also taken true/false, on/off and 1/0 for a
+            // bool (CONFIG SET takes Redis' yes/no only).
+            let v = match (s.kind, v.to_ascii_lowercase().as_str()) {
+                (Kind::Bool, "true" | "on" | "1") => "yes",
+                (Kind::Bool, "false" | "off" | "0") => "no",
+                _ => v.as_str(),
+            };
             s.apply(&mut config, v)
                 .map_err(|e| format!("--{}: {}", s.name, e.message()))?;
         }

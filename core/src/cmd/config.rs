@@ -32,6 +32,9 @@ enum Place {
     },
     /// Another name for a parameter (`lua-time-limit` -> `busy-reply-threshold`).
     Alias(&'static str),
+    /// A fixed value that describes this server, not to be set (`can't set protected
+    /// config`).
+    Protected(&'static str),
 }
 
 struct Param {
@@ -86,6 +89,14 @@ const fn fixed(name: &'static str, default: &'static str) -> Param {
     }
 }
 
+const fn protected(name: &'static str, value: &'static str) -> Param {
+    Param {
+        name,
+        kind: Kind::Text,
+        place: Place::Protected(value),
+    }
+}
+
 const fn alias(name: &'static str, of: &'static str) -> Param {
     Param {
         name,
@@ -102,8 +113,8 @@ const NONNEG: Kind = Kind::Int(0, i64::MAX);
 /// (after the settings).
 #[rustfmt::skip]
 const PARAMS: &[Param] = &[
-    fixed("save", ""),
-    fixed("databases", "1"),
+    protected("save", ""),
+    protected("databases", "1"),
     // Redis' parameters: accepted, stored and reported.
     stored("busy-reply-threshold", NONNEG, "5000"),
     alias("lua-time-limit", "busy-reply-threshold"),
@@ -171,6 +182,12 @@ fn find(name: &str) -> Option<Known> {
         .or_else(|| PARAMS.iter().find(|p| p.name == name).map(Known::Redis))
 }
 
+/// The value of the parameter or setting `name` as `CONFIG GET` reports it (empty for
+/// an unknown name).
+pub(super) fn param(cfg: &EngineConfig, name: &str) -> String {
+    find(name).map(|k| value(k, cfg)).unwrap_or_default()
+}
+
 /// The value of `k` (an alias reads its target).
 fn value(k: Known, cfg: &EngineConfig) -> String {
     match k {
@@ -182,6 +199,7 @@ fn value(k: Known, cfg: &EngineConfig) -> String {
                 .cloned()
                 .unwrap_or_else(|| default.to_string()),
             Place::Alias(of) => find(of).map(|t| value(t, cfg)).unwrap_or_default(),
+            Place::Protected(v) => v.to_string(),
         },
     }
 }
@@ -207,6 +225,7 @@ fn apply(k: Known, cfg: &mut EngineConfig, v: &str) -> Result<()> {
                 }),
                 None => Err(failed("unknown alias")),
             },
+            Place::Protected(_) => Err(failed("can't set protected config")),
             Place::Stored { mutable: false, .. } => Err(failed("can't set immutable config")),
             Place::Stored { .. } => {
                 let v = p.kind.validate(v).map_err(|e| failed(e.message()))?;

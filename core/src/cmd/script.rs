@@ -88,12 +88,11 @@ pub(super) fn eval(
         }
         (sha, body)
     };
+    // CONFIG validated it as a non-negative integer; its default is CONFIG's too.
     let limit = engine
-        .config()
-        .redis_params
-        .get("busy-reply-threshold")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(5000);
+        .with_config(|c| super::config::param(c, "busy-reply-threshold"))
+        .parse::<u64>()
+        .unwrap_or(u64::MAX);
     run(
         engine,
         session,
