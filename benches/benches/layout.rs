@@ -1,10 +1,10 @@
-//! The Fortran <-> C layout transpose (`insitu::layout::transpose_into`) next to a plain
+//! The Fortran <-> C layout transpose (`insitu::data::layout::transpose_into`) next to a plain
 //! memory copy of the same bytes, for a 16 MiB float field in 2-D and 3-D shapes and
 //! for 8-byte and 4-byte elements: p50 and p99, and the ratio to the copy.
 //!
 //! `cargo bench -p insitu-benches --bench layout [-- --quick]`
 
-use insitu::layout::transpose_into;
+use insitu::data::layout::transpose_into;
 use insitu_benches::{report, Samples};
 
 fn main() {

@@ -96,7 +96,7 @@ impl BenchServer {
         let sock = dir.join("s.sock");
         let engine = std::sync::Arc::new(insitu::Engine::new(insitu::EngineConfig {
             dir: dir.clone(),
-            aof: insitu::aof::AofConfig {
+            aof: insitu::persistence::journal::AofConfig {
                 enabled: aof,
                 ..Default::default()
             },

@@ -16,28 +16,44 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod aof;
-pub mod client;
-pub mod clients;
-pub mod cmd;
-pub mod config;
-pub mod dataset;
-pub mod engine;
+// The layers, lowest first: each uses only those declared before it (`core/tests/layers.rs`
+// reads every path into the crate and fails on one that points up).
+
+// Errors with their codes, and the few OS calls the rest shares.
 pub mod error;
-pub mod layout;
-pub mod model;
-pub mod persist;
-pub mod resp;
-pub mod server;
-pub mod settings;
-pub mod shm;
-pub mod store;
+
 pub mod sys;
-pub mod tensor;
+
+// RESP frames and parsers, peer limits, the shared-memory arena.
+pub mod protocol;
+
+// Values: tensors, datasets, the Fortran/C layout transpose.
+pub mod data;
+
+// ONNX Runtime: sessions, the runner pool, the batcher.
+pub mod model;
+
+// The sharded key space, its atomic checks, the change sink.
+pub mod store;
+
+// Snapshot and journal: the change sink's implementation and replay.
+pub mod persistence;
+
+// The engine (typed operations), its settings table and client registry.
+pub mod engine;
+
+// The command table and one file per command family: parse, encode, apply, decode.
+pub mod cmd;
+
+// The RESP server: listeners, connections, the shared-memory transport.
+pub mod server;
+
+// The client: remote (TCP, Unix socket + shared memory) or in process.
+pub mod client;
 
 pub use client::{Client, ModelInfo, ModelOptions};
-pub use config::Limits;
-pub use dataset::{Dataset, MetaValue};
+pub use data::dataset::{Dataset, MetaValue};
+pub use data::tensor::{DType, Element, Tensor};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, ErrorCode, Result};
-pub use tensor::{DType, Element, Tensor};
+pub use protocol::limits::Limits;

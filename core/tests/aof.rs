@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{err, ok, temp_dir, TestServer};
-use insitu::aof::{AofConfig, FsyncPolicy};
-use insitu::resp::Frame;
+use insitu::persistence::journal::{AofConfig, FsyncPolicy};
+use insitu::protocol::resp::Frame;
 use insitu::store::Value;
 use insitu::{Client, Dataset, Engine, EngineConfig, Tensor};
 

@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{models_dir, TestServer};
-use insitu::config::Limits;
-use insitu::resp::Frame;
+use insitu::protocol::limits::Limits;
+use insitu::protocol::resp::Frame;
 use insitu::{Client, EngineConfig, ModelOptions, Tensor};
 
 /// What a case must get back.
@@ -189,7 +189,7 @@ fn every_bad_input_gets_its_answer_and_nothing_else_changes() {
                         Ok(0) | Err(_) => closed = true,
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
-                    while let Ok(Some((f, n))) = insitu::resp::parse_reply(&buf) {
+                    while let Ok(Some((f, n))) = insitu::protocol::resp::parse_reply(&buf) {
                         buf.drain(..n);
                         replies.push(f);
                     }

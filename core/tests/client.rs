@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::{connect_mode, TestServer, MODES};
 use insitu::client::KeyPrefixes;
-use insitu::dataset::MetaValue;
+use insitu::data::dataset::MetaValue;
 use insitu::{Client, DType, Dataset, ErrorCode, Tensor};
 
 const SHAPES: [&[usize]; 4] = [&[5], &[3, 4], &[2, 3, 4], &[2, 1, 3, 2]];

@@ -91,7 +91,9 @@ fn wrongtype_holds_under_concurrent_writers_of_two_types() {
         barrier.wait();
         barrier.wait();
         match control.command(&["TYPE", "k"]).expect("TYPE") {
-            insitu::resp::Frame::Simple(t) => kinds.push(String::from_utf8_lossy(&t).into_owned()),
+            insitu::protocol::resp::Frame::Simple(t) => {
+                kinds.push(String::from_utf8_lossy(&t).into_owned())
+            }
             other => panic!("TYPE answered {other:?}"),
         }
     }

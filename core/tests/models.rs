@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_close, err, model_cases, models_dir, ok, TestServer};
 use insitu::model::ModelConfig;
-use insitu::resp::Frame;
+use insitu::protocol::resp::Frame;
 use insitu::{Client, EngineConfig, ErrorCode, ModelOptions, Tensor};
 
 /// Every generated model, among them any model ONNX Runtime accepts: an input of unknown

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{bulk, TestServer};
-use insitu::resp::Frame;
+use insitu::protocol::resp::Frame;
 use insitu::{Client, DType, Dataset, EngineConfig, Tensor};
 
 #[test]

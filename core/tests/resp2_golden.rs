@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{models_dir, TestServer};
-use insitu::resp::{parse_reply, Frame};
+use insitu::protocol::resp::{parse_reply, Frame};
 
 /// The transcript: each line one command, arguments separated by spaces; `@mlp` stands for
 /// the bytes of the generated MLP model.

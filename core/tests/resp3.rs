@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::TestServer;
 use insitu::engine::EngineConfig;
-use insitu::resp::{parse_reply, Frame};
+use insitu::protocol::resp::{parse_reply, Frame};
 
 /// A connection that returns each reply's exact bytes.
 struct Wire {

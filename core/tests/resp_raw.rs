@@ -3,8 +3,8 @@
 mod common;
 
 use common::{bulk, err, ok, TestServer};
-use insitu::config::Limits;
-use insitu::resp::Frame;
+use insitu::protocol::limits::Limits;
+use insitu::protocol::resp::Frame;
 use insitu::EngineConfig;
 
 fn small_limits() -> EngineConfig {

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use insitu::layout::transpose_into;
+use insitu::data::layout::transpose_into;
 use insitu::{Client, DType, Error, Tensor};
 
 use crate::*;

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use insitu::dataset::{Dataset, MetaValue};
+use insitu::data::dataset::{Dataset, MetaValue};
 use insitu::Error;
 
 use crate::*;

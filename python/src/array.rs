@@ -401,8 +401,11 @@ pub fn copy_into(py: Python<'_>, t: &Tensor, out: &Bound<'_, PyAny>, name: &str)
 
 /// A Python object for a RESP reply (`command`): bytes, int, float, bool, None, list,
 /// set, dict; errors raise.
-pub fn frame_to_py<'py>(py: Python<'py>, f: insitu::resp::Frame) -> PyResult<Bound<'py, PyAny>> {
-    use insitu::resp::Frame;
+pub fn frame_to_py<'py>(
+    py: Python<'py>,
+    f: insitu::protocol::resp::Frame,
+) -> PyResult<Bound<'py, PyAny>> {
+    use insitu::protocol::resp::Frame;
     Ok(match f {
         Frame::Simple(b) | Frame::Bulk(b) | Frame::Verbatim(b) => PyBytes::new(py, &b).into_any(),
         Frame::Double(d) => d.into_bound_py_any(py)?,

@@ -610,9 +610,11 @@ impl PyClient {
     fn config_get<'py>(&self, py: Python<'py>, pattern: String) -> PyResult<Bound<'py, PyDict>> {
         let f = self.with(py, |c| c.command(&["CONFIG", "GET", pattern.as_str()]))?;
         let d = PyDict::new(py);
-        if let insitu::resp::Frame::Array(items) = f {
+        if let insitu::protocol::resp::Frame::Array(items) = f {
             for pair in items.chunks(2) {
-                if let [insitu::resp::Frame::Bulk(k), insitu::resp::Frame::Bulk(v)] = pair {
+                if let [insitu::protocol::resp::Frame::Bulk(k), insitu::protocol::resp::Frame::Bulk(v)] =
+                    pair
+                {
                     d.set_item(
                         String::from_utf8_lossy(k).into_owned(),
                         String::from_utf8_lossy(v).into_owned(),
@@ -629,7 +631,7 @@ impl PyClient {
             c.command(&["CONFIG", "SET", name.as_str(), value.as_str()])
         })?;
         match f {
-            insitu::resp::Frame::Error(e) => Err(to_py(e)),
+            insitu::protocol::resp::Frame::Error(e) => Err(to_py(e)),
             _ => Ok(()),
         }
     }

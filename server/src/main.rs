@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
+use insitu::engine::settings::{Kind, SETTINGS};
 use insitu::server::Listener;
-use insitu::settings::{Kind, SETTINGS};
 use insitu::{Engine, EngineConfig};
 
 /// Large tensors are allocated and freed at a high rate; the system allocator returns
@@ -16,7 +16,7 @@ use insitu::{Engine, EngineConfig};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The command line: `insitu serve` takes one `--name value` flag per row of insitu's
-/// settings table (`insitu::settings::SETTINGS`), with the library's defaults; bools
+/// settings table (`insitu::engine::settings::SETTINGS`), with the library's defaults; bools
 /// may also be given bare (`--appendonly` means yes), and some read environment
 /// variables (`INSITU_PORT`...).
 fn cli() -> Command {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{serve, temp_dir};
 use insitu::client::{Address, KeyPrefixes, RetryPolicy};
-use insitu::resp::Frame;
+use insitu::protocol::resp::Frame;
 use insitu::{Client, Tensor};
 
 const WRITERS: usize = 4;

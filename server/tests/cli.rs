@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use insitu::resp::{parse_reply, Frame};
+use insitu::protocol::resp::{parse_reply, Frame};
 
 mod common;
 use common::{cmd, serve, temp_dir, wait_unix, Proc};

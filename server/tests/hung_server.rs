@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{serve, temp_dir};
 use insitu::client::{Address, KeyPrefixes, RetryPolicy};
-use insitu::resp::Frame;
+use insitu::protocol::resp::Frame;
 use insitu::{Client, ErrorCode, Tensor};
 
 fn signal(pid: u32, sig: &str) {

@@ -125,7 +125,7 @@ fn round(c: &mut Client, i: usize, n: u64, model: bool) -> Result<u64, String> {
             let got = c
                 .command(&["GET", &format!("{k}.s")])
                 .map_err(|x| e("GET", x))?;
-            if got != insitu::resp::Frame::Bulk(v.clone().into()) {
+            if got != insitu::protocol::resp::Frame::Bulk(v.clone().into()) {
                 return Err(format!("client {i} round {n}: GET returned {got:?}"));
             }
             c.command(&["HSET", &format!("{k}.h"), "f", &v])
@@ -349,7 +349,7 @@ fn soak_many_clients_mixing_every_command() {
     );
     assert_eq!(
         admin.command(&["PING"]).expect("ping"),
-        insitu::resp::Frame::simple("PONG")
+        insitu::protocol::resp::Frame::simple("PONG")
     );
     drop(admin);
     let mut child = p.child;

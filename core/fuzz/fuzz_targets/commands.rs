@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::BytesMut;
 use insitu::cmd::Reply;
-use insitu::resp::{Output, Request, RequestParser};
+use insitu::protocol::resp::{Output, Request, RequestParser};
 use insitu::{Engine, EngineConfig, Limits};
 use libfuzzer_sys::fuzz_target;
 

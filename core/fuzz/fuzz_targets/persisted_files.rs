@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use insitu::aof::{AofConfig, Journal};
+use insitu::persistence::journal::{AofConfig, Journal};
 use insitu::store::{Store, Value};
 use libfuzzer_sys::fuzz_target;
 
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     if which % 2 == 0 {
         let path = dir.join("snapshot");
         std::fs::write(&path, rest).expect("write");
-        let _ = insitu::persist::load(&path);
+        let _ = insitu::persistence::snapshot::load(&path);
         return;
     }
     std::fs::write(

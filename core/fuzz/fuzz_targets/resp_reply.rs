@@ -3,7 +3,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use insitu::resp::{decode_reply, parse_reply};
+use insitu::protocol::resp::{decode_reply, parse_reply};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use insitu::resp::{Request, RequestParser};
+use insitu::protocol::resp::{Request, RequestParser};
 use insitu::Limits;
 use libfuzzer_sys::fuzz_target;
 

@@ -17,9 +17,9 @@ use bytes::{Bytes, BytesMut};
 use super::address::Address;
 use crate::cmd::table::{self, ReplyWait, Retry};
 use crate::cmd::Reply;
-use crate::engine::{Engine, Session};
+use crate::engine::{Engine, Run, Session};
 use crate::error::{Error, ErrorCode, Result};
-use crate::resp::{decode_reply, Frame, Output};
+use crate::protocol::resp::{decode_reply, Frame, Output};
 
 /// A command under construction.
 #[derive(Debug, Clone, Default)]
@@ -279,7 +279,7 @@ pub(crate) struct Remote {
     /// Whether the server takes shared-memory transfers on this connection.
     pub(crate) shm: bool,
     /// The arena shared with the server (attached when shared memory is on).
-    arena: Option<Arc<crate::shm::Arena>>,
+    arena: Option<Arc<crate::protocol::shm::Arena>>,
 }
 
 /// The arena's size when shared memory is turned on; it grows to fit larger tensors.
@@ -456,33 +456,33 @@ impl Remote {
                 ));
             };
             let raws: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-            let slices = crate::resp::io_slices(&chunks);
-            let n = crate::shm::send_with_fds(u.as_raw_fd(), &slices, &raws)
+            let slices = crate::protocol::resp::io_slices(&chunks);
+            let n = crate::protocol::shm::send_with_fds(u.as_raw_fd(), &slices, &raws)
                 .map_err(|e| io_err("write", e))?;
-            crate::resp::advance_chunks(&mut chunks, &mut first, n);
+            crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
         }
         let io = self.stream.io();
         while first < chunks.len() {
-            let slices = crate::resp::io_slices(&chunks[first..]);
+            let slices = crate::protocol::resp::io_slices(&chunks[first..]);
             let n = io.write_vectored(&slices).map_err(|e| io_err("write", e))?;
             if n == 0 {
                 return Err(io_err("write", std::io::ErrorKind::WriteZero.into()));
             }
-            crate::resp::advance_chunks(&mut chunks, &mut first, n);
+            crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
         }
         Ok(())
     }
 
     /// Create an arena of `size` bytes and hand it to the server for this connection.
     fn attach_arena(&mut self, size: usize) -> Result<()> {
-        let arena = Arc::new(crate::shm::Arena::create(size)?);
+        let arena = Arc::new(crate::protocol::shm::Arena::create(size)?);
         self.send_arena(&arena)?;
         self.arena = Some(arena);
         Ok(())
     }
 
     /// Hand `arena` to the server for this connection.
-    fn send_arena(&mut self, arena: &crate::shm::Arena) -> Result<()> {
+    fn send_arena(&mut self, arena: &crate::protocol::shm::Arena) -> Result<()> {
         let fd = arena.fd().try_clone().map_err(|e| io_err("dup", e))?;
         self.write(
             &[Cmd::new("INSITU.SHM").with("ATTACH").with(arena.len())],
@@ -559,6 +559,19 @@ impl Inproc {
         })
     }
 
+    /// The result of an engine operation, waiting here for one that was queued.
+    pub(crate) fn finish<T>(&self, run: Run<T>) -> Result<T> {
+        match run {
+            Run::Done(r) => r,
+            Run::Queued(f) => self.rt.block_on(f),
+        }
+    }
+
+    /// Wait here for `f` (an engine wait).
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
     fn call(&mut self, cmd: Cmd) -> Frame {
         let f = match crate::cmd::execute(&self.engine, &mut self.session, cmd.0) {
             Reply::Ready(f) => f,
@@ -582,6 +595,14 @@ fn check(f: Frame) -> Result<Frame> {
 }
 
 impl Conn {
+    /// The engine of an in-process connection, for its typed operations.
+    pub(crate) fn inproc(&self) -> Option<&Inproc> {
+        match self {
+            Conn::Inproc(i) => Some(i),
+            Conn::Remote(_) => None,
+        }
+    }
+
     /// Run one command; an error reply becomes `Err`. A broken connection is replaced
     /// and the command sent again as the retry policy says.
     pub(crate) fn call(&mut self, cmd: Cmd) -> Result<Frame> {
@@ -634,7 +655,7 @@ impl Conn {
     /// The arena, made ready for the next transfer of `len` bytes: big enough, and not
     /// viewed by any tensor still alive (else a fresh one is attached; the old one lives
     /// on with its views).
-    fn ready_arena(&mut self, len: usize) -> Result<Arc<crate::shm::Arena>> {
+    fn ready_arena(&mut self, len: usize) -> Result<Arc<crate::protocol::shm::Arena>> {
         let Conn::Remote(r) = self else {
             return Err(Error::err(
                 ErrorCode::Internal,

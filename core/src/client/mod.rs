@@ -4,9 +4,12 @@
 //! RedisAI protocol as SmartRedis, so it works against `insitu serve` (and Redis +
 //! RedisAI) and interoperates with SmartRedis programs key for key.
 //!
-//! Every operation is a command (an argument vector of shared [`Bytes`]); in process the
-//! engine executes it directly — a tensor put hands over its buffer, a get returns the
-//! stored one, nothing is copied or serialized — and over a socket it travels as RESP.
+//! In process, tensors, models, runs, inference and waits are the engine's typed
+//! operations ([`Engine::put_tensor`], [`Engine::run_model`], [`Engine::infer`], ...): a
+//! tensor put hands over its buffer, a get returns the stored one, nothing is copied or
+//! serialized. Over a socket each operation is the command its family's file in
+//! `crate::cmd` encodes (an argument vector of shared [`Bytes`]), and the reply is decoded
+//! there too; the rest (datasets, lists, administration) is a command in process as well.
 //! Polls wait on the server (`INSITU.WAIT`) instead of sleeping, falling back to
 //! SmartRedis' sleep loop against servers that lack the extension.
 
@@ -25,12 +28,12 @@ pub use conn::{Arg, Cmd, RetryPolicy};
 pub use keys::KeyPrefixes;
 
 pub use crate::cmd::ModelOptions;
-use crate::dataset::{Dataset, ACK_FIELD};
-use crate::engine::{Engine, EngineConfig};
+use crate::data::dataset::{Dataset, ACK_FIELD};
+use crate::data::tensor::{Element, Tensor};
+use crate::engine::{Engine, EngineConfig, RunOptions, WaitFor};
 use crate::error::{Error, ErrorCode, Result};
-use crate::resp::Frame;
+use crate::protocol::resp::Frame;
 use crate::server::{EmbeddedServer, ListenOptions};
-use crate::tensor::{Element, Tensor};
 use conn::{Conn, Inproc, Remote};
 
 /// The engine `inproc` clients of this process share, created on first use.
@@ -304,7 +307,10 @@ impl Client {
     /// The server's error (limits, memory).
     pub fn put_tensor(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
         let key = self.keys.tensor_key(name, false);
-        if self.con.shm() && tensor.data().len() >= crate::shm::SHM_MIN {
+        if let Some(i) = self.con.inproc() {
+            return i.engine.put_tensor(key, tensor.clone());
+        }
+        if self.con.shm() && tensor.data().len() >= crate::protocol::shm::SHM_MIN {
             self.con.shm_write(tensor.data())?;
             let mut c = Cmd::new("AI.TENSORSET");
             c.arg(&key).arg(tensor.dtype().name());
@@ -318,6 +324,9 @@ impl Client {
     }
 
     fn get_tensor_key(&mut self, key: &str) -> Result<Tensor> {
+        if let Some(i) = self.con.inproc() {
+            return i.engine.get_tensor(key.as_bytes());
+        }
         if !self.con.shm() {
             return crate::cmd::decode_tensorget(
                 self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?,
@@ -336,7 +345,7 @@ impl Client {
             items[5] = Frame::Bulk(self.con.shm_read(len)?);
         } else if let Some(Frame::Bulk(b)) = items.get(5) {
             // Too large for the arena: grow it so the next transfer of this size uses it.
-            if b.len() >= crate::shm::SHM_MIN {
+            if b.len() >= crate::protocol::shm::SHM_MIN {
                 self.con.shm_reserve(b.len())?;
             }
         }
@@ -387,8 +396,11 @@ impl Client {
     }
 
     fn delete_key(&mut self, key: &str) -> Result<()> {
-        let n = int(&self.call(Cmd::new("DEL").with(key))?, "DEL")?;
-        if n == 0 {
+        let existed = match self.con.inproc() {
+            Some(i) => i.engine.delete(key.as_bytes())?,
+            None => int(&self.call(Cmd::new("DEL").with(key))?, "DEL")? > 0,
+        };
+        if !existed {
             return Err(Error::err(
                 ErrorCode::NotFound,
                 format!("key '{key}' does not exist"),
@@ -411,23 +423,30 @@ impl Client {
     /// # Errors
     /// Connection errors.
     pub fn key_exists(&mut self, key: &str) -> Result<bool> {
+        if let Some(i) = self.con.inproc() {
+            return Ok(i.engine.exists(key.as_bytes()));
+        }
         Ok(int(&self.call(Cmd::new("EXISTS").with(key))?, "EXISTS")? > 0)
     }
 
-    /// Wait on the server until `cond` holds (`INSITU.WAIT`), for at most
-    /// `interval_ms * tries` ms — the time SmartRedis' poll would take. Against a server
-    /// without the extension, poll like SmartRedis with `check`.
+    /// Wait on the server until `cond` holds for `key` (`INSITU.WAIT`; in process, on the
+    /// engine), for at most `interval_ms * tries` ms — the time SmartRedis' poll would
+    /// take. Against a server without the extension, poll like SmartRedis with `check`.
     fn wait(
         &mut self,
-        cond: Cmd,
+        key: &str,
+        cond: WaitFor,
         interval_ms: u64,
         tries: u32,
         mut check: impl FnMut(&mut Client) -> Result<bool>,
     ) -> Result<bool> {
         let total = interval_ms.saturating_mul(u64::from(tries));
-        let mut c = Cmd::new("INSITU.WAIT");
-        c.arg(total);
-        c.0.extend(cond.0);
+        if let Some(i) = self.con.inproc() {
+            let key = Bytes::copy_from_slice(key.as_bytes());
+            let timeout = Duration::from_millis(total);
+            return Ok(i.block_on(i.engine.wait_until(&key, &cond, timeout)));
+        }
+        let c = Cmd(crate::cmd::encode_wait(total, key.as_bytes(), &cond));
         match self.call(c) {
             Ok(f) => Ok(int(&f, "INSITU.WAIT")? == 1),
             Err(e) if e.code() == ErrorCode::Unsupported => {
@@ -461,7 +480,7 @@ impl Client {
     /// Connection errors.
     pub fn poll_key(&mut self, key: &str, interval_ms: u64, tries: u32) -> Result<bool> {
         let k = key.to_string();
-        self.wait(Cmd::new("EXISTS").with(key), interval_ms, tries, move |c| {
+        self.wait(key, WaitFor::Exists, interval_ms, tries, move |c| {
             c.key_exists(&k)
         })
     }
@@ -577,12 +596,10 @@ impl Client {
     pub fn poll_dataset(&mut self, name: &str, interval_ms: u64, tries: u32) -> Result<bool> {
         let meta = format!("{}.meta", self.keys.dataset_key(name, true));
         let n = name.to_string();
-        self.wait(
-            Cmd::new("HEXISTS").with(meta).with(ACK_FIELD),
-            interval_ms,
-            tries,
-            move |c| c.dataset_exists(&n),
-        )
+        let cond = WaitFor::HashField(Bytes::from_static(ACK_FIELD.as_bytes()));
+        self.wait(&meta, cond, interval_ms, tries, move |c| {
+            c.dataset_exists(&n)
+        })
     }
 
     /// Delete a dataset: its metadata and every tensor.
@@ -644,26 +661,16 @@ impl Client {
     fn poll_len(
         &mut self,
         list: &str,
-        op: &'static str,
-        len: usize,
+        cond: WaitFor,
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
         let key = self.keys.list_key(list, true);
         let l = list.to_string();
-        self.wait(
-            Cmd::new("LLEN").with(key).with(op).with(len),
-            interval_ms,
-            tries,
-            move |c| {
-                let n = c.get_list_length(&l)?;
-                Ok(match op {
-                    "EQ" => n == len,
-                    "GE" => n >= len,
-                    _ => n <= len,
-                })
-            },
-        )
+        let check = cond.clone();
+        self.wait(&key, cond, interval_ms, tries, move |c| {
+            Ok(check.met_by_list_len(c.get_list_length(&l)?))
+        })
     }
 
     /// Wait until a list has exactly `len` entries (SmartRedis' `poll_list_length`).
@@ -677,7 +684,7 @@ impl Client {
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
-        self.poll_len(list, "EQ", len, interval_ms, tries)
+        self.poll_len(list, WaitFor::ListLen(len), interval_ms, tries)
     }
 
     /// Wait until a list has at least `len` entries.
@@ -691,7 +698,7 @@ impl Client {
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
-        self.poll_len(list, "GE", len, interval_ms, tries)
+        self.poll_len(list, WaitFor::ListLenAtLeast(len), interval_ms, tries)
     }
 
     /// Wait until a list has at most `len` entries.
@@ -705,7 +712,7 @@ impl Client {
         interval_ms: u64,
         tries: u32,
     ) -> Result<bool> {
-        self.poll_len(list, "LE", len, interval_ms, tries)
+        self.poll_len(list, WaitFor::ListLenAtMost(len), interval_ms, tries)
     }
 
     fn list_entries(&mut self, key: &str, start: i64, end: i64) -> Result<Vec<Bytes>> {
@@ -796,6 +803,14 @@ impl Client {
     /// # Errors
     /// The server's error: malformed model, unsupported backend or device, limits.
     pub fn set_model(&mut self, name: &str, model: &[u8], opts: &ModelOptions) -> Result<()> {
+        if let Some(i) = self.con.inproc() {
+            let key = self.keys.model_key(name, false);
+            let blob = Bytes::copy_from_slice(model);
+            let (k, spec, blob) = crate::cmd::modelstore_request(key.as_bytes(), opts, &blob)?;
+            i.finish(i.engine.store_model(k, spec, blob)?)?;
+            self.model_io.remove(&key);
+            return Ok(());
+        }
         let chunk = match self.call(Cmd::new("AI.CONFIG").with("GET").with("MODEL_CHUNK_SIZE"))? {
             Frame::Integer(n) if n > 0 => n as usize,
             _ => model.len().max(1),
@@ -875,7 +890,7 @@ impl Client {
     /// # Errors
     /// Missing model or inputs, inputs that do not fit the model, `Timeout`.
     pub fn run_model(&mut self, name: &str, inputs: &[&str], outputs: &[&str]) -> Result<()> {
-        if let Some(engine) = self.engine() {
+        if let Some(i) = self.con.inproc() {
             let k = &self.keys;
             let mut keys: Vec<std::borrow::Cow<'_, [u8]>> =
                 Vec::with_capacity(inputs.len() + outputs.len());
@@ -886,10 +901,12 @@ impl Client {
                     .map(|o| cow_bytes(k.tensor_key_cow(o, false))),
             );
             let (ins, outs) = keys.split_at(inputs.len());
-            let model = k.model_key_cow(name, true);
-            if let Some(r) = crate::cmd::run_model_inproc(engine, model.as_bytes(), ins, outs) {
-                return r;
-            }
+            let loaded = i.engine.model(k.model_key_cow(name, true).as_bytes())?;
+            let opts = RunOptions {
+                deadline: None,
+                inline: true,
+            };
+            return i.finish(i.engine.run_model(&loaded, ins, outs, opts)?);
         }
         let key = self.keys.model_key(name, true);
         let ins: Vec<String> = inputs
@@ -951,10 +968,13 @@ impl Client {
     /// Missing model, inputs that do not fit it, `Timeout`.
     pub fn infer(&mut self, name: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let key = self.keys.model_key(name, true);
-        if let Some(engine) = self.engine() {
-            if let Some(r) = crate::cmd::infer_inproc(engine, key.as_bytes(), inputs) {
-                return r;
-            }
+        if let Some(i) = self.con.inproc() {
+            let loaded = i.engine.model(key.as_bytes())?;
+            let opts = RunOptions {
+                deadline: None,
+                inline: true,
+            };
+            return i.finish(i.engine.infer(&loaded, inputs.into(), opts)?);
         }
         let (_, outs) = self.model_io(name)?;
         let c = Cmd(crate::cmd::encode_infer(key.as_bytes(), inputs, outs.len()));

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::arity;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
-use crate::resp::Frame;
+use crate::protocol::resp::Frame;
 
 pub use super::connection::REDIS_COMPAT_VERSION;
 

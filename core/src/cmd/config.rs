@@ -1,6 +1,6 @@
 //! `CONFIG GET / SET / RESETSTAT / REWRITE / HELP`.
 //!
-//! insitu's own settings come from their one table (`crate::settings`): read from and
+//! insitu's own settings come from their one table (`crate::engine::settings`): read from and
 //! written to the engine's configuration, taking effect at once where they may change
 //! while running. The Redis parameters that clients, test suites and tools set or read
 //! (`lua-time-limit`, `maxmemory-policy`, `notify-keyspace-events`, the encoding
@@ -16,10 +16,10 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{arity, glob_match};
+use crate::engine::settings::{self, Change, Kind, Setting, SETTINGS};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
-use crate::resp::Frame;
-use crate::settings::{self, Change, Kind, Setting, SETTINGS};
+use crate::protocol::resp::Frame;
 
 /// A Redis parameter that is not one of insitu's settings.
 #[derive(Clone, Copy)]

@@ -5,10 +5,10 @@
 use bytes::Bytes;
 
 use super::{arity, int_arg};
-use crate::clients::ClientInfo;
+use crate::engine::clients::ClientInfo;
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
-use crate::resp::{Frame, Protocol};
+use crate::protocol::resp::{Frame, Protocol};
 
 /// The Redis version reported to clients that check it.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.0";

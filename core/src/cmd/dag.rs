@@ -10,26 +10,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::model::{
-    check_exec_arity, encode_modelexecute, get_model, parse_exec, run_model, runs_here, timed_out,
-};
+use super::model::{check_exec_arity, encode_modelexecute, parse_exec, timed_out};
 use super::tensor::{
     decode_tensorget, encode_tensorset, parse_tensorset, tensor_reply, TensorFormat,
 };
 use super::{int_arg, Reply};
-use crate::engine::Engine;
+use crate::data::tensor::Tensor;
+use crate::engine::{Engine, LoadedModel, RunOptions};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{Model, Runner};
-use crate::resp::Frame;
+use crate::protocol::resp::Frame;
 use crate::store::Value;
-use crate::tensor::Tensor;
 
 enum Op {
     Set(Bytes, Tensor),
     Get(Bytes, TensorFormat),
     Run {
-        model: Arc<Model>,
-        runner: Arc<Runner>,
+        model: LoadedModel,
         inputs: Vec<Bytes>,
         outputs: Vec<Bytes>,
     },
@@ -166,17 +162,6 @@ fn key_list(
     Ok((keys, i + 2 + n))
 }
 
-fn load_tensor(engine: &Engine, k: &[u8]) -> Result<Tensor> {
-    engine.store().with(k, |v| match v {
-        Some(Value::Tensor(t)) => Ok(t.clone()),
-        Some(_) => Err(Error::wrong_type()),
-        None => Err(Error::err(
-            ErrorCode::NotFound,
-            "tensor key is empty or in a different shard",
-        )),
-    })
-}
-
 fn parse_op(engine: &Engine, op: &[Bytes], kind: Kind) -> Result<Op> {
     let name = op
         .first()
@@ -199,12 +184,10 @@ fn parse_op(engine: &Engine, op: &[Bytes], kind: Kind) -> Result<Op> {
         }
         b"AI.MODELEXECUTE" if !kind.deprecated() => {
             check_exec_arity(op)?;
-            let model = get_model(engine, &op[1])?;
-            let runner = engine.model_runner(&model)?;
-            let exec = parse_exec(&op[2..], &runner)?;
+            let model = engine.model(&op[1])?;
+            let exec = parse_exec(&op[2..], &model.runner)?;
             Ok(Op::Run {
                 model,
-                runner,
                 inputs: exec.inputs,
                 outputs: exec.outputs,
             })
@@ -214,12 +197,10 @@ fn parse_op(engine: &Engine, op: &[Bytes], kind: Kind) -> Result<Op> {
             if exec.iter().any(|a| a.eq_ignore_ascii_case(b"TIMEOUT")) {
                 return Err(Error::bad_input("TIMEOUT not allowed within a DAG command"));
             }
-            let model = get_model(engine, &op[1])?;
-            let runner = engine.model_runner(&model)?;
-            let exec = parse_exec(&exec[2..], &runner)?;
+            let model = engine.model(&op[1])?;
+            let exec = parse_exec(&exec[2..], &model.runner)?;
             Ok(Op::Run {
                 model,
-                runner,
                 inputs: exec.inputs,
                 outputs: exec.outputs,
             })
@@ -302,7 +283,7 @@ pub(super) fn execute(
         let before_ops = ops_args.is_empty();
         if before_ops && load.is_none() && a.eq_ignore_ascii_case(b"LOAD") {
             let (keys, next) = key_list(args, i, "LOAD", |k| {
-                let t = load_tensor(engine, k)?;
+                let t = engine.get_tensor(k)?;
                 context.insert(k.clone(), t);
                 Ok(())
             })?;
@@ -412,7 +393,6 @@ pub(super) fn execute(
                 },
                 Op::Run {
                     model,
-                    runner,
                     inputs,
                     outputs,
                 } => {
@@ -427,8 +407,9 @@ pub(super) fn execute(
                     match ins {
                         Err(e) => Err(e),
                         Ok(ins) => {
-                            let here = runs_here(&engine, &model, &ins, inline);
-                            match run_model(runner, model, ins, deadline, here).await {
+                            let opts = RunOptions { deadline, inline };
+                            let run = engine.infer(&model, ins.into(), opts);
+                            match async { run?.finish().await }.await {
                                 Ok(outs) => {
                                     context.extend(outputs.into_iter().zip(outs));
                                     Ok(Frame::ok())

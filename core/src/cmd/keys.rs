@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::{arity, glob_match, int_arg};
 use crate::error::{Error, Result};
-use crate::resp::Frame;
+use crate::protocol::resp::Frame;
 use crate::store::{Store, Value};
 
 pub(super) fn exists(s: &Store, args: &[Bytes]) -> Result<Frame> {

@@ -22,13 +22,12 @@ use bytes::Bytes;
 
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
-use crate::resp::Frame;
+use crate::protocol::resp::Frame;
 
 pub use dag::{decode_infer, encode_infer};
-pub use model::{
-    encode_modelexecute, encode_modelstore, infer_inproc, run_model_inproc, ModelOptions,
-};
+pub use model::{encode_modelexecute, encode_modelstore, modelstore_request, ModelOptions};
 pub use tensor::{decode_tensorget, encode_tensorset, parse_tensorset, tensor_reply, TensorFormat};
+pub use wait::encode_wait;
 
 /// Longest command name we look up; longer names are unknown by definition.
 const MAX_NAME: usize = 32;

@@ -7,23 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::oneshot;
 
 use super::{arity, int_arg, Reply};
-use crate::engine::Engine;
+use crate::engine::settings;
+use crate::engine::{Engine, Run, RunOptions};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::runner::{run_checked, RunResult, StatsSink};
-use crate::model::{runtime, unsupported_backend, Device, Model, ModelSpec, ModelStats, Runner};
-use crate::resp::Frame;
-use crate::settings;
+use crate::model::runner::check_count;
+use crate::model::{runtime, unsupported_backend, Device, ModelSpec, Runner};
+use crate::protocol::resp::Frame;
 use crate::store::Value;
-use crate::tensor::Tensor;
-
-impl StatsSink for Model {
-    fn stats(&self) -> &ModelStats {
-        &self.stats
-    }
-}
 
 /// Whether `name` (any case) is one of RedisAI's TorchScript commands.
 pub(super) fn is_torchscript(name: &[u8]) -> bool {
@@ -45,19 +37,6 @@ pub(super) fn torchscript_unsupported() -> Error {
         ErrorCode::Unsupported,
         "TorchScript is not supported by insitu (it needs the Torch backend): express the computation as an ONNX model and use AI.MODELSTORE / AI.MODELEXECUTE",
     )
-}
-
-fn model_missing() -> Error {
-    Error::err(ErrorCode::NotFound, "model key is empty")
-}
-
-/// The model stored under `key`.
-pub(super) fn get_model(engine: &Engine, key: &[u8]) -> Result<Arc<Model>> {
-    engine.store().with(key, |v| match v {
-        Some(Value::Model(m)) => Ok(m.clone()),
-        Some(_) => Err(Error::wrong_type()),
-        None => Err(model_missing()),
-    })
 }
 
 fn batch_arg(v: Option<&Bytes>, what: &str) -> Result<usize> {
@@ -163,6 +142,22 @@ pub fn encode_modelexecute<S: AsRef<str>>(key: &[u8], inputs: &[S], outputs: &[S
         );
     }
     args
+}
+
+/// The request [`encode_modelstore`] would send, read back as the server reads it (the
+/// same checks and texts): the key, the model's spec and its bytes. The in-process
+/// client stores models through this.
+///
+/// # Errors
+/// Options the server would refuse (backend, device, batching rules).
+pub fn modelstore_request(
+    key: &[u8],
+    opts: &ModelOptions,
+    blob: &Bytes,
+) -> Result<(Bytes, ModelSpec, Bytes)> {
+    let args = encode_modelstore(key, opts, blob, blob.len().max(1));
+    let (key, spec, mut chunks) = parse_modelstore(&args)?;
+    Ok((key, spec, chunks.pop().unwrap_or_default()))
 }
 
 /// Parse `AI.MODELSTORE key backend device [TAG t] [BATCHSIZE n [MINBATCHSIZE m
@@ -363,8 +358,7 @@ pub(super) fn modelrun(engine: &Engine, args: &[Bytes]) -> Result<Vec<Bytes>> {
             "wrong number of arguments for 'AI.MODELRUN' command",
         ));
     }
-    let model = get_model(engine, &args[1])?;
-    let runner = engine.model_runner(&model)?;
+    let runner = engine.model(&args[1])?.runner;
     let mut i = 2;
     let mut timeout = None;
     if args[i].eq_ignore_ascii_case(b"TIMEOUT") {
@@ -415,42 +409,7 @@ pub(super) fn modelstore(engine: &Arc<Engine>, args: &[Bytes]) -> Result<Reply> 
         }
         b.freeze()
     };
-    let wrong_type = engine.store().with(
-        &key,
-        |v| matches!(v, Some(v) if !matches!(v, Value::Model(_))),
-    );
-    if wrong_type {
-        return Err(Error::wrong_type());
-    }
-    // Creating a session parses and optimises the graph: do it on an inference thread.
-    let pool = engine.inference_pool()?;
-    let cfg = engine.config().models;
-    let (tx, rx) = oneshot::channel();
-    let (b2, s2, p2) = (blob.clone(), spec.clone(), pool.clone());
-    pool.submit(move || {
-        let _ = tx.send(Runner::new(&b2, &s2, &cfg, &p2));
-    });
-    let engine = engine.clone();
-    Ok(Reply::Pending(Box::pin(async move {
-        let runner = match rx.await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Frame::error(&e),
-            Err(_) => {
-                return Frame::error(&Error::err(
-                    ErrorCode::Internal,
-                    "inference threads stopped",
-                ))
-            }
-        };
-        let model = Model::with_runner(spec, blob, Arc::new(runner));
-        match engine
-            .store()
-            .set_same_kind(key, Value::Model(Arc::new(model)))
-        {
-            Ok(()) => Frame::ok(),
-            Err(e) => Frame::error(&e),
-        }
-    })))
+    run_reply(engine.store_model(key, spec, blob)?)
 }
 
 fn names(specs: &[crate::model::IoSpec]) -> Frame {
@@ -459,7 +418,7 @@ fn names(specs: &[crate::model::IoSpec]) -> Frame {
 
 pub(super) fn modelget(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 4)?;
-    let m = get_model(engine, &args[1])?;
+    let m = engine.stored_model(&args[1])?;
     let (mut meta, mut blob) = (false, false);
     for a in &args[2..] {
         if a.eq_ignore_ascii_case(b"META") {
@@ -509,7 +468,7 @@ pub(super) fn modelget(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
 
 pub(super) fn modeldel(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 2)?;
-    get_model(engine, &args[1])?;
+    engine.stored_model(&args[1])?;
     engine.store().delete(&args[1])?;
     Ok(Frame::ok())
 }
@@ -519,66 +478,6 @@ pub(super) struct ExecArgs {
     pub inputs: Vec<Bytes>,
     pub outputs: Vec<Bytes>,
     pub timeout: Option<Duration>,
-}
-
-/// RedisAI's error when a command names more or fewer keys than the model has.
-fn check_count(kw: &str, n: usize, expected: usize) -> Result<()> {
-    if n != expected {
-        return Err(Error::new(
-            ErrorCode::BadInput,
-            format!("Number of keys given as {kw} here does not match model definition"),
-        ));
-    }
-    Ok(())
-}
-
-/// `AI.MODELEXECUTE` for an in-process caller, without building or parsing arguments:
-/// the same lookups, checks, errors and statistics. A batched model goes through its
-/// batcher (`None` is returned and the caller sends the command instead).
-pub fn run_model_inproc<K: AsRef<[u8]>>(
-    engine: &Engine,
-    model_key: &[u8],
-    inputs: &[K],
-    outputs: &[K],
-) -> Option<Result<()>> {
-    let model = match get_model(engine, model_key) {
-        Ok(m) => m,
-        Err(e) => return Some(Err(e)),
-    };
-    if model.spec.batchsize > 0 {
-        return None;
-    }
-    Some((|| {
-        let runner = engine.model_runner(&model)?;
-        check_count("INPUTS", inputs.len(), runner.inputs().len())?;
-        check_count("OUTPUTS", outputs.len(), runner.outputs().len())?;
-        let ins = inputs
-            .iter()
-            .map(|k| load_tensor(engine, k.as_ref()))
-            .collect::<Result<smallvec::SmallVec<[Tensor; 4]>>>()?;
-        let outs = run_inline(&runner, &model, &ins)?;
-        for (k, t) in outputs.iter().zip(outs) {
-            engine.store().set_borrowed(k.as_ref(), Value::Tensor(t))?;
-        }
-        Ok(())
-    })())
-}
-
-/// Run a model on given tensors for an in-process caller (the `infer` path): nothing is
-/// stored. `None` for a batched model (the caller uses a DAG so requests can merge).
-pub fn infer_inproc(engine: &Engine, model_key: &[u8], inputs: &[Tensor]) -> Option<RunResult> {
-    let model = match get_model(engine, model_key) {
-        Ok(m) => m,
-        Err(e) => return Some(Err(e)),
-    };
-    if model.spec.batchsize > 0 {
-        return None;
-    }
-    Some(
-        engine
-            .model_runner(&model)
-            .and_then(|r| run_inline(&r, &model, inputs)),
-    )
 }
 
 /// Key positions of `AI.MODELEXECUTE key INPUTS n k.. OUTPUTS m k.. [TIMEOUT ms]`: the
@@ -704,146 +603,34 @@ pub(super) fn parse_exec(args: &[Bytes], runner: &Runner) -> Result<ExecArgs> {
     })
 }
 
-/// Run a model on the calling thread (in-process clients, models without batching),
-/// with the same checks and statistics as a queued request.
-pub(super) fn run_inline(runner: &Runner, model: &Model, inputs: &[Tensor]) -> RunResult {
-    runner.check(inputs)?;
-    let started = Instant::now();
-    let r = run_checked(runner, inputs);
-    let s = &model.stats;
-    s.duration_us
-        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    s.runs.fetch_add(1, Ordering::Relaxed);
-    s.calls.fetch_add(1, Ordering::Relaxed);
-    match &r {
-        Ok(_) => {
-            let rows = inputs
-                .first()
-                .and_then(|t| t.shape().first().copied())
-                .unwrap_or(1);
-            s.samples.fetch_add(rows as u64, Ordering::Relaxed);
-        }
-        Err(_) => {
-            s.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    r
-}
-
-/// Runs of a model measured before its cost is trusted for running inline.
-const INLINE_AFTER_RUNS: u64 = 16;
-
-/// Whether this request runs on the calling thread: always for in-process callers
-/// (`inline`); for a connection, when the model has no batching, was measured over at
-/// least [`INLINE_AFTER_RUNS`] runs, and its cost per row times this request's rows is
-/// within `ModelConfig::inline_max_us` (such runs are counted in `INFO stats`). A hand-off
-/// to an inference thread and back costs two to three context switches (tens of
-/// microseconds on small machines); a run that costs less is cheaper done right away, and
-/// one that costs more never blocks the I/O thread.
-pub(super) fn runs_here(engine: &Engine, model: &Model, inputs: &[Tensor], inline: bool) -> bool {
-    if inline {
-        return true;
-    }
-    let max_us = engine.with_config(|c| c.models.inline_max_us);
-    if max_us == 0 || model.spec.batchsize > 0 {
-        return false;
-    }
-    let s = &model.stats;
-    let runs = s.runs.load(Ordering::Relaxed);
-    let samples = s.samples.load(Ordering::Relaxed);
-    if runs < INLINE_AFTER_RUNS || samples == 0 {
-        return false;
-    }
-    let rows = inputs
-        .first()
-        .and_then(|t| t.shape().first().copied())
-        .unwrap_or(1) as u64;
-    let predicted = s.duration_us.load(Ordering::Relaxed).saturating_mul(rows) / samples;
-    // Runs shorter than a microsecond are recorded as 0 us: count them as 1.
-    let here = predicted.max(1) <= max_us;
-    if here {
-        engine
-            .stats
-            .inline_model_runs
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    here
-}
-
-/// Submit inputs to a model and wait (asynchronously) for its outputs, or the deadline.
-/// With `inline` (in-process callers) a model without batching runs right here.
-pub(super) async fn run_model(
-    runner: Arc<Runner>,
-    model: Arc<Model>,
-    inputs: Vec<Tensor>,
-    deadline: Option<Instant>,
-    inline: bool,
-) -> RunResult {
-    if inline && model.spec.batchsize == 0 {
-        return run_inline(&runner, &model, &inputs);
-    }
-    let rx = runner.submit(inputs, deadline, model)?;
-    let gone = || Error::err(ErrorCode::Internal, "inference threads stopped");
-    match deadline {
-        Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
-            Ok(r) => r.map_err(|_| gone())?,
-            Err(_) => Err(Error::new(ErrorCode::Timeout, "TIMEDOUT")),
-        },
-        None => rx.await.map_err(|_| gone())?,
-    }
-}
-
-/// Load input tensors from the store.
-pub(super) fn load_tensors(engine: &Engine, keys: &[Bytes]) -> Result<Vec<Tensor>> {
-    keys.iter().map(|k| load_tensor(engine, k)).collect()
-}
-
-/// The tensor under `key`.
-fn load_tensor(engine: &Engine, key: &[u8]) -> Result<Tensor> {
-    engine.store().with(key, |v| match v {
-        Some(Value::Tensor(t)) => Ok(t.clone()),
-        Some(_) => Err(Error::wrong_type()),
-        None => Err(Error::err(
-            ErrorCode::NotFound,
-            "tensor key is empty or in a different shard",
-        )),
-    })
-}
-
 /// The reply for a finished run: `TIMEDOUT` is a simple string, not an error.
 pub(super) fn timed_out(e: &Error) -> bool {
     e.code() == ErrorCode::Timeout && e.text() == "TIMEDOUT"
 }
 
-fn store_outputs(engine: &Engine, keys: Vec<Bytes>, outs: Vec<Tensor>) -> Frame {
-    for (k, t) in keys.into_iter().zip(outs) {
-        if let Err(e) = engine.store().set(k, Value::Tensor(t)) {
-            return Frame::error(&e);
-        }
+/// The reply of a model run: `OK`, or `TIMEDOUT` as a simple string (not an error).
+pub(super) fn run_reply(r: Run<()>) -> Result<Reply> {
+    match r {
+        Run::Done(r) => r.map(|()| Reply::Ready(Frame::ok())),
+        Run::Queued(f) => Ok(Reply::Pending(Box::pin(async move {
+            match f.await {
+                Ok(()) => Frame::ok(),
+                Err(e) if timed_out(&e) => Frame::simple("TIMEDOUT"),
+                Err(e) => Frame::error(&e),
+            }
+        }))),
     }
-    Frame::ok()
 }
 
 pub(super) fn modelexecute(engine: &Arc<Engine>, args: &[Bytes], inline: bool) -> Result<Reply> {
     check_exec_arity(args)?;
-    let model = get_model(engine, &args[1])?;
-    let runner = engine.model_runner(&model)?;
-    let exec = parse_exec(&args[2..], &runner)?;
-    let inputs = load_tensors(engine, &exec.inputs)?;
-    if model.spec.batchsize == 0 && runs_here(engine, &model, &inputs, inline) {
-        let outs = run_inline(&runner, &model, &inputs)?;
-        return Ok(Reply::Ready(store_outputs(engine, exec.outputs, outs)));
-    }
-    runner.check(&inputs)?;
-    let deadline = exec.timeout.map(|t| Instant::now() + t);
-    let engine = engine.clone();
-    Ok(Reply::Pending(Box::pin(async move {
-        match run_model(runner, model, inputs, deadline, false).await {
-            Ok(outs) => store_outputs(&engine, exec.outputs, outs),
-            Err(e) if timed_out(&e) => Frame::simple("TIMEDOUT"),
-            Err(e) => Frame::error(&e),
-        }
-    })))
+    let loaded = engine.model(&args[1])?;
+    let exec = parse_exec(&args[2..], &loaded.runner)?;
+    let opts = RunOptions {
+        deadline: exec.timeout.map(|t| Instant::now() + t),
+        inline,
+    };
+    run_reply(engine.run_model(&loaded, &exec.inputs, &exec.outputs, opts)?)
 }
 
 pub(super) fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {

@@ -25,7 +25,7 @@ use mlua::{
 use super::arity;
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
-use crate::resp::{Frame, Protocol};
+use crate::protocol::resp::{Frame, Protocol};
 
 /// Most script bodies kept for `EVALSHA`. `EVAL` of a new script beyond it still runs
 /// (uncached); `SCRIPT LOAD` is refused until `SCRIPT FLUSH`.

@@ -13,7 +13,7 @@ use super::dag::Kind as Dag;
 use super::{admin, arity, config, connection, dag, keys, model, script, tensor, wait, Reply};
 use crate::engine::{Engine, Session};
 use crate::error::{Error, Result};
-use crate::resp::Frame;
+use crate::protocol::resp::Frame;
 
 /// Runs a command: the engine, the client's connection state, the arguments (the name
 /// first). Its reply is ready, or pending while the inference threads work.
@@ -257,7 +257,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("llen", 2, &["readonly", "fast"], ONE, "list", "Returns the length of a list.").run(|e, _, a| ready(keys::llen(e.store(), a))),
     spec("lindex", 3, &["readonly"], ONE, "list", "Returns an element from a list by its index.").run(|e, _, a| ready(keys::lindex(e.store(), a))),
     spec("ai.tensorset", -1, W, ONE, "module", "Stores a tensor.").run(|e, s, a| ready(tensor::tensorset(e, s, a))),
-    spec("ai.tensorget", -1, R, ONE, "module", "Returns a tensor's metadata, blob or values.").run(|e, s, a| ready(tensor::tensorget(e.store(), s, a))),
+    spec("ai.tensorget", -1, R, ONE, "module", "Returns a tensor's metadata, blob or values.").run(|e, s, a| ready(tensor::tensorget(e, s, a))),
     spec("ai.modelstore", -1, W, ONE, "module", "Stores an ONNX model.").run_unlocked(|e, _, a| model::modelstore(e, a)),
     spec("ai.modelset", -1, W, ONE, "module", "Stores an ONNX model (deprecated: AI.MODELSTORE).").run_unlocked(|e, _, a| model::modelset(e, a).and_then(|a| model::modelstore(e, &a))),
     spec("ai.modelget", -1, R, ONE, "module", "Returns a model's metadata and blob.").run_unlocked(|e, _, a| ready(model::modelget(e, a))),

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::arity;
-use crate::config::Limits;
+use crate::data::tensor::{checked_len, too_many_dims, DType, Tensor};
 use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
-use crate::resp::Frame;
-use crate::store::{Store, Value};
-use crate::tensor::{checked_len, DType, Tensor};
+use crate::protocol::limits::Limits;
+use crate::protocol::resp::Frame;
 
 fn invalid_value() -> Error {
     Error::bad_input("invalid value")
@@ -34,10 +33,7 @@ pub fn parse_tensorset(args: &[Bytes], limits: &Limits) -> Result<(Bytes, Tensor
             break;
         }
         if shape.len() >= limits.max_dims {
-            return Err(Error::limit(format!(
-                "tensor has more than {} dims, which exceeds the limit of {}",
-                limits.max_dims, limits.max_dims
-            )));
+            return Err(too_many_dims(limits.max_dims));
         }
         let d = std::str::from_utf8(a)
             .ok()
@@ -145,7 +141,7 @@ pub(super) fn shm(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
                 .fds_in
                 .pop_front()
                 .ok_or_else(|| Error::bad_input("no shared memory arena came with the command"))?;
-            session.arena = Some(crate::shm::Arena::attach(fd, len)?);
+            session.arena = Some(crate::protocol::shm::Arena::attach(fd, len)?);
             Ok(Frame::ok())
         }
         Some(_) => Err(Error::syntax()),
@@ -194,21 +190,14 @@ pub(super) fn tensorset(
     arity(args, 4, 0)?;
     // RedisAI opens the key before reading the arguments: a key of another type is
     // refused first, whatever follows.
-    let store = engine.store();
-    let wrong_type = |key: &[u8]| {
-        store.with(
-            key,
-            |v| matches!(v, Some(v) if !matches!(v, Value::Tensor(_))),
-        )
-    };
     // (Checked again, atomically with the write, at the end.)
-    if wrong_type(&args[1]) {
+    if engine.holds_other_than_tensor(&args[1]) {
         return Err(Error::wrong_type());
     }
     let limits = engine.with_config(|c| c.limits.clone());
     let shm_args = resolve_shm(args, session, &limits)?;
     let (key, tensor) = parse_tensorset(shm_args.as_deref().unwrap_or(args), &limits)?;
-    store.set_same_kind(key, Value::Tensor(tensor))?;
+    engine.put_tensor(key, tensor)?;
     Ok(Frame::ok())
 }
 
@@ -381,22 +370,16 @@ fn values(t: &Tensor) -> Vec<Frame> {
     }
 }
 
-pub(super) fn tensorget(store: &Store, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+pub(super) fn tensorget(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     arity(args, 2, 4)?;
-    let tensor = store.with(&args[1], |v| match v {
-        Some(Value::Tensor(t)) => Ok(t.clone()),
-        Some(_) => Err(Error::wrong_type()),
-        None => Err(Error::err(
-            ErrorCode::NotFound,
-            "tensor key is empty or in a different shard",
-        )),
-    })?;
+    let tensor = engine.get_tensor(&args[1])?;
     let format = TensorFormat::parse(&args[2..])?;
     if format.shm {
         need_unix(session)?;
         let n = tensor.data().len();
         let arena = session.arena.as_ref().filter(|a| n <= a.len());
-        if let (true, true, Some(arena)) = (format.meta, n >= crate::shm::SHM_MIN, arena) {
+        if let (true, true, Some(arena)) = (format.meta, n >= crate::protocol::shm::SHM_MIN, arena)
+        {
             arena.write(tensor.data())?;
             let mut f = tensor_reply(
                 &tensor,
@@ -541,7 +524,7 @@ mod tests {
             values,
             &b"*2\r\n$19\r\n0.10000000149011612\r\n$2\r\n-3\r\n"[..]
         );
-        let values = &f.to_bytes_as(crate::resp::Protocol::Resp3)[57..];
+        let values = &f.to_bytes_as(crate::protocol::resp::Protocol::Resp3)[57..];
         assert_eq!(values, &b"*2\r\n,0.10000000149011612\r\n,-3\r\n"[..]);
         let (_, z) = parse_tensorset(
             &args(&["AI.TENSORSET", "k", "INT16", "2", "3"]),

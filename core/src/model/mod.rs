@@ -19,8 +19,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::data::tensor::DType;
 use crate::error::{Error, ErrorCode, Result};
-use crate::tensor::DType;
 
 pub use runner::Runner;
 

@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 
 use super::pool::InferencePool;
 use super::{onnx_check, runtime, Device, IoSpec, ModelConfig, ModelSpec, ModelStats};
+use crate::data::tensor::{DType, Element, Tensor};
 use crate::error::{Error, ErrorCode, Result};
-use crate::tensor::{DType, Element, Tensor};
 
 /// What a request gets back.
 pub type RunResult = Result<Vec<Tensor>>;
@@ -261,12 +261,7 @@ impl Runner {
     /// # Errors
     /// RedisAI's count message, or one naming the input and what it expects.
     pub fn check(&self, inputs: &[Tensor]) -> Result<()> {
-        if inputs.len() != self.inputs.len() {
-            return Err(Error::new(
-                ErrorCode::BadInput,
-                "Number of keys given as INPUTS here does not match model definition",
-            ));
-        }
+        check_count("INPUTS", inputs.len(), self.inputs.len())?;
         // Shapes and element types are ONNX Runtime's to judge: it knows what the graph
         // accepts (unknown ranks, symbolic and partly known dims, optional inputs) and says
         // why it refuses, and that reason is passed on as RedisAI passed it. What is
@@ -703,7 +698,7 @@ fn from_ort(v: &DynValue, spec: &IoSpec) -> Result<Tensor> {
     })?;
     by_dtype!(dtype, T => {
         let (shape, data) = v.try_extract_tensor::<T>().map_err(ort_err)?;
-        let shape: crate::tensor::Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+        let shape: crate::data::tensor::Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
         // One copy out of ONNX Runtime's buffer, into a plain byte vector (no extra owner).
         let bytes = Bytes::from(<T as Element>::as_bytes(data).to_vec());
         Tensor::new(dtype, &shape, bytes)
@@ -749,6 +744,21 @@ fn run_session(
 pub fn run_direct(runner: &Runner, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     runner.check(inputs)?;
     run_checked(runner, inputs)
+}
+
+/// RedisAI's error when a run names more or fewer tensors than the model has (`what`:
+/// `INPUTS` or `OUTPUTS`).
+///
+/// # Errors
+/// `BadInput` when `n` is not `expected`.
+pub fn check_count(what: &str, n: usize, expected: usize) -> Result<()> {
+    if n != expected {
+        return Err(Error::new(
+            ErrorCode::BadInput,
+            format!("Number of keys given as {what} here does not match model definition"),
+        ));
+    }
+    Ok(())
 }
 
 /// [`run_direct`] for inputs already checked with [`Runner::check`].

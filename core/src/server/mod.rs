@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::engine::Engine;
-use crate::resp::{Frame, Output, Request, RequestParser};
+use crate::protocol::resp::{Frame, Output, Request, RequestParser};
 
 /// Read buffer size per connection; grows for large arguments.
 const READ_CHUNK: usize = 64 * 1024;
@@ -114,7 +114,7 @@ impl Conn {
                 buf.resize(len + want, 0);
                 let raw = s.as_raw_fd();
                 let r = s.try_io(Interest::READABLE, || {
-                    crate::shm::recv_with_fds(raw, &mut buf[len..], fds)
+                    crate::protocol::shm::recv_with_fds(raw, &mut buf[len..], fds)
                 });
                 match r {
                     Ok(n) => {
@@ -230,7 +230,7 @@ async fn write_chunks<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut first = 0;
     while first < chunks.len() {
-        let slices = crate::resp::io_slices(&chunks[first..]);
+        let slices = crate::protocol::resp::io_slices(&chunks[first..]);
         let n = match stall {
             None => stream.write_vectored(&slices).await?,
             Some(d) => match tokio::time::timeout(d, stream.write_vectored(&slices)).await {
@@ -249,7 +249,7 @@ async fn write_chunks<S: AsyncWrite + Unpin>(
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        crate::resp::advance_chunks(&mut chunks, &mut first, n);
+        crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
     }
     Ok(())
 }
@@ -262,7 +262,7 @@ struct Timeouts {
 }
 
 impl Timeouts {
-    fn of(l: &crate::config::Limits) -> Timeouts {
+    fn of(l: &crate::protocol::limits::Limits) -> Timeouts {
         let d = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
         Timeouts {
             idle: d(l.idle_timeout_secs),
@@ -301,7 +301,7 @@ async fn serve(
     let mut session = engine.new_session();
     session.unix = matches!(conn, Conn::Unix(_));
     let (addr, laddr) = conn.addresses();
-    session.client = Arc::new(crate::clients::ClientInfo::new(
+    session.client = Arc::new(crate::engine::clients::ClientInfo::new(
         session.client.id,
         addr,
         laddr,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use insitu::resp::{parse_reply, Frame};
+use insitu::protocol::resp::{parse_reply, Frame};
 use insitu::server::{EmbeddedServer, ListenOptions};
 use insitu::{Engine, EngineConfig};
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use insitu::resp::{parse_reply, Frame};
+use insitu::protocol::resp::{parse_reply, Frame};
 
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("insitu-cli-{tag}-{}", std::process::id()));

@@ -3,8 +3,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Frame, ZERO_COPY_MIN};
-use crate::config::Limits;
 use crate::error::{Error, ErrorCode, Result};
+use crate::protocol::limits::Limits;
 
 /// The longest header line (`*123\r\n`, `$123\r\n`) we wait for before calling it garbage.
 const MAX_HEADER: usize = 32;

@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::resp::Protocol;
+use crate::protocol::resp::Protocol;
 
 /// Facts about one client that commands change.
 #[derive(Debug, Default, Clone)]

@@ -9,8 +9,8 @@ use std::fmt;
 use bytes::Bytes;
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
 
-use crate::config::Limits;
 use crate::error::{Error, Result};
+use crate::protocol::limits::Limits;
 
 #[cfg(target_endian = "big")]
 compile_error!("insitu stores tensors little-endian and supports little-endian targets only");
@@ -192,6 +192,14 @@ pub struct Tensor {
     data: Bytes,
 }
 
+/// The error for a tensor of more dims than `max` (counted as they are read, so it says
+/// "more than").
+pub fn too_many_dims(max: usize) -> Error {
+    Error::limit(format!(
+        "tensor has more than {max} dims, which exceeds the limit of {max}"
+    ))
+}
+
 /// The number of elements of `shape` and the byte length for `dtype`, with every limit
 /// checked and overflow reported rather than wrapped. For `STRING` the byte length is
 /// `None` (it depends on the strings).
@@ -265,6 +273,26 @@ impl Tensor {
     /// `ERR data length does not match tensor shape and type`, and the encoding errors.
     pub fn new(dtype: DType, shape: impl AsRef<[usize]>, data: Bytes) -> Result<Tensor> {
         Tensor::from_peer(dtype, shape, data, &NO_LIMITS)
+    }
+
+    /// Check a tensor built in this process against the limits a peer's would meet
+    /// (dims, bytes), so every way in stores the same.
+    ///
+    /// # Errors
+    /// `LimitExceeded`, with the texts of the wire path.
+    pub fn check_limits(&self, limits: &Limits) -> Result<()> {
+        if self.shape.len() > limits.max_dims {
+            return Err(too_many_dims(limits.max_dims));
+        }
+        checked_len(self.dtype, &self.shape, limits)?;
+        if self.data.len() > limits.max_tensor_bytes {
+            return Err(Error::limit(format!(
+                "tensor too large: {} bytes exceed the limit of {} bytes",
+                self.data.len(),
+                limits.max_tensor_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// [`Tensor::new`] for a tensor a peer sent: its dims and bytes within `limits`.
@@ -513,39 +541,6 @@ impl fmt::Debug for Tensor {
     }
 }
 
-/// Format a double as C's `printf("%.17g")` does (RedisAI's VALUES reply for floats).
-pub fn format_g17(v: f64) -> String {
-    if v.is_nan() {
-        return if v.is_sign_negative() { "-nan" } else { "nan" }.to_string();
-    }
-    if v.is_infinite() {
-        return if v < 0.0 { "-inf" } else { "inf" }.to_string();
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    const P: i32 = 17;
-    let sci = format!("{:.*e}", (P - 1) as usize, v);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..P).contains(&exp) {
-        let m = trim_fraction(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{m}e{sign}{:02}", exp.abs())
-    } else {
-        let decimals = (P - 1 - exp).max(0) as usize;
-        trim_fraction(&format!("{v:.decimals$}")).to_string()
-    }
-}
-
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,25 +554,6 @@ mod tests {
             assert_eq!(DType::from_id(d.id()), Some(d));
         }
         assert_eq!(DType::parse(b"FLOAT32"), None);
-    }
-
-    #[test]
-    fn g17_matches_printf() {
-        let cases = [
-            (0.1f32 as f64, "0.10000000149011612"),
-            (1.0, "1"),
-            (-2.5, "-2.5"),
-            (1e20, "1e+20"),
-            (1.5e-7, "1.4999999999999999e-07"),
-            (123456789.0, "123456789"),
-            (0.0001, "0.0001"),
-            (f64::INFINITY, "inf"),
-            (1e16, "10000000000000000"),
-            (1e17, "1e+17"),
-        ];
-        for (v, s) in cases {
-            assert_eq!(format_g17(v), s, "{v}");
-        }
     }
 
     #[test]

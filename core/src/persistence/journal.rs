@@ -38,7 +38,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::persist;
+use crate::persistence::snapshot;
 use crate::store::{Change, ChangeSink, Store};
 
 /// When the journal is flushed to the disk (`appendfsync`).
@@ -162,12 +162,12 @@ fn put_list(out: &mut Vec<u8>, items: &[Bytes]) {
 }
 
 /// Append `op`'s body to `out`; returns the bytes that follow it (see
-/// [`persist::encode_entry`]).
+/// [`snapshot::encode_entry`]).
 fn encode<'v>(out: &mut Vec<u8>, op: &Change<'v>) -> &'v [u8] {
     match *op {
         Change::Set(k, v) => {
             out.push(OP_SET);
-            persist::encode_entry(out, k, v)
+            snapshot::encode_entry(out, k, v)
         }
         Change::Del(k) => {
             out.push(OP_DEL);
@@ -222,9 +222,9 @@ impl From<String> for ReplayError {
 
 /// Decode one record body and apply it to `store`.
 fn apply(store: &Store, body: &[u8]) -> std::result::Result<(), ReplayError> {
-    let mut r = persist::Reader::new(body);
+    let mut r = snapshot::Reader::new(body);
     let io = |e: std::io::Error| e.to_string();
-    let list = |r: &mut persist::Reader<&[u8]>| -> std::result::Result<Vec<Bytes>, String> {
+    let list = |r: &mut snapshot::Reader<&[u8]>| -> std::result::Result<Vec<Bytes>, String> {
         let n = r.count().map_err(io)?;
         let mut v = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
@@ -320,7 +320,7 @@ impl Manifest {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
-        persist::sync_dir(path);
+        snapshot::sync_dir(path);
         Ok(())
     }
 
@@ -387,7 +387,7 @@ fn open_incr(path: &Path, create: bool) -> std::io::Result<(File, u64)> {
     if create {
         f.write_all(INCR_MAGIC)?;
         f.sync_all()?;
-        persist::sync_dir(path);
+        snapshot::sync_dir(path);
     }
     let len = f.seek(SeekFrom::End(0))?;
     Ok((f, len))
@@ -461,7 +461,7 @@ impl Journal {
         };
         let mut loaded = 0;
         if let Some(base) = &manifest.base {
-            for (k, v) in persist::load(&dir.join(base))? {
+            for (k, v) in snapshot::load(&dir.join(base))? {
                 store.set(k, v)?;
                 loaded += 1;
             }
@@ -740,7 +740,7 @@ impl Journal {
         })?;
         // 2. The new base, from the frozen contents, while writes go on.
         let base = format!("{}.{seq}.base", self.name);
-        persist::save(&self.dir.join(&base), &entries)?;
+        snapshot::save(&self.dir.join(&base), &entries)?;
         drop(entries);
         // 3. Switch the manifest to the new base and the new incremental file.
         let old = {

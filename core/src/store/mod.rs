@@ -17,9 +17,9 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
+use crate::data::tensor::Tensor;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::tensor::Tensor;
 
 /// A hash's fields and values.
 pub type HashFields = indexmap::IndexMap<Bytes, Bytes>;
@@ -43,7 +43,7 @@ pub enum Change<'a> {
     Push(&'a [u8], bool, &'a [Bytes]),
 }
 
-/// Where the store reports its changes: the append-only journal (`crate::aof::Journal`)
+/// Where the store reports its changes: the append-only journal (`crate::persistence::journal::Journal`)
 /// is one. The store depends on this trait only, persistence on the store.
 pub trait ChangeSink: Send + Sync {
     /// Whether changes may be made now (`MISCONF` while the journal cannot be written).

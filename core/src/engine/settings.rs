@@ -10,9 +10,9 @@
 
 use std::path::PathBuf;
 
-use crate::aof::FsyncPolicy;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
+use crate::persistence::journal::FsyncPolicy;
 
 /// What a setting's value may be (Redis' validation).
 #[derive(Clone, Copy, Debug)]
@@ -265,7 +265,7 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.dir.display().to_string(), |c, v| { c.dir = PathBuf::from(v); Ok(()) }),
     setting("dbfilename", Kind::Text, Start, "Snapshot file name inside --dir.",
         |c| c.dbfilename.clone(),
-        |c, v| { crate::aof::check_plain_name("it", v)?; c.dbfilename = v.to_string(); Ok(()) }),
+        |c, v| { crate::persistence::journal::check_plain_name("it", v)?; c.dbfilename = v.to_string(); Ok(()) }),
     setting("appendonly", Kind::Bool, Start,
         "Journal every write to append-only files: a crash of the server loses no acknowledged write, a crash of the machine at most the last second of them.",
         |c| yes_no(c.aof.enabled), |c, v| { c.aof.enabled = yes(v); Ok(()) }),
@@ -275,10 +275,10 @@ pub static SETTINGS: &[Setting] = &[
         |c, v| { c.aof.fsync = FsyncPolicy::parse(v).ok_or_else(|| Error::bad_input("invalid fsync policy"))?; Ok(()) }),
     setting("appenddirname", Kind::Text, Start, "Directory of the append-only files, inside --dir.",
         |c| c.aof.dirname.clone(),
-        |c, v| { crate::aof::check_plain_name("it", v)?; c.aof.dirname = v.to_string(); Ok(()) }),
+        |c, v| { crate::persistence::journal::check_plain_name("it", v)?; c.aof.dirname = v.to_string(); Ok(()) }),
     setting("appendfilename", Kind::Text, Start, "Common name of the append-only files.",
         |c| c.aof.filename.clone(),
-        |c, v| { crate::aof::check_plain_name("it", v)?; c.aof.filename = v.to_string(); Ok(()) }),
+        |c, v| { crate::persistence::journal::check_plain_name("it", v)?; c.aof.filename = v.to_string(); Ok(()) }),
     setting("auto-aof-rewrite-percentage", Kind::Size, Runtime,
         "Rewrite the journal when it has grown by this percentage since the last rewrite (0: only on BGREWRITEAOF).",
         |c| c.aof.rewrite_percentage.to_string(), |c, v| { c.aof.rewrite_percentage = size(v)?; Ok(()) }),

@@ -2,6 +2,12 @@
 //! insitu is a method on the engine or a command it executes; the server runs commands on
 //! behalf of RESP connections, and in-process clients will call the same methods directly.
 
+pub mod clients;
+mod ops;
+pub mod settings;
+
+pub use ops::{model_missing, tensor_missing, LoadedModel, Run, RunOptions, WaitFor};
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -11,13 +17,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::aof::{AofConfig, Journal};
-use crate::clients::{ClientInfo, Clients};
-use crate::config::Limits;
+use crate::engine::clients::{ClientInfo, Clients};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::pool::InferencePool;
 use crate::model::{Model, ModelConfig, Runner};
-use crate::persist;
+use crate::persistence::journal::{AofConfig, Journal};
+use crate::persistence::snapshot;
+use crate::protocol::limits::Limits;
 use crate::store::{Store, Value};
 
 /// Where `insitu serve` listens (the engine itself takes listeners from its caller).
@@ -45,7 +51,7 @@ impl Default for ListenConfig {
 }
 
 /// How an engine is set up. `Default` is what `insitu serve` uses without flags; every
-/// field a user sets is a row of [`crate::settings::SETTINGS`].
+/// field a user sets is a row of [`crate::engine::settings::SETTINGS`].
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Input limits.
@@ -163,7 +169,7 @@ pub struct Engine {
     /// LOAD`).
     scripts: Mutex<HashMap<String, Bytes>>,
     /// The append-only journal, once persistence is loaded with it on.
-    journal: std::sync::OnceLock<Arc<crate::aof::Journal>>,
+    journal: std::sync::OnceLock<Arc<crate::persistence::journal::Journal>>,
 }
 
 /// Seconds since the Unix epoch.
@@ -192,7 +198,7 @@ pub struct Session {
     /// File descriptors received with the connection's bytes, in order (shared memory).
     pub fds_in: std::collections::VecDeque<std::os::fd::OwnedFd>,
     /// The shared-memory arena the client attached (Unix sockets).
-    pub arena: Option<crate::shm::Arena>,
+    pub arena: Option<crate::protocol::shm::Arena>,
     /// Commands queued since `MULTI`.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queueing: `EXEC` will abort.
@@ -309,7 +315,7 @@ impl Engine {
     }
 
     /// The append-only journal, when persistence is on.
-    pub fn journal(&self) -> Option<&Arc<crate::aof::Journal>> {
+    pub fn journal(&self) -> Option<&Arc<crate::persistence::journal::Journal>> {
         self.journal.get()
     }
 
@@ -369,7 +375,7 @@ impl Engine {
         if !path.exists() {
             return Ok(0);
         }
-        let entries = persist::load(&path)?;
+        let entries = snapshot::load(&path)?;
         let n = entries.len();
         self.loading(|| {
             for (k, v) in entries {
@@ -493,7 +499,7 @@ impl Engine {
     pub fn journal_sync(&self) {
         if let Some(j) = self.journal() {
             let p = j.policy();
-            j.set_policy(crate::aof::FsyncPolicy::Always);
+            j.set_policy(crate::persistence::journal::FsyncPolicy::Always);
             if let Err(e) = j.flush_for_reply() {
                 tracing::error!("append-only file not synced at shutdown: {e}");
             }
@@ -530,7 +536,7 @@ impl Engine {
         let _guard = self.save_lock.lock();
         let writes = self.store.write_count();
         let entries = self.store.snapshot();
-        persist::save(&self.snapshot_path(), &entries)?;
+        snapshot::save(&self.snapshot_path(), &entries)?;
         self.last_save.store(unix_time(), Ordering::Relaxed);
         self.changes_at_last_save.store(writes, Ordering::Relaxed);
         Ok(())

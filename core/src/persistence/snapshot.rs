@@ -17,10 +17,10 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use crate::data::tensor::{DType, Tensor};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{Device, Model, ModelSpec};
 use crate::store::Value;
-use crate::tensor::{DType, Tensor};
 
 const MAGIC: &[u8; 8] = b"INSITUDB";
 const VERSION: u32 = 1;

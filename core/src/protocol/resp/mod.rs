@@ -164,7 +164,7 @@ impl Frame {
                 }
             }
             Frame::Double(d) => {
-                let text = crate::tensor::format_g17(*d);
+                let text = format_g17(*d);
                 if resp3 {
                     out.buf.put_u8(b',');
                     out.buf.extend_from_slice(text.as_bytes());
@@ -227,7 +227,7 @@ impl Frame {
                     .flat_map(|(k, v)| [k.for_protocol(proto), v.for_protocol(proto)])
                     .collect(),
             ),
-            Frame::Double(d) => Frame::Bulk(Bytes::from(crate::tensor::format_g17(d))),
+            Frame::Double(d) => Frame::Bulk(Bytes::from(format_g17(d))),
             Frame::Boolean(b) => Frame::Integer(i64::from(b)),
             Frame::Verbatim(b) => Frame::Bulk(b),
             f => f,
@@ -381,9 +381,61 @@ pub fn io_slices(chunks: &[Bytes]) -> Vec<std::io::IoSlice<'_>> {
         .collect()
 }
 
+/// Format a double as C's `printf("%.17g")` does (RedisAI's VALUES reply for floats).
+pub fn format_g17(v: f64) -> String {
+    if v.is_nan() {
+        return if v.is_sign_negative() { "-nan" } else { "nan" }.to_string();
+    }
+    if v.is_infinite() {
+        return if v < 0.0 { "-inf" } else { "inf" }.to_string();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    const P: i32 = 17;
+    let sci = format!("{:.*e}", (P - 1) as usize, v);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..P).contains(&exp) {
+        let m = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (P - 1 - exp).max(0) as usize;
+        trim_fraction(&format!("{v:.decimals$}")).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn g17_matches_printf() {
+        let cases = [
+            (0.1f32 as f64, "0.10000000149011612"),
+            (1.0, "1"),
+            (-2.5, "-2.5"),
+            (1e20, "1e+20"),
+            (1.5e-7, "1.4999999999999999e-07"),
+            (123456789.0, "123456789"),
+            (0.0001, "0.0001"),
+            (f64::INFINITY, "inf"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+        ];
+        for (v, s) in cases {
+            assert_eq!(format_g17(v), s, "{v}");
+        }
+    }
 
     #[test]
     fn an_error_keeps_its_code_in_process_and_its_text_on_the_wire() {

@@ -10,8 +10,8 @@
 
 use bytes::Bytes;
 
+use crate::data::tensor::Tensor;
 use crate::error::{Error, ErrorCode, Result};
-use crate::tensor::Tensor;
 
 /// The metadata field that lists the tensors.
 pub const TENSOR_NAMES_FIELD: &str = ".tensor_names";
