@@ -185,6 +185,8 @@ fn classify(text: &str) -> ErrorCode {
         "WRONGTYPE" => return ErrorCode::WrongType,
         "OOM" => return ErrorCode::OutOfMemory,
         "NOAUTH" | "WRONGPASS" => return ErrorCode::Auth,
+        "CROSSSLOT" => return ErrorCode::BadInput,
+        "CLUSTERDOWN" | "TRYAGAIN" => return ErrorCode::Io,
         _ => {}
     }
     let msg = text.strip_prefix("ERR ").unwrap_or(text);

@@ -45,13 +45,15 @@ class ServeProcess:
     fresh directory (its ``--dir``, holding the socket, snapshots and ``server.log``).
 
     ``binary``: the ``insitu`` executable (default: ``INSITU_BIN``, else ``insitu`` on
-    ``PATH``); ``extra``: more ``serve`` options. Waits until both listeners accept.
+    ``PATH``); ``extra``: more ``serve`` options; ``port``: the TCP port (default: a free
+    one). Waits until both listeners accept.
     """
 
-    def __init__(self, *extra: str, binary: str | None = None, timeout: float = 30) -> None:
+    def __init__(self, *extra: str, binary: str | None = None, timeout: float = 30,
+                 port: int | None = None) -> None:
         binary = binary or insitu_binary()
         self.dir = Path(tempfile.mkdtemp(prefix="insitu-serve-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.sock = self.dir / "s.sock"
         self.log = open(self.dir / "server.log", "wb")
         self.proc = subprocess.Popen(

@@ -1,5 +1,7 @@
 //! Addresses: `inproc` (the engine in this process), `host:port`, `tcp://host:port`,
-//! `unix:///path`, and the `SSDB` convention (a comma list, one entry picked at random).
+//! `unix:///path`, and a cluster's nodes (`host:port,host:port,...`). `SSDB` follows
+//! SmartRedis: with `SR_DB_TYPE=Standalone` a comma list names alternatives (one picked
+//! at random), otherwise the nodes of a cluster.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 use crate::error::{Error, ErrorCode, Result};
 
 /// Where a server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     /// The engine in this process: no socket, no serialization.
     Inproc,
@@ -16,6 +18,8 @@ pub enum Address {
     Tcp(String, u16),
     /// A Unix-domain socket path.
     Unix(PathBuf),
+    /// Nodes of a Redis Cluster (TCP): any of them gives the others.
+    Cluster(Vec<Address>),
 }
 
 fn invalid(addr: &str, why: &str) -> Error {
@@ -34,6 +38,21 @@ impl Address {
     /// When the address has none of the accepted forms.
     pub fn parse(addr: &str) -> Result<Address> {
         let a = addr.trim();
+        if a.contains(',') {
+            let nodes = a
+                .split(',')
+                .filter(|e| !e.trim().is_empty())
+                .map(Address::parse)
+                .collect::<Result<Vec<_>>>()?;
+            if nodes.iter().any(|n| !matches!(n, Address::Tcp(..))) {
+                return Err(invalid(addr, "a cluster's nodes are host:port addresses"));
+            }
+            return Ok(match nodes.len() {
+                0 => return Err(invalid(addr, "empty address list")),
+                1 => nodes.into_iter().next().unwrap_or(Address::Inproc),
+                _ => Address::Cluster(nodes),
+            });
+        }
         if a == "inproc" || a == "inproc://" {
             return Ok(Address::Inproc);
         }
@@ -75,6 +94,43 @@ impl Address {
         Address::parse(entries[i])
     }
 
+    /// A list from `SSDB`: alternatives when `SR_DB_TYPE` is `Standalone`, else a cluster's
+    /// nodes (SmartRedis' default mode is Clustered).
+    ///
+    /// # Errors
+    /// An empty list or an invalid entry.
+    pub fn from_ssdb(list: &str) -> Result<Address> {
+        let standalone =
+            std::env::var("SR_DB_TYPE").is_ok_and(|t| t.trim().eq_ignore_ascii_case("standalone"));
+        // A Unix socket cannot be a cluster node: such a list names alternatives too.
+        if standalone || list.contains("unix://") {
+            return Address::pick(list);
+        }
+        match Address::parse(list)? {
+            // Start from a different node in each process, as pick() spreads clients.
+            Address::Cluster(mut nodes) => {
+                let mut h = RandomState::new().build_hasher();
+                h.write_u32(std::process::id());
+                let n = nodes.len();
+                nodes.rotate_left((h.finish() as usize) % n);
+                Ok(Address::Cluster(nodes))
+            }
+            a => Ok(a),
+        }
+    }
+
+    /// Whether a client asks at once for the slot map: a list of cluster nodes, or a TCP
+    /// address with `SR_DB_TYPE=Clustered`. (A client of one TCP address finds out it
+    /// talks to a cluster from the first `MOVED` it gets, and routes from then on.)
+    pub fn is_cluster(&self) -> bool {
+        match self {
+            Address::Cluster(_) => true,
+            Address::Tcp(..) => std::env::var("SR_DB_TYPE")
+                .is_ok_and(|t| t.trim().eq_ignore_ascii_case("clustered")),
+            _ => false,
+        }
+    }
+
     /// The default address: `SSDB`, then `INSITU_ADDRESS`.
     ///
     /// # Errors
@@ -83,7 +139,7 @@ impl Address {
         for var in ["SSDB", "INSITU_ADDRESS"] {
             if let Ok(v) = std::env::var(var) {
                 if !v.trim().is_empty() {
-                    return Address::pick(&v);
+                    return Address::from_ssdb(&v);
                 }
             }
         }
@@ -100,6 +156,13 @@ impl std::fmt::Display for Address {
             Address::Inproc => f.write_str("inproc"),
             Address::Tcp(h, p) => write!(f, "tcp://{h}:{p}"),
             Address::Unix(p) => write!(f, "unix://{}", p.display()),
+            Address::Cluster(nodes) => {
+                for (i, n) in nodes.iter().enumerate() {
+                    let Address::Tcp(h, p) = n else { continue };
+                    write!(f, "{}{h}:{p}", if i > 0 { "," } else { "" })?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -135,6 +198,17 @@ mod tests {
             Address::pick("a:1,b:2").unwrap(),
             Address::Tcp(_, _)
         ));
+        let c = Address::parse("a:1, b:2").unwrap();
+        assert_eq!(
+            c,
+            Address::Cluster(vec![
+                Address::Tcp("a".into(), 1),
+                Address::Tcp("b".into(), 2)
+            ])
+        );
+        assert_eq!(c.to_string(), "a:1,b:2");
+        assert_eq!(Address::parse("a:1,").unwrap(), Address::Tcp("a".into(), 1));
+        assert!(Address::parse("a:1,unix:///s").is_err());
         assert!(Address::pick(",").is_err());
     }
 }

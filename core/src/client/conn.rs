@@ -265,9 +265,9 @@ impl<T: Read + Write> ReadWrite for T {}
 /// A RESP connection to a server.
 pub(crate) struct Remote {
     addr: Address,
-    policy: RetryPolicy,
+    pub(crate) policy: RetryPolicy,
     /// The password of the last successful `AUTH`, sent again on a new connection.
-    password: Option<Bytes>,
+    pub(crate) password: Option<Bytes>,
     /// An exchange failed midway: the stream may hold a late reply or half a request,
     /// so it is replaced before it is used again.
     broken: bool,
@@ -299,10 +299,10 @@ impl Remote {
                 Stream::Tcp(s)
             }
             Address::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(ctx)?),
-            Address::Inproc => {
+            Address::Inproc | Address::Cluster(_) => {
                 return Err(Error::err(
                     ErrorCode::Internal,
-                    "inproc is not a socket address",
+                    format!("{addr} is not one socket address"),
                 ))
             }
         })
@@ -396,8 +396,39 @@ impl Remote {
         r
     }
 
+    /// Write `cmds` without reading their replies (a cluster pipeline writes to every
+    /// node before it reads): [`Remote::receive`] reads them.
+    pub(crate) fn send(&mut self, cmds: &[Cmd]) -> Result<()> {
+        if self.broken {
+            self.reconnect()?;
+        }
+        let limit = reply_limit(cmds, self.policy.socket_timeout);
+        if limit != self.read_limit {
+            let r = match &self.stream {
+                Stream::Tcp(s) => s.set_read_timeout(limit),
+                Stream::Unix(s) => s.set_read_timeout(limit),
+            };
+            r.map_err(|e| io_err("set the reply timeout", e))?;
+            self.read_limit = limit;
+        }
+        let r = self.write(cmds, &[]);
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
+    }
+
+    /// The replies to the `n` commands [`Remote::send`] wrote.
+    pub(crate) fn receive(&mut self, n: usize) -> Result<Vec<Frame>> {
+        let r = (0..n).map(|_| self.read()).collect();
+        if matches!(&r, Err(e) if e.code() == ErrorCode::Io) {
+            self.broken = true;
+        }
+        r
+    }
+
     /// [`Remote::exchange`], riding out a broken connection as the policy says.
-    fn exchange_retrying(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
+    pub(crate) fn exchange_retrying(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
         let first = match self.exchange(cmds) {
             Err(e) if e.code() == ErrorCode::Io && !self.policy.cmd_timeout.is_zero() => e,
             r => return r,
@@ -585,6 +616,7 @@ impl Inproc {
 pub(crate) enum Conn {
     Remote(Box<Remote>),
     Inproc(Box<Inproc>),
+    Cluster(Box<super::cluster::Cluster>),
 }
 
 fn check(f: Frame) -> Result<Frame> {
@@ -599,7 +631,7 @@ impl Conn {
     pub(crate) fn inproc(&self) -> Option<&Inproc> {
         match self {
             Conn::Inproc(i) => Some(i),
-            Conn::Remote(_) => None,
+            Conn::Remote(_) | Conn::Cluster(_) => None,
         }
     }
 
@@ -613,20 +645,56 @@ impl Conn {
                     .exchange_retrying(cmds)?
                     .pop()
                     .ok_or_else(|| Error::err(ErrorCode::Internal, "no reply to a command"))?;
+                if self.became_cluster(&f)? {
+                    return self.call(cmd);
+                }
                 let f = check(f)?;
-                if cmd.0.len() == 2 && cmd.0[0].eq_ignore_ascii_case(b"AUTH") {
-                    r.password = Some(cmd.0[1].clone());
+                if let Conn::Remote(r) = self {
+                    if cmd.0.len() == 2 && cmd.0[0].eq_ignore_ascii_case(b"AUTH") {
+                        r.password = Some(cmd.0[1].clone());
+                    }
                 }
                 Ok(f)
             }
             Conn::Inproc(i) => check(i.call(cmd)),
+            Conn::Cluster(c) => check(c.call(&cmd)?),
+        }
+    }
+
+    /// After a reply `MOVED` on a connection to one server: that server is a cluster
+    /// node, so this connection becomes a cluster connection (slot map read, commands
+    /// routed from now on). Whether it did.
+    fn became_cluster(&mut self, reply: &Frame) -> Result<bool> {
+        let Conn::Remote(r) = self else {
+            return Ok(false);
+        };
+        if !matches!(reply, Frame::Error(e) if e.text().starts_with("MOVED ")) {
+            return Ok(false);
+        }
+        let (seed, policy, password) = (r.addr.clone(), r.policy, r.password.clone());
+        match super::cluster::Cluster::connect(vec![seed], policy, password)? {
+            Ok(c) => {
+                *self = Conn::Cluster(Box::new(c));
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// The cluster connection, in cluster mode.
+    pub(crate) fn cluster(&mut self) -> Option<&mut super::cluster::Cluster> {
+        match self {
+            Conn::Cluster(c) => Some(c),
+            _ => None,
         }
     }
 
     /// Change how broken connections are ridden out (no effect in process).
     pub(crate) fn set_retry_policy(&mut self, policy: RetryPolicy) {
-        if let Conn::Remote(r) = self {
-            r.policy = policy;
+        match self {
+            Conn::Remote(r) => r.policy = policy,
+            Conn::Cluster(c) => c.set_retry_policy(policy),
+            Conn::Inproc(_) => {}
         }
     }
 
@@ -682,7 +750,7 @@ impl Conn {
     pub(crate) fn shm_prepare_read(&mut self) -> Result<()> {
         let len = match self {
             Conn::Remote(r) => r.arena.as_ref().map_or(0, |a| a.len()),
-            Conn::Inproc(_) => return Ok(()),
+            Conn::Inproc(_) | Conn::Cluster(_) => return Ok(()),
         };
         self.ready_arena(len).map(|_| ())
     }
@@ -694,9 +762,9 @@ impl Conn {
                 Some(a) => a.view(len),
                 None => Err(Error::err(ErrorCode::Protocol, "no shared memory arena")),
             },
-            Conn::Inproc(_) => Err(Error::err(
+            Conn::Inproc(_) | Conn::Cluster(_) => Err(Error::err(
                 ErrorCode::Internal,
-                "no shared memory in process",
+                "no shared memory on this connection",
             )),
         }
     }
@@ -715,9 +783,27 @@ impl Conn {
     /// Run commands in one round trip; error replies stay in the result, in place. A
     /// broken connection is replaced and the batch sent again when that is safe.
     pub(crate) fn pipeline(&mut self, cmds: Vec<Cmd>) -> Result<Vec<Frame>> {
-        match self {
-            Conn::Remote(r) => r.exchange_retrying(&cmds),
-            Conn::Inproc(i) => Ok(cmds.into_iter().map(|c| i.call(c)).collect()),
+        let mut replies = match self {
+            Conn::Remote(r) => r.exchange_retrying(&cmds)?,
+            Conn::Inproc(i) => return Ok(cmds.into_iter().map(|c| i.call(c)).collect()),
+            Conn::Cluster(c) => return c.pipeline(cmds),
+        };
+        // A cluster node redirected some: route those from now on.
+        if let Some(first) = replies
+            .iter()
+            .find(|f| matches!(f, Frame::Error(e) if e.text().starts_with("MOVED ")))
+            .cloned()
+        {
+            if self.became_cluster(&first)? {
+                if let Conn::Cluster(c) = self {
+                    for (i, f) in replies.iter_mut().enumerate() {
+                        if matches!(f, Frame::Error(e) if e.text().starts_with("MOVED ")) {
+                            *f = c.call(&cmds[i])?;
+                        }
+                    }
+                }
+            }
         }
+        Ok(replies)
     }
 }

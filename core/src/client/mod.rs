@@ -14,6 +14,7 @@
 //! SmartRedis' sleep loop against servers that lack the extension.
 
 mod address;
+mod cluster;
 mod conn;
 mod keys;
 
@@ -167,6 +168,32 @@ impl Client {
     ) -> Result<Client> {
         let con = match &address {
             Address::Inproc => Conn::Inproc(Box::new(Inproc::new(process_engine())?)),
+            // A cluster's nodes: read the slot map and route by slot (a server that turns
+            // out not to be a cluster node is used as it is).
+            a if a.is_cluster() => {
+                let seeds = match a {
+                    Address::Cluster(nodes) => nodes.clone(),
+                    a => vec![a.clone()],
+                };
+                let connected = cluster::Cluster::connect(seeds, policy, None).map_err(|e| {
+                    if e.code() == ErrorCode::Io && !e.message().starts_with("cannot connect") {
+                        Error::err(
+                            ErrorCode::Io,
+                            format!("cannot connect to {a}: {}", e.message()),
+                        )
+                    } else {
+                        e
+                    }
+                })?;
+                match connected {
+                    Ok(c) => Conn::Cluster(Box::new(c)),
+                    Err(link) => Conn::Remote(link),
+                }
+            }
+            Address::Cluster(nodes) => {
+                let first = nodes.first().cloned().unwrap_or(Address::Inproc);
+                Conn::Remote(Box::new(Remote::connect(&first, policy)?))
+            }
             a => Conn::Remote(Box::new(Remote::connect(a, policy)?)),
         };
         let mut c = Client {
@@ -222,7 +249,7 @@ impl Client {
     pub fn engine(&self) -> Option<&Arc<Engine>> {
         match &self.con {
             Conn::Inproc(i) => Some(&i.engine),
-            Conn::Remote(_) => None,
+            Conn::Remote(_) | Conn::Cluster(_) => None,
         }
     }
 
@@ -501,8 +528,15 @@ impl Client {
     pub fn rename_tensor(&mut self, old: &str, new: &str) -> Result<()> {
         let from = self.keys.tensor_key(old, true);
         let to = self.keys.tensor_key(new, false);
-        self.call(Cmd::new("RENAME").with(from).with(to))
-            .map(|_| ())
+        let cmd = Cmd::new("RENAME").with(&from).with(&to);
+        // In a cluster, a tensor moves between slots as a copy and a delete (RENAME
+        // takes keys of one slot).
+        if self.con.cluster().is_some() && cluster::slot_of(&cmd.0).is_err() {
+            let t = self.get_tensor_key(&from)?;
+            self.call(tensorset(&to, &t))?;
+            return self.delete_key(&from);
+        }
+        self.call(cmd).map(|_| ())
     }
 
     // ----- datasets -----
@@ -822,7 +856,20 @@ impl Client {
             &Bytes::copy_from_slice(model),
             chunk,
         ));
-        self.call(c)?;
+        match self.con.cluster() {
+            // On every shard (ASKING: here, whatever the key's slot), so that a run finds
+            // the model beside its inputs wherever they live.
+            Some(cl) => {
+                for replies in cl.on_every_node(&[Cmd::new("ASKING"), c])? {
+                    for f in replies {
+                        ok_frame(f)?;
+                    }
+                }
+            }
+            None => {
+                self.call(c)?;
+            }
+        }
         self.model_io.remove(&key);
         Ok(())
     }
@@ -862,7 +909,26 @@ impl Client {
     pub fn delete_model(&mut self, name: &str) -> Result<()> {
         let key = self.keys.model_key(name, true);
         self.model_io.remove(&key);
-        self.call(Cmd::new("AI.MODELDEL").with(key)).map(|_| ())
+        let del = Cmd::new("AI.MODELDEL").with(key);
+        match self.con.cluster() {
+            // From every shard; an error where it was stored is the answer.
+            Some(cl) => {
+                let mut first_err = None;
+                let mut deleted = false;
+                for replies in cl.on_every_node(&[Cmd::new("ASKING"), del])? {
+                    match replies.into_iter().nth(1) {
+                        Some(Frame::Error(e)) => first_err = first_err.or(Some(e)),
+                        Some(_) => deleted = true,
+                        None => {}
+                    }
+                }
+                match (deleted, first_err) {
+                    (false, Some(e)) => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            None => self.call(del).map(|_| ()),
+        }
     }
 
     /// Whether a model exists.
@@ -917,6 +983,9 @@ impl Client {
             .iter()
             .map(|o| self.keys.tensor_key(o, false))
             .collect();
+        if self.con.cluster().is_some() {
+            return self.run_model_in_cluster(&key, &ins, &outs);
+        }
         let c = Cmd(crate::cmd::encode_modelexecute(key.as_bytes(), &ins, &outs));
         match self.call(c)? {
             Frame::Simple(s) if s.as_ref() == b"TIMEDOUT" => {
@@ -924,6 +993,90 @@ impl Client {
             }
             _ => Ok(()),
         }
+    }
+
+    /// `run_model` in a cluster: the model is on every shard, so the run goes to the node
+    /// of the inputs' slot. When the inputs and outputs do not all share one slot (no
+    /// common hash tag), the other inputs are copied beside the first under temporary
+    /// keys of its slot, the run writes its outputs there too, and they are moved to
+    /// their keys after.
+    fn run_model_in_cluster(&mut self, model: &str, ins: &[String], outs: &[String]) -> Result<()> {
+        let timed_out = |f: &Frame| matches!(f, Frame::Simple(s) if s.as_ref() == b"TIMEDOUT");
+        let slots: Vec<u16> = ins
+            .iter()
+            .chain(outs)
+            .map(|k| crate::engine::cluster::key_slot(k.as_bytes()))
+            .collect();
+        let Some(&home) = slots.first() else {
+            return Err(Error::bad_input("a model run needs inputs"));
+        };
+        let run_on = |c: &mut Client, ins: &[String], outs: &[String]| -> Result<()> {
+            let cmd = Cmd(crate::cmd::encode_modelexecute(model.as_bytes(), ins, outs));
+            let Some(cl) = c.con.cluster() else {
+                return Err(Error::err(ErrorCode::Internal, "not a cluster connection"));
+            };
+            let node = cl.node_of_slot(home)?;
+            let f = cl
+                .exchange_on(&node, std::slice::from_ref(&cmd))?
+                .pop()
+                .ok_or_else(|| Error::err(ErrorCode::Internal, "no reply to a command"))?;
+            match f {
+                Frame::Error(e) => Err(e),
+                f if timed_out(&f) => Err(Error::new(ErrorCode::Timeout, "TIMEDOUT")),
+                _ => Ok(()),
+            }
+        };
+        if slots.iter().all(|&s| s == home) {
+            return run_on(self, ins, outs);
+        }
+        let beside = |i: usize, what: &str| -> Result<String> {
+            cluster::key_beside(ins[0].as_bytes(), &format!(".insitu.{what}.{i}.{}", std::process::id()))
+                .map(|k| String::from_utf8_lossy(&k).into_owned())
+                .ok_or_else(|| {
+                    Error::bad_input(format!(
+                        "the inputs and outputs of run_model hash to several cluster slots and '{}' cannot serve as a hash tag: give them a common {{tag}}",
+                        ins[0]
+                    ))
+                })
+        };
+        let mut temps = Vec::new();
+        let mut run_ins = vec![ins[0].clone()];
+        for (i, k) in ins.iter().enumerate().skip(1) {
+            if crate::engine::cluster::key_slot(k.as_bytes()) == home {
+                run_ins.push(k.clone());
+                continue;
+            }
+            let t = self.get_tensor_key(k)?;
+            let tmp = beside(i, "in")?;
+            self.call(tensorset(&tmp, &t))?;
+            temps.push(tmp.clone());
+            run_ins.push(tmp);
+        }
+        let run_outs: Vec<String> = outs
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if crate::engine::cluster::key_slot(k.as_bytes()) == home {
+                    Ok(k.clone())
+                } else {
+                    beside(i, "out")
+                }
+            })
+            .collect::<Result<_>>()?;
+        let r = run_on(self, &run_ins, &run_outs).and_then(|()| {
+            for (tmp, real) in run_outs.iter().zip(outs) {
+                if tmp != real {
+                    let t = self.get_tensor_key(tmp)?;
+                    self.call(tensorset(real, &t))?;
+                    temps.push(tmp.clone());
+                }
+            }
+            Ok(())
+        });
+        for t in temps {
+            let _ = self.call(Cmd::new("DEL").with(t));
+        }
+        r
     }
 
     /// A model's input and output names (cached per model).
@@ -1043,7 +1196,22 @@ impl Client {
     /// # Errors
     /// Connection errors.
     pub fn flush_db(&mut self) -> Result<()> {
-        self.call(Cmd::new("FLUSHDB")).map(|_| ())
+        self.on_every_node(Cmd::new("FLUSHDB"))
+    }
+
+    /// Run a keyless command on the server, or on every node of a cluster.
+    fn on_every_node(&mut self, cmd: Cmd) -> Result<()> {
+        match self.con.cluster() {
+            Some(c) => {
+                for replies in c.on_every_node(std::slice::from_ref(&cmd))? {
+                    for f in replies {
+                        ok_frame(f)?;
+                    }
+                }
+                Ok(())
+            }
+            None => self.call(cmd).map(|_| ()),
+        }
     }
 
     /// Write a snapshot (`SAVE`).
@@ -1051,6 +1219,6 @@ impl Client {
     /// # Errors
     /// The server's I/O error.
     pub fn save(&mut self) -> Result<()> {
-        self.call(Cmd::new("SAVE")).map(|_| ())
+        self.on_every_node(Cmd::new("SAVE"))
     }
 }

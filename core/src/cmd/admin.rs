@@ -13,71 +13,6 @@ use crate::protocol::resp::Frame;
 
 pub use super::connection::REDIS_COMPAT_VERSION;
 
-/// The hash slot of a key (CRC16/XMODEM of the key, or of its `{hash tag}`, mod 16384),
-/// as Redis Cluster and its clients compute it.
-pub fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key
-        .iter()
-        .position(|&c| c == b'{')
-        .and_then(|a| {
-            key[a + 1..]
-                .iter()
-                .position(|&c| c == b'}')
-                .filter(|&len| len > 0)
-                .map(|len| &key[a + 1..a + 1 + len])
-        })
-        .unwrap_or(key);
-    let mut crc: u16 = 0;
-    for &b in tagged {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
-}
-
-pub(super) fn cluster(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
-    arity(args, 2, 0)?;
-    let Some((ip, port)) = engine.with_config(|c| c.cluster_address()) else {
-        return Err(Error::bad_input(
-            "This instance has cluster support disabled",
-        ));
-    };
-    let id = engine.node_id();
-    match args[1].to_ascii_uppercase().as_slice() {
-        b"SLOTS" => Ok(Frame::Array(vec![Frame::Array(vec![
-            Frame::Integer(0),
-            Frame::Integer(16383),
-            Frame::Array(vec![
-                Frame::bulk_str(&ip),
-                Frame::Integer(i64::from(port)),
-                Frame::bulk_str(id),
-            ]),
-        ])])),
-        b"INFO" => Ok(Frame::Verbatim(Bytes::from(
-            "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:1\r\ncluster_size:1\r\ncluster_current_epoch:1\r\ncluster_my_epoch:1\r\n",
-        ))),
-        b"NODES" => Ok(Frame::Verbatim(Bytes::from(format!(
-            "{id} {ip}:{port}@{} myself,master - 0 0 1 connected 0-16383\n",
-            u32::from(port) + 10000
-        )))),
-        b"MYID" => Ok(Frame::bulk_str(id)),
-        b"KEYSLOT" => {
-            arity(args, 3, 3)?;
-            Ok(Frame::Integer(i64::from(key_slot(&args[2]))))
-        }
-        _ => Err(Error::bad_input(format!(
-            "unknown subcommand '{}'. Try CLUSTER HELP.",
-            String::from_utf8_lossy(&args[1])
-        ))),
-    }
-}
-
 pub(super) fn lastsave(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 1)?;
     Ok(Frame::Integer(engine.last_save_time()))
@@ -252,7 +187,7 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
             let _ = write!(
                 s,
                 "# Cluster\r\ncluster_enabled:{}\r\n",
-                cfg.cluster_enabled as u8
+                cfg.cluster_mode() as u8
             );
         }
         "keyspace" => {
@@ -314,22 +249,4 @@ pub(super) fn info(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
         }
     }
     Ok(Frame::Verbatim(Bytes::from(out)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_slots_match_redis_cluster() {
-        // Values from Redis' CLUSTER KEYSLOT.
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"bar"), 5061);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        // An empty first tag means the whole key; only the first tag counts.
-        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
-        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
-        // CRC16/XMODEM check value of "123456789" is 0x31C3 (< 16384).
-        assert_eq!(key_slot(b"123456789"), 0x31C3);
-    }
 }

@@ -163,7 +163,6 @@ const PARAMS: &[Param] = &[
     alias("slave-read-only", "replica-read-only"),
     stored("min-replicas-to-write", NONNEG, "0"),
     alias("min-slaves-to-write", "min-replicas-to-write"),
-    stored("cluster-node-timeout", NONNEG, "15000"),
     stored("cluster-require-full-coverage", YES_NO, "yes"),
     stored("cluster-allow-reads-when-down", YES_NO, "no"),
     stored("lua-replicate-commands", YES_NO, "yes"),

@@ -133,7 +133,7 @@ pub(super) fn hello(engine: &Engine, session: &mut Session, args: &[Bytes]) -> R
     if let Some(v) = version {
         session.client.set_protocol(v);
     }
-    let cluster = engine.with_config(|c| c.cluster_enabled);
+    let cluster = engine.with_config(|c| c.cluster_mode());
     Ok(Frame::map([
         ("server", Frame::bulk_static("redis")),
         ("version", Frame::bulk_static(REDIS_COMPAT_VERSION)),

@@ -4,6 +4,7 @@
 //! error's exact text. Nothing here panics on input.
 
 mod admin;
+mod cluster;
 mod config;
 mod connection;
 mod dag;
@@ -24,6 +25,7 @@ use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::Frame;
 
+pub use cluster::command_slot;
 pub use dag::{decode_infer, encode_infer};
 pub use model::{encode_modelexecute, encode_modelstore, modelstore_request, ModelOptions};
 pub use tensor::{decode_tensorget, encode_tensorset, parse_tensorset, tensor_reply, TensorFormat};
@@ -120,6 +122,28 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
         }
         return Err(e);
     }
+    // In cluster mode a keyed command runs on the node that owns its keys' slot; the
+    // others answer MOVED (CROSSSLOT for keys of several slots), as Redis Cluster does.
+    if let (Some(cluster), Some(spec)) = (engine.cluster(), spec) {
+        let asking = std::mem::take(&mut session.asking);
+        let routed = cluster::route(engine, cluster, spec, args, asking).and_then(|slot| {
+            // A transaction's commands must all hash to one slot.
+            match (session.multi.is_some(), slot, session.multi_slot) {
+                (true, Some(s), Some(t)) if s != t => Err(cluster::crossslot()),
+                (true, Some(s), _) => {
+                    session.multi_slot = Some(s);
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        });
+        if let Err(e) = routed {
+            if session.multi.is_some() && !matches!(name, b"MULTI" | b"EXEC" | b"DISCARD") {
+                session.multi_failed = true;
+            }
+            return Err(e);
+        }
+    }
     if !matches!(name, b"MULTI" | b"EXEC" | b"DISCARD") {
         if let Some(queued) = session.multi.as_mut() {
             // Inside MULTI: queue, as Redis does. RedisAI's commands are queued too; those
@@ -164,6 +188,7 @@ fn multi(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     }
     session.multi = Some(Vec::new());
     session.multi_failed = false;
+    session.multi_slot = None;
     session.client.update(|m| m.multi = Some(0));
     Ok(Frame::ok())
 }
@@ -221,6 +246,15 @@ fn run_from_script(
     }
     if read_only && spec.flags.contains(&"write") {
         return refuse("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if let Some(cluster) = engine.cluster() {
+        match cluster::route(engine, cluster, spec, args, false) {
+            Ok(_) => {}
+            Err(e) if e.text().starts_with("CROSSSLOT") => return Err(e),
+            Err(_) => {
+                return refuse("ERR Script attempted to access a non local key in a cluster node")
+            }
+        }
     }
     run_atomically(engine, session, spec, args)
 }

@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::dag::Kind as Dag;
-use super::{admin, arity, config, connection, dag, keys, model, script, tensor, wait, Reply};
+use super::{
+    admin, arity, cluster, config, connection, dag, keys, model, script, tensor, wait, Reply,
+};
 use crate::engine::{Engine, Session};
 use crate::error::{Error, Result};
 use crate::protocol::resp::Frame;
@@ -229,7 +231,11 @@ pub static COMMANDS: &[Spec] = &[
     spec("dbsize", 1, &["readonly", "fast"], Keys::None, "server", "Returns the number of keys.").run(|e, _, a| ready(keys::dbsize(e.store(), a))),
     spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
     spec("flushall", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),
-    container(CLUSTER_SUBS, spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands.")).run(|e, _, a| ready(admin::cluster(e, a))),
+    container(CLUSTER_SUBS, spec("cluster", -2, &[], Keys::None, "cluster", "A container for Redis Cluster commands.")).run(|e, _, a| ready(cluster::cluster(e, a))),
+    spec("readonly", 1, &["fast", "loading", "stale"], Keys::None, "cluster", "Enables read-only queries for a connection to a Redis Cluster replica node.").run(|e, _, _| ready(cluster::connection_mode(e))),
+    spec("readwrite", 1, &["fast", "loading", "stale"], Keys::None, "cluster", "Enables read-write queries for a connection to a Redis Cluster replica node.").run(|e, _, _| ready(cluster::connection_mode(e))),
+    spec("asking", 1, &["fast"], Keys::None, "cluster", "Signals that a cluster client is following an -ASK redirect.").run(|e, s, _| ready(cluster::asking(e, s))),
+    never_retried(spec("insitu.gossip", 2, &["admin", "noscript", "no_multi", "loading", "stale"], Keys::None, "insitu", "Merges another cluster node's view into this node's and returns this node's.")).run(|e, _, a| ready(cluster::gossip(e, a))),
     never_retried(spec("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Starts a transaction.")).run_unlocked(|_, s, a| ready(super::multi(s, a))),
     never_retried(spec("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], Keys::None, "transactions", "Executes all commands in a transaction.")).run_unlocked(|e, s, a| ready(super::exec(e, s, a))),
     never_retried(spec("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], Keys::None, "transactions", "Discards a transaction.")).run_unlocked(|_, s, a| ready(super::discard(s, a))),
@@ -311,7 +317,14 @@ const CONFIG_SUBS: &[Sub] = &[
 ];
 #[rustfmt::skip]
 const CLUSTER_SUBS: &[Sub] = &[
-    sub("info", 2), sub("keyslot", 3), sub("myid", 2), sub("nodes", 2), sub("slots", 2),
+    sub("addslots", -3), sub("addslotsrange", -4), sub("bumpepoch", 2),
+    sub("count-failure-reports", 3), sub("countkeysinslot", 3), sub("delslots", -3),
+    sub("delslotsrange", -4), sub("failover", -2), sub("flushslots", 2), sub("forget", 3),
+    sub("getkeysinslot", 4), sub("help", 2), sub("info", 2), sub("keyslot", 3),
+    sub("links", 2), sub("meet", -4), sub("myid", 2), sub("myshardid", 2), sub("nodes", 2),
+    sub("replicas", 3), sub("replicate", 3), sub("reset", -2), sub("saveconfig", 2),
+    sub("set-config-epoch", 3), sub("setslot", -4), sub("shards", 2), sub("slaves", 3),
+    sub("slots", 2),
 ];
 #[rustfmt::skip]
 const COMMAND_SUBS: &[Sub] = &[

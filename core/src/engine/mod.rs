@@ -3,6 +3,7 @@
 //! behalf of RESP connections, and in-process clients will call the same methods directly.
 
 pub mod clients;
+pub mod cluster;
 mod ops;
 pub mod settings;
 
@@ -80,6 +81,8 @@ pub struct EngineConfig {
     /// The IP `CLUSTER SLOTS` announces (default: `listen.bind`, or 127.0.0.1 for a
     /// wildcard address).
     pub cluster_announce_ip: Option<String>,
+    /// How a cluster is formed and kept.
+    pub cluster: ClusterConfig,
     /// Log filter (tracing's env-filter syntax) of `insitu serve`.
     pub log: String,
     /// Redis parameters set with `CONFIG SET` that are stored and reported
@@ -88,10 +91,42 @@ pub struct EngineConfig {
     pub redis_params: std::collections::BTreeMap<&'static str, String>,
 }
 
+/// Cluster settings (cluster mode only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Where the cluster view is saved, under `dir` (Redis' `cluster-config-file`).
+    pub config_file: String,
+    /// A node that has not answered for this long is flagged failing (ms).
+    pub node_timeout_ms: u64,
+    /// A fixed layout: every node's `host:port`, comma-separated, in rank order (empty:
+    /// formed with `redis-cli --cluster create`).
+    pub nodes: String,
+    /// This node's rank in `nodes` (`None`: from SLURM_PROCID, OMPI_COMM_WORLD_RANK,
+    /// PMI_RANK or PMIX_RANK, else the entry with this node's address).
+    pub rank: Option<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            config_file: "nodes.conf".into(),
+            node_timeout_ms: 15_000,
+            nodes: String::new(),
+            rank: None,
+        }
+    }
+}
+
 impl EngineConfig {
+    /// Whether this server is a Redis Cluster node (`cluster-enabled`, or a fixed layout
+    /// in `cluster-nodes`).
+    pub fn cluster_mode(&self) -> bool {
+        self.cluster_enabled || !self.cluster.nodes.is_empty()
+    }
+
     /// The address `CLUSTER SLOTS` announces for this node, when cluster mode is on.
     pub fn cluster_address(&self) -> Option<(String, u16)> {
-        self.cluster_enabled.then(|| {
+        self.cluster_mode().then(|| {
             let ip = self.cluster_announce_ip.clone().unwrap_or_else(|| {
                 match self.listen.bind.as_str() {
                     "0.0.0.0" | "::" => "127.0.0.1".to_string(),
@@ -118,6 +153,7 @@ impl Default for EngineConfig {
             models: ModelConfig::default(),
             cluster_enabled: false,
             cluster_announce_ip: None,
+            cluster: ClusterConfig::default(),
             log: "info".into(),
             redis_params: Default::default(),
         }
@@ -170,6 +206,21 @@ pub struct Engine {
     scripts: Mutex<HashMap<String, Bytes>>,
     /// The append-only journal, once persistence is loaded with it on.
     journal: std::sync::OnceLock<Arc<crate::persistence::journal::Journal>>,
+    /// The cluster view, in cluster mode.
+    cluster: std::sync::OnceLock<cluster::ClusterState>,
+}
+
+/// A fresh node id: 40 random hex digits.
+pub fn new_node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    (0..3)
+        .map(|i| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            format!("{:016x}", h.finish())
+        })
+        .collect::<String>()[..40]
+        .to_string()
 }
 
 /// Seconds since the Unix epoch.
@@ -203,6 +254,10 @@ pub struct Session {
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queueing: `EXEC` will abort.
     pub multi_failed: bool,
+    /// In cluster mode, the slot of the keys of the commands queued since `MULTI`.
+    pub multi_slot: Option<u16>,
+    /// `ASKING` was the previous command (cluster mode).
+    pub asking: bool,
 }
 
 impl Engine {
@@ -221,17 +276,8 @@ impl Engine {
             last_bgsave_ok: AtomicBool::new(true),
             pool: Mutex::new(None),
             txn: RwLock::new(()),
-            node_id: {
-                use std::hash::{BuildHasher, Hasher};
-                (0..3)
-                    .map(|i| {
-                        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                        h.write_u64(i);
-                        format!("{:016x}", h.finish())
-                    })
-                    .collect::<String>()[..40]
-                    .to_string()
-            },
+            node_id: new_node_id(),
+            cluster: std::sync::OnceLock::new(),
             clients: Clients::default(),
             scripts: Mutex::default(),
             journal: std::sync::OnceLock::new(),
@@ -294,6 +340,8 @@ impl Engine {
             arena: None,
             multi: None,
             multi_failed: false,
+            multi_slot: None,
+            asking: false,
         }
     }
 
@@ -304,9 +352,55 @@ impl Engine {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// This node's cluster id.
-    pub fn node_id(&self) -> &str {
-        &self.node_id
+    /// This node's id (its cluster id in cluster mode).
+    pub fn node_id(&self) -> String {
+        match self.cluster() {
+            Some(c) => c.my_id(),
+            None => self.node_id.clone(),
+        }
+    }
+
+    /// The cluster view, in cluster mode.
+    pub fn cluster(&self) -> Option<&cluster::ClusterState> {
+        self.cluster.get()
+    }
+
+    /// Enter cluster mode with `state`: from now on keyed commands are routed by their
+    /// slot. Once per engine.
+    ///
+    /// # Errors
+    /// When the engine is in cluster mode already.
+    pub fn start_cluster(&self, state: cluster::ClusterState) -> Result<()> {
+        self.cluster
+            .set(state)
+            .map_err(|_| Error::err(ErrorCode::Internal, "cluster mode started twice"))
+    }
+
+    /// The cluster view the settings describe: a fixed layout from `cluster-nodes` (this
+    /// node's rank from `cluster-rank`, the launcher's environment or its own address), or
+    /// the one saved in `cluster-config-file` (a node that knows only itself when there is
+    /// none), addressed as `cluster-announce-ip` and the bound port.
+    ///
+    /// # Errors
+    /// A rank that cannot be found, a malformed node list or config file.
+    pub fn cluster_from_settings(&self) -> Result<cluster::ClusterState> {
+        let cfg = self.config();
+        let (ip, port) = cfg
+            .cluster_address()
+            .unwrap_or_else(|| ("127.0.0.1".to_string(), cfg.port));
+        let file =
+            (!cfg.cluster.config_file.is_empty()).then(|| cfg.dir.join(&cfg.cluster.config_file));
+        let timeout = std::time::Duration::from_millis(cfg.cluster.node_timeout_ms);
+        if cfg.cluster.nodes.is_empty() {
+            return cluster::ClusterState::new(&self.node_id, &ip, port, file, timeout);
+        }
+        // `self`: a one-node cluster owning every slot.
+        if cfg.cluster.nodes.trim() == "self" {
+            return cluster::ClusterState::fixed(&[(ip, port)], 0, file, timeout);
+        }
+        let nodes = cluster::parse_node_list(&cfg.cluster.nodes)?;
+        let rank = cluster::find_rank(&nodes, cfg.cluster.rank.as_deref(), &ip, port)?;
+        cluster::ClusterState::fixed(&nodes, rank, file, timeout)
     }
 
     /// Data commands hold this shared; `EXEC` holds it exclusively.

@@ -227,6 +227,12 @@ impl Engine {
 
     // ----- models -----
 
+    /// Whether `key` holds a model here.
+    pub fn holds_model(&self, key: &[u8]) -> bool {
+        self.store()
+            .with(key, |v| matches!(v, Some(Value::Model(_))))
+    }
+
     /// The model stored under `key`, without creating its sessions.
     ///
     /// # Errors

@@ -22,6 +22,8 @@ use tokio::sync::{broadcast, mpsc};
 use crate::engine::Engine;
 use crate::protocol::resp::{Frame, Output, Request, RequestParser};
 
+mod gossip;
+
 /// Read buffer size per connection; grows for large arguments.
 const READ_CHUNK: usize = 64 * 1024;
 /// Replies waiting beyond this are flushed before more requests are executed, so a client
@@ -46,7 +48,25 @@ pub async fn run(
     listeners: Vec<Listener>,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
+    // A cluster node (cluster-enabled or cluster-nodes) takes its view now that its port
+    // is known, and gossips it with the nodes it knows while it serves.
+    if engine.with_config(|c| c.cluster_mode()) && engine.cluster().is_none() {
+        let state = engine
+            .cluster_from_settings()
+            .map_err(|e| std::io::Error::other(e.message().to_string()))?;
+        tracing::info!(
+            "cluster node {} ({} node(s) known)",
+            state.my_id(),
+            state.known_nodes()
+        );
+        engine
+            .start_cluster(state)
+            .map_err(|e| std::io::Error::other(e.message().to_string()))?;
+    }
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    if engine.cluster().is_some() {
+        tokio::spawn(gossip::run(engine.clone(), notify_shutdown.subscribe()));
+    }
     // Each connection holds a sender; when all are dropped, every connection is done.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();

@@ -43,8 +43,8 @@ def insitu_bin() -> str:
 class Server(ServeProcess):
     """An `insitu serve` process (insitu.testing.ServeProcess) with the binary under test."""
 
-    def __init__(self, *extra: str):
-        super().__init__(*extra, binary=insitu_bin())
+    def __init__(self, *extra: str, port: int | None = None):
+        super().__init__(*extra, binary=insitu_bin(), port=port)
 
 
 @pytest.fixture(scope="session")

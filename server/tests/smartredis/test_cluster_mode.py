@@ -1,5 +1,5 @@
-"""SmartRedis in its default (Clustered) mode against `insitu serve --cluster-enabled`,
-which presents itself as a one-node Redis Cluster owning every slot."""
+"""SmartRedis in its default (Clustered) mode against `insitu serve --cluster-nodes self`,
+a one-node Redis Cluster owning every slot."""
 
 import os
 from pathlib import Path
@@ -13,7 +13,7 @@ from conftest import Raw, Server
 
 @pytest.fixture(scope="module")
 def cluster_server():
-    s = Server("--cluster-enabled")
+    s = Server("--cluster-nodes", "self")
     yield s
     assert s.stop() == 0
 
