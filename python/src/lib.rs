@@ -88,6 +88,20 @@ pub(crate) fn bad_input(msg: impl AsRef<str>) -> PyErr {
     to_py(insitu::Error::bad_input(msg))
 }
 
+/// Run the `insitu` command line (`argv`: the program name first) in this process:
+/// `insitu serve`, `insitu cluster start`, or redis-server's command line. Returns the exit
+/// status; the GIL is released while the server runs.
+#[pyfunction]
+fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    let args = argv.into_iter().map(std::ffi::OsString::from).collect();
+    let code = py.detach(|| insitu::server::cli::main(args));
+    if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -96,6 +110,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::PyServer>()?;
     m.add_class::<array::TensorBuffer>()?;
     m.add_function(wrap_pyfunction!(_allocated_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(main, m)?)?;
     // The stable error codes by name, from the Rust enum: insitu.errors reads its
     // classes' codes from here.
     let codes = pyo3::types::PyDict::new(m.py());

@@ -128,8 +128,8 @@ impl EngineConfig {
     pub fn cluster_address(&self) -> Option<(String, u16)> {
         self.cluster_mode().then(|| {
             let ip = self.cluster_announce_ip.clone().unwrap_or_else(|| {
-                match self.listen.bind.as_str() {
-                    "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+                match self.listen.bind.split_whitespace().next().unwrap_or("") {
+                    "0.0.0.0" | "::" | "*" | "" => "127.0.0.1".to_string(),
                     b => b.to_string(),
                 }
             });

@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::engine::Engine;
 use crate::protocol::resp::{Frame, Output, Request, RequestParser};
 
+pub mod cli;
 mod gossip;
 
 /// Read buffer size per connection; grows for large arguments.
