@@ -69,6 +69,15 @@ setup() {
         "$VENV/bin/python" -m pip install -q -r server/tests/requirements.txt
         cp server/tests/requirements.txt "$VENV/.requirements"
     fi
+    # SmartSim in a virtualenv of its own: it pins protobuf 3, which onnx cannot use.
+    local ssvenv="$ROOT/.venv-smartsim"
+    if ! cmp -s server/tests/smartsim/requirements.txt "$ssvenv/.requirements" 2>/dev/null; then
+        log "installing SmartSim (for the SmartSim tests) into $ssvenv"
+        rm -rf "$ssvenv"
+        "$py" -m venv "$ssvenv"
+        "$ssvenv/bin/python" -m pip install -q -r server/tests/smartsim/requirements.txt
+        cp server/tests/smartsim/requirements.txt "$ssvenv/.requirements"
+    fi
 }
 
 target_dir() { echo "${CARGO_TARGET_DIR:-$ROOT/target}"; }

@@ -13,6 +13,36 @@ use crate::protocol::resp::Frame;
 
 pub use super::connection::REDIS_COMPAT_VERSION;
 
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: stop the server as a signal would (the
+/// journal synced, connections finished), after a snapshot with `SAVE`. The client's
+/// connection closes after the reply, as launchers that stop a database this way
+/// (SmartSim's `redis-cli shutdown`) expect.
+pub(super) fn shutdown(
+    engine: &Engine,
+    session: &mut crate::engine::Session,
+    args: &[Bytes],
+) -> Result<Frame> {
+    let (mut save, mut nosave) = (false, false);
+    for a in &args[1..] {
+        match a.to_ascii_uppercase().as_slice() {
+            b"SAVE" => save = true,
+            b"NOSAVE" => nosave = true,
+            b"NOW" | b"FORCE" => {}
+            b"ABORT" => return Err(Error::bad_input("No shutdown in progress.")),
+            _ => return Err(Error::syntax()),
+        }
+    }
+    if save && nosave {
+        return Err(Error::syntax());
+    }
+    if save {
+        engine.save()?;
+    }
+    engine.request_shutdown();
+    session.quit = true;
+    Ok(Frame::ok())
+}
+
 pub(super) fn lastsave(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 1)?;
     Ok(Frame::Integer(engine.last_save_time()))

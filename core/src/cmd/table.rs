@@ -227,6 +227,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("save", 1, &["admin", "noscript", "no_async_loading", "no_multi"], Keys::None, "server", "Synchronously saves the database to disk.").run(|e, _, a| ready(admin::save(e, a))),
     spec("bgsave", -1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously saves the database to disk.").run(|e, _, a| ready(admin::bgsave(e, a))),
     spec("bgrewriteaof", 1, &["admin", "noscript", "no_async_loading"], Keys::None, "server", "Asynchronously rewrites the append-only file.").run(|e, _, a| ready(admin::bgrewriteaof(e, a))),
+    never_retried(spec("shutdown", -1, &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], Keys::None, "server", "Synchronously saves the database(s) to disk and shuts down the Redis server.")).run(|e, s, a| ready(admin::shutdown(e, s, a))),
     spec("lastsave", 1, &["loading", "stale", "fast"], Keys::None, "server", "Returns the Unix timestamp of the last successful save.").run(|e, _, a| ready(admin::lastsave(e, a))),
     spec("dbsize", 1, &["readonly", "fast"], Keys::None, "server", "Returns the number of keys.").run(|e, _, a| ready(keys::dbsize(e.store(), a))),
     spec("flushdb", -1, &["write"], Keys::None, "server", "Removes all keys.").run(|e, _, a| ready(keys::flush(e.store(), a))),

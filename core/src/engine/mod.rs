@@ -208,6 +208,8 @@ pub struct Engine {
     journal: std::sync::OnceLock<Arc<crate::persistence::journal::Journal>>,
     /// The cluster view, in cluster mode.
     cluster: std::sync::OnceLock<cluster::ClusterState>,
+    /// Set by `SHUTDOWN`: the server serving this engine stops.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// A fresh node id: 40 random hex digits.
@@ -278,6 +280,7 @@ impl Engine {
             txn: RwLock::new(()),
             node_id: new_node_id(),
             cluster: std::sync::OnceLock::new(),
+            shutdown: tokio::sync::watch::Sender::new(false),
             clients: Clients::default(),
             scripts: Mutex::default(),
             journal: std::sync::OnceLock::new(),
@@ -358,6 +361,17 @@ impl Engine {
             Some(c) => c.my_id(),
             None => self.node_id.clone(),
         }
+    }
+
+    /// Ask the server serving this engine to stop (`SHUTDOWN`), as a signal would.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Completes once [`Engine::request_shutdown`] has been called.
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|&stop| stop).await;
     }
 
     /// The cluster view, in cluster mode.

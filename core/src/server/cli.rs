@@ -103,6 +103,20 @@ fn cli() -> Command {
         .arg_required_else_help(true)
         .subcommand(serve)
         .subcommand(
+            Command::new("smartsim")
+                .about("Lay out a directory SmartSim takes as its database: export SMARTSIM_DEP_INSTALL_PATH=DIR")
+                .long_about(
+                    "Lay out DIR as SmartSim 0.8 expects its built dependencies: bin/insitu-server \
+                     (this insitu, which takes redis-server's command line), bin/redis-cli (the \
+                     redis-cli on PATH, which SmartSim runs to form a cluster) and lib/redisai.so \
+                     (a marker: insitu serves RedisAI's commands itself). Then \
+                     `export SMARTSIM_DEP_INSTALL_PATH=DIR` and SmartSim starts insitu where it \
+                     started redis-server, with nothing else changed. (A SmartSim that was built \
+                     with `smart build` needs only REDIS_PATH=DIR/bin/insitu-server.)",
+                )
+                .arg(Arg::new("dir").required(true).help("The directory to lay out")),
+        )
+        .subcommand(
             Command::new("cluster")
                 .about("Run a cluster of insitu nodes")
                 .subcommand_required(true)
@@ -145,7 +159,7 @@ fn is_redis_command_line(args: &[OsString]) -> bool {
     };
     if matches!(
         first,
-        "serve" | "cluster" | "help" | "-h" | "--help" | "-V" | "--version"
+        "serve" | "cluster" | "smartsim" | "help" | "-h" | "--help" | "-V" | "--version"
     ) {
         return false;
     }
@@ -395,6 +409,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             }
             Ok(m) => match m.subcommand() {
                 Some(("serve", m)) => config_from(m).and_then(|c| serve(c, None, &[])),
+                Some(("smartsim", m)) => smartsim_layout(&args[0], m),
                 Some(("cluster", m)) => match m.subcommand() {
                     Some(("start", m)) => cluster_start(&args[0], m),
                     _ => Err("unknown cluster command (try insitu cluster --help)".into()),
@@ -410,6 +425,56 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// This program's path: the binary, or the console script a Python interpreter runs.
+fn this_program(program: &OsString) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with("insitu"))
+        })
+        .unwrap_or_else(|| {
+            let p = PathBuf::from(program);
+            std::fs::canonicalize(&p).unwrap_or(p)
+        })
+}
+
+/// `insitu smartsim DIR`: the layout SmartSim 0.8 reads through SMARTSIM_DEP_INSTALL_PATH.
+fn smartsim_layout(program: &OsString, m: &ArgMatches) -> Result<(), String> {
+    let dir = PathBuf::from(m.get_one::<String>("dir").cloned().unwrap_or_default());
+    let (bin, lib) = (dir.join("bin"), dir.join("lib"));
+    for d in [&bin, &lib] {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
+    let link = |target: &std::path::Path, at: PathBuf| -> Result<(), String> {
+        let _ = std::fs::remove_file(&at);
+        std::os::unix::fs::symlink(target, &at)
+            .map_err(|e| format!("cannot link {} to {}: {e}", at.display(), target.display()))
+    };
+    let exe = this_program(program);
+    link(&exe, bin.join("insitu-server"))?;
+    let cli = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("redis-cli"))
+        .find(|p| p.is_file())
+        .ok_or("redis-cli is not on PATH: SmartSim runs it to form a cluster (apt-get install redis-tools)")?;
+    link(&cli, bin.join("redis-cli"))?;
+    std::fs::write(
+        lib.join("redisai.so"),
+        "insitu serves RedisAI's commands itself: this file only tells SmartSim that RedisAI is there.\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", lib.display()))?;
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    println!("export SMARTSIM_DEP_INSTALL_PATH={}", dir.display());
+    println!(
+        "export REDIS_PATH={}",
+        dir.join("bin/insitu-server").display()
+    );
+    Ok(())
 }
 
 /// `insitu cluster start`: N `insitu serve` processes of one fixed layout.
@@ -430,16 +495,8 @@ fn cluster_start(program: &OsString, m: &ArgMatches) -> Result<(), String> {
         .map(|p| format!("{host}:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    // The binary: this program, unless it is a Python interpreter running the console
-    // script (then the `insitu` next to it on PATH).
-    let exe = std::env::current_exe()
-        .ok()
-        .filter(|p| {
-            p.file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| f.starts_with("insitu"))
-        })
-        .unwrap_or_else(|| PathBuf::from(program));
+    // The binary: this program, or the console script a Python interpreter runs.
+    let exe = this_program(program);
     let mut children = Vec::new();
     for (rank, port) in ports.iter().enumerate() {
         let dir = root.join(format!("node-{port}"));
@@ -460,7 +517,10 @@ fn cluster_start(program: &OsString, m: &ArgMatches) -> Result<(), String> {
     // all anyway; `kill` or a batch system's signal reaches only this process).
     let pids: Vec<i32> = children.iter().map(|c| c.id() as i32).collect();
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(shutdown_signal());

@@ -96,7 +96,11 @@ pub async fn run(
             }
         }));
     }
-    shutdown.await;
+    // A signal (the caller's future) or a client's SHUTDOWN.
+    tokio::select! {
+        _ = shutdown => {}
+        _ = engine.shutdown_requested() => tracing::info!("SHUTDOWN received"),
+    }
     tracing::info!("shutting down: finishing open connections");
     let _ = notify_shutdown.send(());
     for t in accept_tasks {
