@@ -24,10 +24,12 @@ TARGETS = [
     "batching: 32 batch-1 requesters, rows/s with vs without batching",
     "batching: rows/s vs raw ONNX Runtime at batch 32",
     "tail latency at 256 clients: p99 / p50",
+    "cluster put+get 1 KiB, 1 client: latency vs one standalone node",
 ]
 SECTIONS = ["## Targets", "## put+get round trips", "## Inference in process",
             "## Through the server with redis-benchmark", "## Dynamic batching",
-            "## Writes with append-only persistence", "## Tail latency", "## Plots"]
+            "## Writes with append-only persistence", "## Tail latency",
+            "## A 3-node cluster against one node", "## Plots"]
 PLOTS = ["latency_vs_size_1c.png", "latency_vs_size_32c.png", "throughput_vs_clients_1kib.png"]
 
 

@@ -27,6 +27,7 @@ PEERS = {
     "persistence": (None, "throughput vs redis-server with appendonly, same clients (higher is better)"),
     "batching": ("raw ONNX Runtime batch 32 (rows/s)", "rows/s vs raw ONNX Runtime at batch 32"),
     "tail": ("redis-server SET+GET", "p99 vs redis-server's p99 (lower is better)"),
+    "cluster": ("insitu standalone node", "throughput vs one standalone insitu node, same clients (the 3 nodes share this machine's 2 cores)"),
 }
 
 TITLES = {
@@ -36,6 +37,7 @@ TITLES = {
     "persistence": "Writes with append-only persistence (appendfsync everysec)",
     "batching": "Dynamic batching: 32 concurrent batch-1 requesters",
     "tail": "Tail latency: 256 concurrent clients",
+    "cluster": "A 3-node cluster against one node (loopback, one machine)",
 }
 
 
@@ -102,7 +104,7 @@ def ratio(section, r, p):
 def tables(doc) -> list[str]:
     rows = doc["rows"]
     lines = []
-    for section in ["put_get", "inference", "redis_benchmark", "persistence", "batching", "tail"]:
+    for section in ["put_get", "inference", "redis_benchmark", "persistence", "batching", "tail", "cluster"]:
         sec = [r for r in rows if r["section"] == section]
         if not sec:
             continue
@@ -120,6 +122,8 @@ def tables(doc) -> list[str]:
             lines += ["Both servers journal every write before its reply and fsync once a second "
                       "(insitu: `--appendonly yes`, redis-server: `--appendonly yes`); a kill -9 "
                       "loses no acknowledged write on either.", ""]
+        if section == "cluster":
+            lines += [n + "\n" for n in doc.get("cluster_notes", [])]
         if section == "put_get":
             lines += ["Memory-copy rows copy the tensor's bytes once; a put+get moves them twice. "
                       "`insitu unix+shm` sends tensors of 64 KiB and more through a shared-memory "
