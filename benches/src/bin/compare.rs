@@ -758,11 +758,14 @@ struct BenchCluster {
 }
 
 impl BenchCluster {
+    /// `n` nodes of one fixed layout; `n == 0`: one plain standalone node, started the
+    /// same way (the peer the cluster is compared with).
     fn start(n: usize) -> Option<BenchCluster> {
         let bin = std::env::var_os("INSITU_BIN").filter(|b| std::path::Path::new(b).exists())?;
-        let dir = std::env::temp_dir().join(format!("insitu-bench-cluster-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("insitu-bench-cluster{n}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let ports: Vec<u16> = (0..n)
+        let ports: Vec<u16> = (0..n.max(1))
             .map(|_| {
                 std::net::TcpListener::bind("127.0.0.1:0")
                     .and_then(|l| l.local_addr())
@@ -780,11 +783,14 @@ impl BenchCluster {
             .map(|p| {
                 let d = dir.join(p.to_string());
                 std::fs::create_dir_all(&d).expect("dir");
-                std::process::Command::new(&bin)
-                    .args(["serve", "--port", &p.to_string(), "--unixsocket", "none"])
-                    .args(["--log", "warn", "--cluster-nodes", &list, "--dir"])
-                    .arg(&d)
-                    .stdout(std::process::Stdio::null())
+                let mut cmd = std::process::Command::new(&bin);
+                cmd.args(["serve", "--port", &p.to_string(), "--unixsocket", "none"])
+                    .args(["--log", "warn", "--dir"])
+                    .arg(&d);
+                if n > 0 {
+                    cmd.args(["--cluster-nodes", &list]);
+                }
+                cmd.stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
                     .spawn()
                     .expect("spawn insitu")
@@ -827,14 +833,9 @@ impl Drop for BenchCluster {
 /// the client's routing cost (a put+get's latency), throughput with several clients,
 /// model runs beside their inputs; the spread of SmartRedis-style keys over the shards;
 /// and a projection to 16 database nodes from the measured per-node rate.
-fn cluster(
-    out: &mut Out,
-    srv: &BenchServer,
-    models: &std::path::Path,
-    dur: Duration,
-) -> Vec<String> {
+fn cluster(out: &mut Out, models: &std::path::Path, dur: Duration) -> Vec<String> {
     let mut notes = Vec::new();
-    let Some(cl) = BenchCluster::start(3) else {
+    let (Some(one), Some(cl)) = (BenchCluster::start(0), BenchCluster::start(3)) else {
         notes.push(
             "No cluster rows: set INSITU_BIN to the insitu binary (./dev.sh compare does).".into(),
         );
@@ -842,7 +843,7 @@ fn cluster(
     };
     let blob = std::fs::read(models.join("mlp.onnx")).expect("mlp.onnx");
     let contenders = [
-        ("insitu standalone node", srv.tcp.clone()),
+        ("insitu standalone node", one.address()),
         ("insitu 3-node cluster (client routes)", cl.address()),
     ];
     let t = tensor_of(1024);
@@ -992,7 +993,7 @@ fn main() {
         Some("inference") => return inference(&mut out, &srv, &models, dur),
         Some("persistence") => return persistence(&mut out, quick),
         Some("cluster") => {
-            for note in cluster(&mut out, &srv, &models, dur) {
+            for note in cluster(&mut out, &models, dur) {
                 println!("{note}");
             }
             return;
@@ -1104,7 +1105,7 @@ fn main() {
         ),
     );
 
-    let cluster_notes = cluster(&mut out, &srv, &models, dur);
+    let cluster_notes = cluster(&mut out, &models, dur);
     let machine = machine();
     let doc = json!({
         "quick": quick,

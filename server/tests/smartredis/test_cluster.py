@@ -198,3 +198,27 @@ def test_a_killed_node_is_a_clear_error_and_the_others_keep_serving(monkeypatch)
     finally:
         for n in nodes[:2]:
             n.stop()
+
+
+def test_a_data_stream_reads_lists_whose_datasets_live_on_other_shards(cluster):
+    import insitu
+    address = ",".join(n.tcp for n in cluster)
+    for n in cluster:
+        Raw(n.port).cmd("FLUSHALL")
+    producer = insitu.Client(address, key_out="sim_0")
+    for i in range(24):
+        ds = insitu.Dataset(f"sample{i}")
+        ds.add_tensor("x", np.full(3, i, dtype=np.float32))
+        ds.add_tensor("y", np.array([i], dtype=np.int64))
+        producer.put_dataset(ds)
+        producer.append_to_list("samples", ds)
+    stream = insitu.DataStream(address, "samples", sources=["sim_0"], fields=("x", "y"),
+                               batch_size=8, timeout=0.5)
+    seen = []
+    for x, y in stream:
+        assert x.shape == (8, 3) and y.shape == (8, 1)
+        assert (x[:, 0] == y[:, 0]).all()
+        seen.extend(int(v) for v in y[:, 0])
+    assert sorted(seen) == list(range(24))
+    # The samples' datasets are spread over the shards, the list on one.
+    assert sum(1 for k in keys_per_node(cluster) if k > 0) >= 2
