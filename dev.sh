@@ -148,6 +148,8 @@ cmd_test() {
         && CARGO_TARGET_DIR="$(target_dir)/fuzz-check" cargo clippy --all-targets -- -D warnings)
     log "cargo build"
     cargo build
+    # redis-cli forms and checks clusters of insitu nodes in the Rust cluster tests too.
+    command -v redis-cli >/dev/null || need_root_apt redis-server redis-tools
     log "cargo test ($(cargo pkgid redis | sed 's/.*#/the Rust client: /'))"
     INSITU_PYTHON="$VENV/bin/python" INSITU_REQUIRE_PYTHON=1 cargo test
     log "fuzz smoke run: every cargo-fuzz target ${INSITU_FUZZ_SECONDS:-8} s on the committed corpus"
