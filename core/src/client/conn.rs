@@ -371,10 +371,9 @@ impl Remote {
         Ok(())
     }
 
-    /// Write `cmds` and read their replies, each attempt within the policy's
-    /// `socket_timeout`. A connection left broken by an earlier failure is replaced
-    /// first (one attempt).
-    fn exchange(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
+    /// Ready the connection for `cmds`: a broken one replaced, the reply timeout the
+    /// commands allow set.
+    fn prepare(&mut self, cmds: &[Cmd]) -> Result<()> {
         if self.broken {
             self.reconnect()?;
         }
@@ -387,6 +386,14 @@ impl Remote {
             r.map_err(|e| io_err("set the reply timeout", e))?;
             self.read_limit = limit;
         }
+        Ok(())
+    }
+
+    /// Write `cmds` and read their replies, each attempt within the policy's
+    /// `socket_timeout`. A connection left broken by an earlier failure is replaced
+    /// first (one attempt).
+    fn exchange(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
+        self.prepare(cmds)?;
         let r = self
             .write(cmds, &[])
             .and_then(|()| (0..cmds.len()).map(|_| self.read()).collect());
@@ -399,18 +406,7 @@ impl Remote {
     /// Write `cmds` without reading their replies (a cluster pipeline writes to every
     /// node before it reads): [`Remote::receive`] reads them.
     pub(crate) fn send(&mut self, cmds: &[Cmd]) -> Result<()> {
-        if self.broken {
-            self.reconnect()?;
-        }
-        let limit = reply_limit(cmds, self.policy.socket_timeout);
-        if limit != self.read_limit {
-            let r = match &self.stream {
-                Stream::Tcp(s) => s.set_read_timeout(limit),
-                Stream::Unix(s) => s.set_read_timeout(limit),
-            };
-            r.map_err(|e| io_err("set the reply timeout", e))?;
-            self.read_limit = limit;
-        }
+        self.prepare(cmds)?;
         let r = self.write(cmds, &[]);
         if r.is_err() {
             self.broken = true;

@@ -99,6 +99,11 @@ pub(super) fn route(
     }
 }
 
+/// A slot number, or Redis' `Invalid slot` (COUNTKEYSINSLOT, GETKEYSINSLOT).
+fn slot_or_invalid(b: &[u8]) -> Result<u16> {
+    slot_arg(b).map_err(|_| Error::bad_input("Invalid slot"))
+}
+
 fn slot_arg(b: &[u8]) -> Result<u16> {
     int_arg(b)
         .ok()
@@ -201,11 +206,7 @@ pub(super) fn cluster(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
                 .collect(),
         )),
         b"COUNTKEYSINSLOT" => {
-            let s = int_arg(&rest[0])
-                .ok()
-                .and_then(|s| u16::try_from(s).ok())
-                .filter(|&s| (s as usize) < SLOTS)
-                .ok_or_else(|| Error::bad_input("Invalid slot"))?;
+            let s = slot_or_invalid(&rest[0])?;
             let n = engine
                 .store()
                 .keys()
@@ -215,11 +216,7 @@ pub(super) fn cluster(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
             Ok(Frame::Integer(n as i64))
         }
         b"GETKEYSINSLOT" => {
-            let s = int_arg(&rest[0])
-                .ok()
-                .and_then(|s| u16::try_from(s).ok())
-                .filter(|&s| (s as usize) < SLOTS)
-                .ok_or_else(|| Error::bad_input("Invalid slot"))?;
+            let s = slot_or_invalid(&rest[0])?;
             let max = int_arg(&rest[1])
                 .ok()
                 .and_then(|n| usize::try_from(n).ok())

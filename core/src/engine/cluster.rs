@@ -1078,26 +1078,21 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("nodes.conf");
         let _ = std::fs::remove_file(&path);
+        let at = |id: &str| {
+            ClusterState::new(
+                id,
+                "127.0.0.1",
+                7010,
+                Some(path.clone()),
+                Duration::from_secs(15),
+            )
+        };
         let id: String = std::iter::repeat_n('d', 40).collect();
-        let s = ClusterState::new(
-            &id,
-            "127.0.0.1",
-            7010,
-            Some(path.clone()),
-            Duration::from_secs(15),
-        )
-        .expect("new");
+        let s = at(&id).expect("new");
         s.add_slots(&[1, 2, 3, 100]).expect("add");
         s.set_config_epoch(4).expect("epoch");
         let other: String = std::iter::repeat_n('e', 40).collect();
-        let back = ClusterState::new(
-            &other,
-            "127.0.0.1",
-            7010,
-            Some(path.clone()),
-            Duration::from_secs(15),
-        )
-        .expect("load");
+        let back = at(&other).expect("load");
         assert_eq!(back.my_id(), id);
         assert!(
             back.nodes_text().ends_with(" 4 connected 1-3 100\n"),
@@ -1108,14 +1103,7 @@ mod tests {
             .expect("file")
             .contains("vars currentEpoch 4 lastVoteEpoch 0"));
         std::fs::write(&path, "garbage\n").expect("write");
-        assert!(ClusterState::new(
-            &other,
-            "127.0.0.1",
-            7010,
-            Some(path),
-            Duration::from_secs(15)
-        )
-        .is_err());
+        assert!(at(&other).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 
