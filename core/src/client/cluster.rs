@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::address::Address;
-use super::conn::{Cmd, Remote, RetryPolicy};
+use super::remote::{Cmd, Remote, RetryPolicy};
 use crate::cmd::table;
 use crate::engine::cluster::{key_slot, SLOTS};
 use crate::error::{Error, ErrorCode, Result};
@@ -33,7 +33,7 @@ pub fn slot_of(args: &[Bytes]) -> Result<Option<u16>> {
     let Some(spec) = args.first().and_then(|n| table::lookup(n)) else {
         return Ok(None);
     };
-    crate::cmd::command_slot(spec, args)
+    spec.slot(args)
 }
 
 /// A connection to every node of a cluster.

@@ -17,6 +17,7 @@ mod address;
 mod cluster;
 mod conn;
 mod keys;
+mod remote;
 
 use std::sync::{Arc, OnceLock};
 use std::thread::sleep;
@@ -25,8 +26,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use address::Address;
-pub use conn::{Arg, Cmd, RetryPolicy};
 pub use keys::KeyPrefixes;
+pub use remote::{Arg, Cmd, RetryPolicy};
 
 pub use crate::cmd::ModelOptions;
 use crate::data::dataset::{Dataset, ACK_FIELD};
@@ -35,7 +36,8 @@ use crate::engine::{Engine, EngineConfig, RunOptions, WaitFor};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::Frame;
 use crate::server::{EmbeddedServer, ListenOptions};
-use conn::{Conn, Inproc, Remote};
+use conn::{Conn, Inproc};
+use remote::Remote;
 
 /// The engine `inproc` clients of this process share, created on first use.
 pub fn process_engine() -> Arc<Engine> {

@@ -8,9 +8,8 @@
 
 use bytes::Bytes;
 
-use super::table::Spec;
 use super::{arity, int_arg};
-use crate::engine::cluster::{key_slot, ClusterState, Route, SLOTS};
+use crate::engine::cluster::{key_slot, ClusterState, SLOTS};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::Frame;
@@ -21,82 +20,6 @@ fn disabled() -> Error {
 
 fn state(engine: &Engine) -> Result<&ClusterState> {
     engine.cluster().ok_or_else(disabled)
-}
-
-/// The slot this command's keys hash to, when it names any: `None` for a keyless
-/// command, `CROSSSLOT` when they hash to different slots.
-///
-/// # Errors
-/// `CROSSSLOT Keys in request don't hash to the same slot`.
-pub fn command_slot(spec: &Spec, args: &[Bytes]) -> Result<Option<u16>> {
-    let mut slot = None;
-    for i in spec.key_positions(args) {
-        let s = key_slot(&args[i]);
-        if *slot.get_or_insert(s) != s {
-            return Err(crossslot());
-        }
-    }
-    Ok(slot)
-}
-
-/// Redis' error for keys of several slots in one request.
-pub(super) fn crossslot() -> Error {
-    Error::new(
-        ErrorCode::BadInput,
-        "CROSSSLOT Keys in request don't hash to the same slot",
-    )
-}
-
-/// RedisAI's commands on a model itself, which `ASKING` lets a client send to any node:
-/// insitu's clients store a model on every shard, so that a run finds it beside its
-/// inputs wherever they live.
-const MODEL_COMMANDS: [&str; 5] = [
-    "ai.modelstore",
-    "ai.modelset",
-    "ai.modeldel",
-    "ai.modelget",
-    "ai.info",
-];
-
-/// Whether this node serves a command in cluster mode: its keys in one slot this node
-/// owns. A key that holds a model on this node counts as this node's whatever its slot
-/// (models live on every shard), and after `ASKING` a command on a model is served
-/// here. `Ok(slot)` when it is served; `MOVED`, `CROSSSLOT` or `CLUSTERDOWN` otherwise.
-///
-/// # Errors
-/// The redirection or refusal, with Redis' text.
-pub(super) fn route(
-    engine: &Engine,
-    cluster: &ClusterState,
-    spec: &Spec,
-    args: &[Bytes],
-    asking: bool,
-) -> Result<Option<u16>> {
-    if asking && MODEL_COMMANDS.contains(&spec.name) {
-        return Ok(None);
-    }
-    let mut slot = None;
-    for i in spec.key_positions(args) {
-        if engine.holds_model(&args[i]) {
-            continue;
-        }
-        let s = key_slot(&args[i]);
-        if *slot.get_or_insert(s) != s {
-            return Err(crossslot());
-        }
-    }
-    let Some(slot) = slot else {
-        return Ok(None);
-    };
-    match cluster.route(slot) {
-        Route::Here => Ok(Some(slot)),
-        // A cluster client follows MOVED before its user sees it.
-        Route::Moved(s, addr) => Err(Error::new(ErrorCode::Server, format!("MOVED {s} {addr}"))),
-        Route::Unserved => Err(Error::new(
-            ErrorCode::Io,
-            "CLUSTERDOWN Hash slot not served",
-        )),
-    }
 }
 
 /// A slot number, or Redis' `Invalid slot` (COUNTKEYSINSLOT, GETKEYSINSLOT).

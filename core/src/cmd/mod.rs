@@ -10,6 +10,7 @@ mod connection;
 mod dag;
 mod keys;
 mod model;
+mod routing;
 mod script;
 pub mod table;
 mod tensor;
@@ -25,7 +26,6 @@ use crate::engine::{Engine, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::Frame;
 
-pub use cluster::command_slot;
 pub use dag::{decode_infer, encode_infer};
 pub use model::{encode_modelexecute, encode_modelstore, modelstore_request, ModelOptions};
 pub use tensor::{decode_tensorget, encode_tensorset, parse_tensorset, tensor_reply, TensorFormat};
@@ -126,10 +126,10 @@ fn dispatch(engine: &Arc<Engine>, session: &mut Session, args: &[Bytes]) -> Resu
     // others answer MOVED (CROSSSLOT for keys of several slots), as Redis Cluster does.
     if let (Some(cluster), Some(spec)) = (engine.cluster(), spec) {
         let asking = std::mem::take(&mut session.asking);
-        let routed = cluster::route(engine, cluster, spec, args, asking).and_then(|slot| {
+        let routed = routing::route(engine, cluster, spec, args, asking).and_then(|slot| {
             // A transaction's commands must all hash to one slot.
             match (session.multi.is_some(), slot, session.multi_slot) {
-                (true, Some(s), Some(t)) if s != t => Err(cluster::crossslot()),
+                (true, Some(s), Some(t)) if s != t => Err(table::crossslot()),
                 (true, Some(s), _) => {
                     session.multi_slot = Some(s);
                     Ok(())
@@ -248,7 +248,7 @@ fn run_from_script(
         return refuse("ERR Write commands are not allowed from read-only scripts.");
     }
     if let Some(cluster) = engine.cluster() {
-        match cluster::route(engine, cluster, spec, args, false) {
+        match routing::route(engine, cluster, spec, args, false) {
             Ok(_) => {}
             Err(e) if e.text().starts_with("CROSSSLOT") => return Err(e),
             Err(_) => {

@@ -415,6 +415,22 @@ impl Spec {
         }
     }
 
+    /// The slot this command's keys hash to, when it names any: `None` for a keyless
+    /// command (cluster routing: the server's and the client's).
+    ///
+    /// # Errors
+    /// `CROSSSLOT Keys in request don't hash to the same slot`.
+    pub fn slot(&self, args: &[Bytes]) -> Result<Option<u16>> {
+        let mut slot = None;
+        for i in self.key_positions(args) {
+            let s = crate::engine::cluster::key_slot(&args[i]);
+            if *slot.get_or_insert(s) != s {
+                return Err(crossslot());
+            }
+        }
+        Ok(slot)
+    }
+
     /// The positions of the keys in `args` (the command name is position 0).
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
         match self.keys {
@@ -573,6 +589,14 @@ pub(super) fn command(args: &[Bytes]) -> Result<Frame> {
             String::from_utf8_lossy(sub)
         ))),
     }
+}
+
+/// Redis' error for keys of several slots in one request.
+pub fn crossslot() -> Error {
+    Error::new(
+        crate::error::ErrorCode::BadInput,
+        "CROSSSLOT Keys in request don't hash to the same slot",
+    )
 }
 
 #[cfg(test)]

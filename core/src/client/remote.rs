@@ -1,0 +1,562 @@
+//! A client's socket to one server (TCP or Unix, RESP2 with the same frame codec the
+//! server uses): commands, the retry policy, the reply limits the command table gives.
+//!
+//! Commands are argument vectors of [`Bytes`]: a tensor's payload is one shared `Bytes`,
+//! written to a socket without a copy (vectored write) or handed to an in-process engine
+//! as is. Replies are [`Frame`]s whose bulk payloads are slices of the read buffer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::address::Address;
+use crate::cmd::table::{self, ReplyWait, Retry};
+use crate::error::{Error, ErrorCode, Result};
+use crate::protocol::resp::{decode_reply, Frame, Output};
+
+/// A command under construction.
+#[derive(Debug, Clone, Default)]
+pub struct Cmd(pub(crate) Vec<Bytes>);
+
+/// Values that can be command arguments.
+pub trait Arg {
+    /// As bytes (shared, not copied, for `Bytes`).
+    fn into_arg(self) -> Bytes;
+}
+
+impl Arg for Bytes {
+    fn into_arg(self) -> Bytes {
+        self
+    }
+}
+impl Arg for &Bytes {
+    fn into_arg(self) -> Bytes {
+        self.clone()
+    }
+}
+impl Arg for &str {
+    fn into_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+impl Arg for &String {
+    fn into_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+}
+impl Arg for String {
+    fn into_arg(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+impl Arg for &[u8] {
+    fn into_arg(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+macro_rules! int_arg {
+    ($($t:ty),*) => {$(
+        impl Arg for $t {
+            fn into_arg(self) -> Bytes {
+                Bytes::from(self.to_string())
+            }
+        }
+    )*};
+}
+int_arg!(usize, u64, i64, u32, i32);
+
+impl Cmd {
+    /// A command named `name`.
+    pub fn new(name: &'static str) -> Cmd {
+        Cmd(vec![Bytes::from_static(name.as_bytes())])
+    }
+
+    /// Append an argument.
+    pub fn arg(&mut self, a: impl Arg) -> &mut Cmd {
+        self.0.push(a.into_arg());
+        self
+    }
+
+    /// Append an argument (by value, for chains).
+    pub fn with(mut self, a: impl Arg) -> Cmd {
+        self.0.push(a.into_arg());
+        self
+    }
+}
+
+/// How a client rides out a broken connection or a server that restarts. The variables
+/// and units are SmartRedis': after a connection breaks, a command is sent again on a new
+/// connection, every `cmd_interval`, until `cmd_timeout` has passed; the first connection
+/// is tried every `conn_interval` until `conn_timeout`. Only commands that may safely run
+/// twice are sent again (`RPUSH`/`LPUSH` not after a `DEL` of the same list in the same
+/// pipeline, and `RENAME`, are not: they fail with an error saying so, on a connection
+/// that works again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// How long to keep trying to connect (`INSITU_CONN_TIMEOUT` / `SR_CONN_TIMEOUT`,
+    /// seconds; default 100).
+    pub conn_timeout: Duration,
+    /// Between connection attempts (`INSITU_CONN_INTERVAL` / `SR_CONN_INTERVAL`,
+    /// milliseconds; default 100).
+    pub conn_interval: Duration,
+    /// How long to keep retrying a command whose connection broke (`INSITU_CMD_TIMEOUT` /
+    /// `SR_CMD_TIMEOUT`, seconds; default 100).
+    pub cmd_timeout: Duration,
+    /// Between command attempts (`INSITU_CMD_INTERVAL` / `SR_CMD_INTERVAL`,
+    /// milliseconds; default 100).
+    pub cmd_interval: Duration,
+    /// How long one attempt waits for its reply before the connection counts as broken
+    /// (`INSITU_SOCKET_TIMEOUT` / `SR_SOCKET_TIMEOUT`, seconds; default 0: no limit). A
+    /// server that hangs without closing then costs a retry, not a hung simulation.
+    /// `INSITU.WAIT` gets its own timeout on top; model runs (`AI.MODELEXECUTE`,
+    /// `AI.DAGEXECUTE`) are not limited: they take as long as the model takes.
+    pub socket_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            conn_timeout: Duration::from_secs(100),
+            conn_interval: Duration::from_millis(100),
+            cmd_timeout: Duration::from_secs(100),
+            cmd_interval: Duration::from_millis(100),
+            socket_timeout: Duration::ZERO,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retry: errors come at once.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            conn_timeout: Duration::ZERO,
+            conn_interval: Duration::ZERO,
+            cmd_timeout: Duration::ZERO,
+            cmd_interval: Duration::ZERO,
+            socket_timeout: Duration::ZERO,
+        }
+    }
+
+    /// The policy from the environment (`INSITU_*`, else SmartRedis' `SR_*`, else the
+    /// defaults).
+    ///
+    /// # Errors
+    /// A variable that is not a non-negative integer.
+    pub fn from_env() -> Result<RetryPolicy> {
+        RetryPolicy::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// The policy from variables looked up with `var`.
+    ///
+    /// # Errors
+    /// A variable that is not a non-negative integer.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<RetryPolicy> {
+        let d = RetryPolicy::default();
+        let get = |name: &str, millis: bool, default: Duration| -> Result<Duration> {
+            for v in [format!("INSITU_{name}"), format!("SR_{name}")] {
+                if let Some(text) = var(&v) {
+                    let n: u64 = text.trim().parse().map_err(|_| {
+                        Error::bad_input(format!(
+                            "{v} must be a whole number of {}, not '{text}'",
+                            if millis { "milliseconds" } else { "seconds" }
+                        ))
+                    })?;
+                    return Ok(if millis {
+                        Duration::from_millis(n)
+                    } else {
+                        Duration::from_secs(n)
+                    });
+                }
+            }
+            Ok(default)
+        };
+        Ok(RetryPolicy {
+            conn_timeout: get("CONN_TIMEOUT", false, d.conn_timeout)?,
+            conn_interval: get("CONN_INTERVAL", true, d.conn_interval)?,
+            cmd_timeout: get("CMD_TIMEOUT", false, d.cmd_timeout)?,
+            cmd_interval: get("CMD_INTERVAL", true, d.cmd_interval)?,
+            socket_timeout: get("SOCKET_TIMEOUT", false, d.socket_timeout)?,
+        })
+    }
+}
+
+/// Whether `cmds`, sent once and perhaps applied, may be sent again: every command
+/// leaves the same state when run twice, or (a list push) follows a `DEL` of its list in
+/// the same batch.
+fn retry_safe(cmds: &[Cmd]) -> bool {
+    let mut deleted: Vec<&[u8]> = Vec::new();
+    cmds.iter().all(|c| {
+        let Some(spec) = c.0.first().and_then(|n| table::lookup(n)) else {
+            return true;
+        };
+        if spec.name == "del" || spec.name == "unlink" {
+            deleted.extend(c.0[1..].iter().map(|k| k.as_ref()));
+        }
+        match spec.retry {
+            Retry::Safe => true,
+            Retry::Never => false,
+            Retry::AfterDel => c.0.get(1).is_some_and(|k| deleted.contains(&k.as_ref())),
+        }
+    })
+}
+
+/// How long `cmds` may wait for their replies given a per-attempt `limit` (`None`: no
+/// limit), as the command table says: a wait's own timeout is added, model runs are not
+/// limited.
+fn reply_limit(cmds: &[Cmd], limit: Duration) -> Option<Duration> {
+    if limit.is_zero() {
+        return None;
+    }
+    let mut extra = Duration::ZERO;
+    for c in cmds {
+        let Some(spec) = c.0.first().and_then(|n| table::lookup(n)) else {
+            continue;
+        };
+        match spec.reply_wait {
+            ReplyWait::Limited => {}
+            ReplyWait::Unlimited => return None,
+            ReplyWait::PlusMillisAt(i) => {
+                let ms =
+                    c.0.get(i)
+                        .and_then(|a| std::str::from_utf8(a).ok())
+                        .and_then(|a| a.parse::<u64>().ok())
+                        .unwrap_or(0);
+                extra += Duration::from_millis(ms);
+            }
+        }
+    }
+    Some(limit + extra)
+}
+
+fn names(cmds: &[Cmd]) -> String {
+    let mut v: Vec<String> = cmds
+        .iter()
+        .filter_map(|c| c.0.first())
+        .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
+        .collect();
+    v.dedup();
+    v.join("+")
+}
+
+pub(super) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A RESP connection to a server.
+pub(crate) struct Remote {
+    pub(super) addr: Address,
+    pub(crate) policy: RetryPolicy,
+    /// The password of the last successful `AUTH`, sent again on a new connection.
+    pub(crate) password: Option<Bytes>,
+    /// An exchange failed midway: the stream may hold a late reply or half a request,
+    /// so it is replaced before it is used again.
+    broken: bool,
+    /// The read timeout set on the stream now.
+    read_limit: Option<Duration>,
+    pub(super) stream: Stream,
+    rbuf: BytesMut,
+    out: Output,
+    /// Whether the server takes shared-memory transfers on this connection.
+    pub(crate) shm: bool,
+    /// The arena shared with the server (attached when shared memory is on).
+    pub(super) arena: Option<Arc<crate::protocol::shm::Arena>>,
+}
+
+/// The arena's size when shared memory is turned on; it grows to fit larger tensors.
+pub(super) const ARENA_DEFAULT: usize = 64 << 20;
+
+fn io_err(context: &str, e: std::io::Error) -> Error {
+    Error::err(ErrorCode::Io, format!("{context}: {e}"))
+}
+
+impl Remote {
+    fn open(addr: &Address) -> Result<Stream> {
+        let ctx = |e: std::io::Error| io_err(&format!("cannot connect to {addr}"), e);
+        Ok(match addr {
+            Address::Tcp(h, p) => {
+                let s = TcpStream::connect((h.as_str(), *p)).map_err(ctx)?;
+                let _ = s.set_nodelay(true);
+                Stream::Tcp(s)
+            }
+            Address::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(ctx)?),
+            Address::Inproc | Address::Cluster(_) => {
+                return Err(Error::err(
+                    ErrorCode::Internal,
+                    format!("{addr} is not one socket address"),
+                ))
+            }
+        })
+    }
+
+    /// Connect, trying every `conn_interval` until `conn_timeout` (a server that starts
+    /// after its clients is waited for).
+    pub(crate) fn connect(addr: &Address, policy: RetryPolicy) -> Result<Remote> {
+        let deadline = Instant::now() + policy.conn_timeout;
+        let stream = loop {
+            match Remote::open(addr) {
+                Ok(s) => break s,
+                Err(e) if matches!(addr, Address::Inproc) => return Err(e),
+                Err(e) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        if policy.conn_timeout.is_zero() {
+                            return Err(e);
+                        }
+                        return Err(Error::err(
+                            ErrorCode::Io,
+                            format!(
+                                "{} (gave up after {} s: INSITU_CONN_TIMEOUT)",
+                                e.message(),
+                                policy.conn_timeout.as_secs()
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(policy.conn_interval.min(deadline - now));
+                }
+            }
+        };
+        Ok(Remote {
+            addr: addr.clone(),
+            policy,
+            password: None,
+            broken: false,
+            read_limit: None,
+            stream,
+            rbuf: BytesMut::with_capacity(64 * 1024),
+            out: Output::default(),
+            shm: false,
+            arena: None,
+        })
+    }
+
+    /// A new connection in place of a broken one, with the old one's state: `AUTH`, and
+    /// the same shared-memory arena (a tensor written into it is still there).
+    fn reconnect(&mut self) -> Result<()> {
+        self.stream = Remote::open(&self.addr)?;
+        self.broken = false;
+        self.read_limit = None;
+        self.rbuf.clear();
+        self.out = Output::default();
+        if let Some(p) = self.password.clone() {
+            self.write(&[Cmd::new("AUTH").with(p)], &[])?;
+            if let Frame::Error(e) = self.read()? {
+                return Err(e);
+            }
+        }
+        if self.shm {
+            if let Some(arena) = self.arena.clone() {
+                self.send_arena(&arena)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ready the connection for `cmds`: a broken one replaced, the reply timeout the
+    /// commands allow set.
+    fn prepare(&mut self, cmds: &[Cmd]) -> Result<()> {
+        if self.broken {
+            self.reconnect()?;
+        }
+        let limit = reply_limit(cmds, self.policy.socket_timeout);
+        if limit != self.read_limit {
+            let r = match &self.stream {
+                Stream::Tcp(s) => s.set_read_timeout(limit),
+                Stream::Unix(s) => s.set_read_timeout(limit),
+            };
+            r.map_err(|e| io_err("set the reply timeout", e))?;
+            self.read_limit = limit;
+        }
+        Ok(())
+    }
+
+    /// Write `cmds` and read their replies, each attempt within the policy's
+    /// `socket_timeout`. A connection left broken by an earlier failure is replaced
+    /// first (one attempt).
+    fn exchange(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
+        self.prepare(cmds)?;
+        let r = self
+            .write(cmds, &[])
+            .and_then(|()| (0..cmds.len()).map(|_| self.read()).collect());
+        if matches!(&r, Err(e) if e.code() == ErrorCode::Io) {
+            self.broken = true;
+        }
+        r
+    }
+
+    /// Write `cmds` without reading their replies (a cluster pipeline writes to every
+    /// node before it reads): [`Remote::receive`] reads them.
+    pub(crate) fn send(&mut self, cmds: &[Cmd]) -> Result<()> {
+        self.prepare(cmds)?;
+        let r = self.write(cmds, &[]);
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
+    }
+
+    /// The replies to the `n` commands [`Remote::send`] wrote.
+    pub(crate) fn receive(&mut self, n: usize) -> Result<Vec<Frame>> {
+        let r = (0..n).map(|_| self.read()).collect();
+        if matches!(&r, Err(e) if e.code() == ErrorCode::Io) {
+            self.broken = true;
+        }
+        r
+    }
+
+    /// [`Remote::exchange`], riding out a broken connection as the policy says.
+    pub(crate) fn exchange_retrying(&mut self, cmds: &[Cmd]) -> Result<Vec<Frame>> {
+        let first = match self.exchange(cmds) {
+            Err(e) if e.code() == ErrorCode::Io && !self.policy.cmd_timeout.is_zero() => e,
+            r => return r,
+        };
+        let what = names(cmds);
+        let safe = retry_safe(cmds);
+        let deadline = Instant::now() + self.policy.cmd_timeout;
+        let mut last = first;
+        loop {
+            match self.reconnect() {
+                Ok(()) if !safe => {
+                    return Err(Error::err(
+                        ErrorCode::Io,
+                        format!(
+                            "the connection to {} broke during {what} ({}); reconnected, but {what} was not sent again: it may have been applied already",
+                            self.addr,
+                            last.message()
+                        ),
+                    ))
+                }
+                Ok(()) => match self.exchange(cmds) {
+                    Err(e) if e.code() == ErrorCode::Io => last = e,
+                    r => return r,
+                },
+                Err(e) if e.code() == ErrorCode::Io => last = e,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::err(
+                    ErrorCode::Io,
+                    format!(
+                        "{what} failed: the server at {} did not answer again within {} s (INSITU_CMD_TIMEOUT); last error: {}",
+                        self.addr,
+                        self.policy.cmd_timeout.as_secs(),
+                        last.message()
+                    ),
+                ));
+            }
+            std::thread::sleep(self.policy.cmd_interval.min(deadline - now));
+        }
+    }
+
+    pub(super) fn write(&mut self, cmds: &[Cmd], fds: &[OwnedFd]) -> Result<()> {
+        for c in cmds {
+            Frame::Array(c.0.iter().map(|a| Frame::Bulk(a.clone())).collect())
+                .encode(&mut self.out);
+        }
+        let mut chunks = self.out.take_chunks();
+        let mut first = 0;
+        if !fds.is_empty() {
+            // The descriptors travel with the first bytes of the command.
+            let Stream::Unix(u) = &self.stream else {
+                return Err(Error::bad_input(
+                    "shared memory transfers need a Unix socket",
+                ));
+            };
+            let raws: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            let slices = crate::protocol::resp::io_slices(&chunks);
+            let n = crate::protocol::shm::send_with_fds(u.as_raw_fd(), &slices, &raws)
+                .map_err(|e| io_err("write", e))?;
+            crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
+        }
+        let io = self.stream.io();
+        while first < chunks.len() {
+            let slices = crate::protocol::resp::io_slices(&chunks[first..]);
+            let n = io.write_vectored(&slices).map_err(|e| io_err("write", e))?;
+            if n == 0 {
+                return Err(io_err("write", std::io::ErrorKind::WriteZero.into()));
+            }
+            crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
+        }
+        Ok(())
+    }
+
+    /// Create an arena of `size` bytes and hand it to the server for this connection.
+    pub(super) fn attach_arena(&mut self, size: usize) -> Result<()> {
+        let arena = Arc::new(crate::protocol::shm::Arena::create(size)?);
+        self.send_arena(&arena)?;
+        self.arena = Some(arena);
+        Ok(())
+    }
+
+    /// Hand `arena` to the server for this connection.
+    fn send_arena(&mut self, arena: &crate::protocol::shm::Arena) -> Result<()> {
+        let fd = arena.fd().try_clone().map_err(|e| io_err("dup", e))?;
+        self.write(
+            &[Cmd::new("INSITU.SHM").with("ATTACH").with(arena.len())],
+            &[fd],
+        )?;
+        match self.read()? {
+            Frame::Error(e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn read(&mut self) -> Result<Frame> {
+        loop {
+            if let Some(f) = decode_reply(&mut self.rbuf)? {
+                return Ok(f);
+            }
+            // Read straight into the buffer (zero-filled first: safe code only); the read
+            // size grows with the pending reply so a large tensor takes few reads.
+            let len = self.rbuf.len();
+            let want = (64 * 1024).max(len);
+            self.rbuf.resize(len + want, 0);
+            let r = self.stream.io().read(&mut self.rbuf[len..]);
+            let n = match r {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.rbuf.truncate(len);
+                    return Err(Error::err(
+                        ErrorCode::Io,
+                        format!(
+                            "no reply from {} within {} s (INSITU_SOCKET_TIMEOUT)",
+                            self.addr,
+                            self.read_limit.unwrap_or_default().as_secs()
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    self.rbuf.truncate(len);
+                    return Err(io_err("read", e));
+                }
+            };
+            self.rbuf.truncate(len + n);
+            if n == 0 {
+                return Err(Error::err(ErrorCode::Io, "connection closed by the server"));
+            }
+        }
+    }
+}
