@@ -282,3 +282,81 @@ fn waits_wake_on_the_write_that_meets_them() {
         Frame::Integer(1)
     );
 }
+
+#[test]
+fn datasets_and_lists_in_smartredis_layout_seen_over_resp() {
+    let srv = TestServer::start();
+    let engine = &srv.engine;
+    let mut ds = insitu::Dataset::new("step7");
+    ds.add_tensor(
+        "u",
+        Tensor::from_vec(vec![2], vec![1.5f32, -2.5]).expect("u"),
+    );
+    ds.add_meta_scalar("time", 0.7f64).expect("meta");
+    ds.add_meta_string("tag", "run-a").expect("meta");
+    engine.put_dataset("{step7}", &ds).expect("put dataset");
+    // The layout SmartRedis reads: a meta hash with .COMPLETE, a tensor per name.
+    assert!(engine.holds(
+        b"{step7}.meta",
+        &WaitFor::HashField(Bytes::from_static(b".COMPLETE"))
+    ));
+    assert_eq!(
+        engine.get_tensor(b"{step7}.u").expect("tensor"),
+        Tensor::from_vec(vec![2], vec![1.5f32, -2.5]).expect("u")
+    );
+    let mut c = Client::connect(&srv.tcp()).expect("connect");
+    let got = c.get_dataset("step7").expect("over tcp");
+    assert_eq!(
+        got.get_tensor("u").expect("u"),
+        ds.get_tensor("u").expect("u")
+    );
+    let back = engine.get_dataset("step7", "{step7}").expect("get dataset");
+    assert_eq!(
+        back.get_tensor("u").expect("u"),
+        ds.get_tensor("u").expect("u")
+    );
+    let e = engine.get_dataset("nope", "{nope}").expect_err("missing");
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert_eq!(
+        e.text(),
+        "ERR The requested DataSet, \"nope\", does not exist."
+    );
+    let e = engine
+        .put_dataset("{empty}", &insitu::Dataset::new("empty"))
+        .expect_err("empty");
+    assert_eq!(
+        e.text(),
+        "ERR dataset 'empty' has no tensors and no metadata: nothing to store"
+    );
+    // Lists: Redis' LRANGE index rules, WRONGTYPE, and RESP seeing the same list.
+    let items: Vec<Bytes> = (0..5).map(|i| Bytes::from(format!("e{i}"))).collect();
+    assert_eq!(engine.push_list(b"l", &items).expect("push"), 5);
+    let range = |a, b| {
+        engine
+            .list_range(b"l", a, b)
+            .expect("range")
+            .iter()
+            .map(|x| String::from_utf8_lossy(x).into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(range(0, -1), ["e0", "e1", "e2", "e3", "e4"]);
+    assert_eq!(range(-2, -1), ["e3", "e4"]);
+    assert_eq!(range(1, 2), ["e1", "e2"]);
+    assert_eq!(range(3, 1), Vec::<String>::new());
+    assert_eq!(range(10, 20), Vec::<String>::new());
+    assert_eq!(range(-100, 0), ["e0"]);
+    assert_eq!(engine.list_len(b"l").expect("len"), 5);
+    assert_eq!(engine.list_len(b"missing").expect("len"), 0);
+    assert_eq!(
+        engine
+            .list_len(b"{step7}.u")
+            .expect_err("wrong type")
+            .code(),
+        ErrorCode::WrongType
+    );
+    assert_eq!(c.get_list_length("l").expect("llen over tcp"), 5);
+    assert_eq!(
+        c.command(&["LRANGE", "l", "-2", "-1"]).expect("lrange"),
+        Frame::Array(vec![Frame::Bulk("e3".into()), Frame::Bulk("e4".into())])
+    );
+}

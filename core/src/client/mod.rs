@@ -549,6 +549,9 @@ impl Client {
     /// An empty dataset, or the server's error.
     pub fn put_dataset(&mut self, ds: &Dataset) -> Result<()> {
         let base = self.keys.dataset_key(ds.name(), false);
+        if let Some(i) = self.con.inproc() {
+            return i.engine.put_dataset(&base, ds);
+        }
         let meta = ds.encode_meta();
         if meta.is_empty() {
             return Err(Error::bad_input(format!(
@@ -588,6 +591,9 @@ impl Client {
     }
 
     fn read_dataset(&mut self, name: &str, base: &str) -> Result<Dataset> {
+        if let Some(i) = self.con.inproc() {
+            return i.engine.get_dataset(name, base);
+        }
         let (mut ds, names) = self.read_dataset_meta(name, base)?;
         let cmds = names
             .iter()
@@ -680,6 +686,12 @@ impl Client {
     pub fn append_to_list(&mut self, list: &str, ds: &Dataset) -> Result<()> {
         let key = self.keys.list_key(list, false);
         let entry = self.keys.dataset_key(ds.name(), false);
+        if let Some(i) = self.con.inproc() {
+            return i
+                .engine
+                .push_list(key.as_bytes(), &[Bytes::from(entry)])
+                .map(|_| ());
+        }
         self.call(Cmd::new("RPUSH").with(key).with(entry))
             .map(|_| ())
     }
@@ -690,6 +702,9 @@ impl Client {
     /// `WrongType` when the key is not a list.
     pub fn get_list_length(&mut self, list: &str) -> Result<usize> {
         let key = self.keys.list_key(list, true);
+        if let Some(i) = self.con.inproc() {
+            return i.engine.list_len(key.as_bytes());
+        }
         let n = int(&self.call(Cmd::new("LLEN").with(key))?, "LLEN")?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
@@ -752,6 +767,9 @@ impl Client {
     }
 
     fn list_entries(&mut self, key: &str, start: i64, end: i64) -> Result<Vec<Bytes>> {
+        if let Some(i) = self.con.inproc() {
+            return i.engine.list_range(key.as_bytes(), start, end);
+        }
         array(
             self.call(Cmd::new("LRANGE").with(key).with(start).with(end))?,
             "LRANGE",

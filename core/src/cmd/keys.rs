@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::{arity, glob_match, int_arg};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::protocol::resp::Frame;
 use crate::store::{Store, Value};
@@ -225,6 +226,18 @@ fn with_list<R>(
     })
 }
 
+pub(super) fn lrange(e: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 4, 4)?;
+    let (start, stop) = (int_arg(&args[2])?, int_arg(&args[3])?);
+    let items = e.list_range(&args[1], start, stop)?;
+    Ok(Frame::Array(items.into_iter().map(Frame::Bulk).collect()))
+}
+
+pub(super) fn llen(e: &Engine, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 2, 2)?;
+    Ok(Frame::Integer(e.list_len(&args[1])? as i64))
+}
+
 /// Resolve a Redis list index (negative counts from the end) against `len`.
 fn resolve(i: i64, len: usize) -> i64 {
     if i < 0 {
@@ -232,31 +245,6 @@ fn resolve(i: i64, len: usize) -> i64 {
     } else {
         i
     }
-}
-
-pub(super) fn lrange(s: &Store, args: &[Bytes]) -> Result<Frame> {
-    arity(args, 4, 4)?;
-    let (start, stop) = (int_arg(&args[2])?, int_arg(&args[3])?);
-    with_list(s, &args[1], Frame::Array(vec![]), |l| {
-        let len = l.len();
-        let start = resolve(start, len).max(0);
-        let stop = resolve(stop, len).min(len as i64 - 1);
-        if start > stop || start >= len as i64 {
-            return Frame::Array(vec![]);
-        }
-        Frame::Array(
-            l.range(start as usize..=stop as usize)
-                .map(|v| Frame::Bulk(v.clone()))
-                .collect(),
-        )
-    })
-}
-
-pub(super) fn llen(s: &Store, args: &[Bytes]) -> Result<Frame> {
-    arity(args, 2, 2)?;
-    with_list(s, &args[1], Frame::Integer(0), |l| {
-        Frame::Integer(l.len() as i64)
-    })
 }
 
 pub(super) fn lindex(s: &Store, args: &[Bytes]) -> Result<Frame> {

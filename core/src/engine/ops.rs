@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::Engine;
+use crate::data::dataset::{Dataset, ACK_FIELD};
 use crate::data::tensor::Tensor;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::runner::{check_count, run_checked, RunResult, StatsSink};
@@ -398,6 +399,110 @@ impl Engine {
             }
             Ok(())
         })))
+    }
+
+    // ----- lists -----
+
+    /// The entries `start..=stop` of the list at `key`, with Redis' index rules
+    /// (negative counts from the end, out-of-range clamped); a missing key is empty.
+    ///
+    /// # Errors
+    /// `WrongType`.
+    pub fn list_range(&self, key: &[u8], start: i64, stop: i64) -> Result<Vec<Bytes>> {
+        self.store().with(key, |v| match v {
+            None => Ok(Vec::new()),
+            Some(Value::List(l)) => {
+                let len = l.len() as i64;
+                let from = |i: i64| if i < 0 { len + i } else { i };
+                let (start, stop) = (from(start).max(0), from(stop).min(len - 1));
+                if start > stop || start >= len {
+                    return Ok(Vec::new());
+                }
+                Ok(l.range(start as usize..=stop as usize).cloned().collect())
+            }
+            Some(_) => Err(Error::wrong_type()),
+        })
+    }
+
+    /// The length of the list at `key` (0 when missing).
+    ///
+    /// # Errors
+    /// `WrongType`.
+    pub fn list_len(&self, key: &[u8]) -> Result<usize> {
+        self.store().with(key, |v| match v {
+            None => Ok(0),
+            Some(Value::List(l)) => Ok(l.len()),
+            Some(_) => Err(Error::wrong_type()),
+        })
+    }
+
+    /// Append `items` to the list at `key` (`RPUSH`); its new length.
+    ///
+    /// # Errors
+    /// `WrongType`, `OutOfMemory`.
+    pub fn push_list(&self, key: &[u8], items: &[Bytes]) -> Result<usize> {
+        self.store().push(key, items, false)
+    }
+
+    // ----- datasets -----
+
+    /// Store a dataset under `base` in SmartRedis' layout (`base.meta` hash, a tensor
+    /// `base.<name>` each, the `.COMPLETE` field set last, so a reader polling for it sees
+    /// the whole dataset), replacing a dataset there.
+    ///
+    /// # Errors
+    /// An empty dataset; the tensors' limits, `WrongType`, `OutOfMemory`.
+    pub fn put_dataset(&self, base: &str, ds: &Dataset) -> Result<()> {
+        let meta = ds.encode_meta();
+        if meta.is_empty() {
+            return Err(Error::bad_input(format!(
+                "dataset '{}' has no tensors and no metadata: nothing to store",
+                ds.name()
+            )));
+        }
+        let meta_key = format!("{base}.meta");
+        self.store().delete(meta_key.as_bytes())?;
+        let pairs: Vec<Bytes> = meta.into_iter().flat_map(|(f, v)| [f, v]).collect();
+        self.store().hset(meta_key.as_bytes(), &pairs)?;
+        for (name, t) in ds.tensors() {
+            self.put_tensor(format!("{base}.{name}"), t.clone())?;
+        }
+        self.store().hset(
+            meta_key.as_bytes(),
+            &[
+                Bytes::from_static(ACK_FIELD.as_bytes()),
+                Bytes::from_static(b"1"),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The dataset stored under `base` (named `name`): its metadata and tensors.
+    ///
+    /// # Errors
+    /// `NotFound` (SmartRedis' text) when there is none; a tensor it lists that is gone.
+    pub fn get_dataset(&self, name: &str, base: &str) -> Result<Dataset> {
+        let pairs: Vec<(Bytes, Bytes)> =
+            self.store()
+                .with(format!("{base}.meta").as_bytes(), |v| match v {
+                    Some(Value::Hash(h)) => {
+                        Ok(h.iter().map(|(f, v)| (f.clone(), v.clone())).collect())
+                    }
+                    Some(_) => Err(Error::wrong_type()),
+                    None => Ok(Vec::new()),
+                })?;
+        if pairs.is_empty() {
+            return Err(Error::err(
+                ErrorCode::NotFound,
+                format!("The requested DataSet, \"{name}\", does not exist."),
+            ));
+        }
+        let mut ds = Dataset::new(name);
+        for t in ds.decode_meta(&pairs)? {
+            let tensor = self.get_tensor(format!("{base}.{t}").as_bytes())?;
+            ds.add_tensor(t, tensor);
+        }
+        Ok(ds)
     }
 
     // ----- waits -----
