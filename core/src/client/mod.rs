@@ -552,13 +552,7 @@ impl Client {
         if let Some(i) = self.con.inproc() {
             return i.engine.put_dataset(&base, ds);
         }
-        let meta = ds.encode_meta();
-        if meta.is_empty() {
-            return Err(Error::bad_input(format!(
-                "dataset '{}' has no tensors and no metadata: nothing to store",
-                ds.name()
-            )));
-        }
+        let meta = ds.meta_to_store()?;
         let meta_key = format!("{base}.meta");
         let mut cmds = vec![Cmd::new("DEL").with(&meta_key)];
         let mut hm = Cmd::new("HMSET").with(&meta_key);
@@ -580,10 +574,7 @@ impl Client {
     fn read_dataset_meta(&mut self, name: &str, base: &str) -> Result<(Dataset, Vec<String>)> {
         let pairs = decode_pairs(self.call(Cmd::new("HGETALL").with(format!("{base}.meta")))?)?;
         if pairs.is_empty() {
-            return Err(Error::err(
-                ErrorCode::NotFound,
-                format!("The requested DataSet, \"{name}\", does not exist."),
-            ));
+            return Err(crate::data::dataset::dataset_missing(name));
         }
         let mut ds = Dataset::new(name);
         let names = ds.decode_meta(&pairs)?;

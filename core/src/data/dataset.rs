@@ -177,6 +177,14 @@ pub struct Dataset {
     meta: Vec<(String, MetaValue)>,
 }
 
+/// SmartRedis' error for a dataset that is not there.
+pub fn dataset_missing(name: &str) -> Error {
+    Error::err(
+        ErrorCode::NotFound,
+        format!("The requested DataSet, \"{name}\", does not exist."),
+    )
+}
+
 impl Dataset {
     /// An empty dataset.
     pub fn new(name: impl Into<String>) -> Dataset {
@@ -329,6 +337,22 @@ impl Dataset {
     /// Names of the user metadata fields.
     pub fn meta_field_names(&self) -> Vec<&str> {
         self.meta.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// The metadata hash to store ([`Dataset::encode_meta`]), refusing a dataset with
+    /// nothing in it (what every way of storing one checks first).
+    ///
+    /// # Errors
+    /// `BadInput` for a dataset without tensors or metadata.
+    pub fn meta_to_store(&self) -> Result<Vec<(Bytes, Bytes)>> {
+        let meta = self.encode_meta();
+        if meta.is_empty() {
+            return Err(Error::bad_input(format!(
+                "dataset '{}' has no tensors and no metadata: nothing to store",
+                self.name
+            )));
+        }
+        Ok(meta)
     }
 
     /// The metadata hash as field/value pairs, `.tensor_names` included, ready for

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::Engine;
-use crate::data::dataset::{Dataset, ACK_FIELD};
+use crate::data::dataset::{dataset_missing, Dataset, ACK_FIELD};
 use crate::data::tensor::Tensor;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::runner::{check_count, run_checked, RunResult, StatsSink};
@@ -453,13 +453,7 @@ impl Engine {
     /// # Errors
     /// An empty dataset; the tensors' limits, `WrongType`, `OutOfMemory`.
     pub fn put_dataset(&self, base: &str, ds: &Dataset) -> Result<()> {
-        let meta = ds.encode_meta();
-        if meta.is_empty() {
-            return Err(Error::bad_input(format!(
-                "dataset '{}' has no tensors and no metadata: nothing to store",
-                ds.name()
-            )));
-        }
+        let meta = ds.meta_to_store()?;
         let meta_key = format!("{base}.meta");
         self.store().delete(meta_key.as_bytes())?;
         let pairs: Vec<Bytes> = meta.into_iter().flat_map(|(f, v)| [f, v]).collect();
@@ -492,10 +486,7 @@ impl Engine {
                     None => Ok(Vec::new()),
                 })?;
         if pairs.is_empty() {
-            return Err(Error::err(
-                ErrorCode::NotFound,
-                format!("The requested DataSet, \"{name}\", does not exist."),
-            ));
+            return Err(dataset_missing(name));
         }
         let mut ds = Dataset::new(name);
         for t in ds.decode_meta(&pairs)? {
