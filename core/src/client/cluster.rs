@@ -17,7 +17,7 @@ use bytes::Bytes;
 use super::address::Address;
 use super::remote::{Cmd, Remote, RetryPolicy};
 use crate::cmd::table;
-use crate::engine::cluster::{key_slot, SLOTS};
+use crate::engine::cluster::{hash_tag, key_slot, SLOTS};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::Frame;
 
@@ -368,22 +368,10 @@ impl Cluster {
     }
 }
 
-/// The hash tag that makes a key land in `slot`'s node: `key`'s own tag, or the key.
-pub(crate) fn tag_of(key: &[u8]) -> &[u8] {
-    if let Some(a) = key.iter().position(|&c| c == b'{') {
-        if let Some(len) = key[a + 1..].iter().position(|&c| c == b'}') {
-            if len > 0 {
-                return &key[a + 1..a + 1 + len];
-            }
-        }
-    }
-    key
-}
-
 /// A key in the same slot as `key`: `{tag}.suffix`, or `None` when `key` has no tag and
 /// cannot be used as one (it holds a brace).
 pub(crate) fn key_beside(key: &[u8], suffix: &str) -> Option<Vec<u8>> {
-    let tag = tag_of(key);
+    let tag = hash_tag(key);
     if tag.contains(&b'}') || tag.contains(&b'{') {
         return None;
     }

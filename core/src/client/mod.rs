@@ -867,20 +867,9 @@ impl Client {
             &Bytes::copy_from_slice(model),
             chunk,
         ));
-        match self.con.cluster() {
-            // On every shard (ASKING: here, whatever the key's slot), so that a run finds
-            // the model beside its inputs wherever they live.
-            Some(cl) => {
-                for replies in cl.on_every_node(&[Cmd::new("ASKING"), c])? {
-                    for f in replies {
-                        ok_frame(f)?;
-                    }
-                }
-            }
-            None => {
-                self.call(c)?;
-            }
-        }
+        // On every shard of a cluster (ASKING: here, whatever the key's slot), so that a
+        // run finds the model beside its inputs wherever they live.
+        self.on_every_node(c, true)?;
         self.model_io.remove(&key);
         Ok(())
     }
@@ -1207,14 +1196,21 @@ impl Client {
     /// # Errors
     /// Connection errors.
     pub fn flush_db(&mut self) -> Result<()> {
-        self.on_every_node(Cmd::new("FLUSHDB"))
+        self.on_every_node(Cmd::new("FLUSHDB"), false)
     }
 
-    /// Run a keyless command on the server, or on every node of a cluster.
-    fn on_every_node(&mut self, cmd: Cmd) -> Result<()> {
+    /// Run a command on the server, or on every node of a cluster (after `ASKING` with
+    /// `asking`: served there whatever its key's slot); the first error reply is the
+    /// answer.
+    fn on_every_node(&mut self, cmd: Cmd, asking: bool) -> Result<()> {
         match self.con.cluster() {
             Some(c) => {
-                for replies in c.on_every_node(std::slice::from_ref(&cmd))? {
+                let cmds = if asking {
+                    vec![Cmd::new("ASKING"), cmd]
+                } else {
+                    vec![cmd]
+                };
+                for replies in c.on_every_node(&cmds)? {
                     for f in replies {
                         ok_frame(f)?;
                     }
@@ -1230,6 +1226,6 @@ impl Client {
     /// # Errors
     /// The server's I/O error.
     pub fn save(&mut self) -> Result<()> {
-        self.on_every_node(Cmd::new("SAVE"))
+        self.on_every_node(Cmd::new("SAVE"), false)
     }
 }

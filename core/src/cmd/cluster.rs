@@ -236,7 +236,7 @@ pub(super) fn cluster(engine: &Engine, args: &[Bytes]) -> Result<Frame> {
         }
         b"REPLICAS" | b"SLAVES" => {
             let id = String::from_utf8_lossy(&rest[0]).into_owned();
-            if !c.nodes_text().lines().any(|l| l.starts_with(&id)) {
+            if !c.knows(&id) {
                 return Err(Error::bad_input(format!("Unknown node {id}")));
             }
             Ok(Frame::Array(vec![]))

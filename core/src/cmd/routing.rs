@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 
-use super::table::{crossslot, Spec};
-use crate::engine::cluster::{key_slot, ClusterState, Route};
+use super::table::Spec;
+use crate::engine::cluster::{ClusterState, Route};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorCode, Result};
 
@@ -37,16 +37,7 @@ pub(super) fn route(
     if asking && MODEL_COMMANDS.contains(&spec.name) {
         return Ok(None);
     }
-    let mut slot = None;
-    for i in spec.key_positions(args) {
-        if engine.holds_model(&args[i]) {
-            continue;
-        }
-        let s = key_slot(&args[i]);
-        if *slot.get_or_insert(s) != s {
-            return Err(crossslot());
-        }
-    }
+    let slot = spec.slot_skipping(args, |k| engine.holds_model(k))?;
     let Some(slot) = slot else {
         return Ok(None);
     };

@@ -421,8 +421,24 @@ impl Spec {
     /// # Errors
     /// `CROSSSLOT Keys in request don't hash to the same slot`.
     pub fn slot(&self, args: &[Bytes]) -> Result<Option<u16>> {
+        self.slot_skipping(args, |_| false)
+    }
+
+    /// [`Spec::slot`], leaving out the keys `skip` says are served wherever they are
+    /// (the server: keys holding a model on this node).
+    ///
+    /// # Errors
+    /// `CROSSSLOT Keys in request don't hash to the same slot`.
+    pub fn slot_skipping(
+        &self,
+        args: &[Bytes],
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Result<Option<u16>> {
         let mut slot = None;
         for i in self.key_positions(args) {
+            if skip(&args[i]) {
+                continue;
+            }
             let s = crate::engine::cluster::key_slot(&args[i]);
             if *slot.get_or_insert(s) != s {
                 return Err(crossslot());

@@ -33,19 +33,8 @@ const NOBODY: u16 = u16::MAX;
 /// The hash slot of a key (CRC16/XMODEM of the key, or of its `{hash tag}`, mod 16384),
 /// as Redis Cluster and its clients compute it.
 pub fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key
-        .iter()
-        .position(|&c| c == b'{')
-        .and_then(|a| {
-            key[a + 1..]
-                .iter()
-                .position(|&c| c == b'}')
-                .filter(|&len| len > 0)
-                .map(|len| &key[a + 1..a + 1 + len])
-        })
-        .unwrap_or(key);
     let mut crc: u16 = 0;
-    for &b in tagged {
+    for &b in hash_tag(key) {
         crc ^= u16::from(b) << 8;
         for _ in 0..8 {
             crc = if crc & 0x8000 != 0 {
@@ -56,6 +45,21 @@ pub fn key_slot(key: &[u8]) -> u16 {
         }
     }
     crc % SLOTS as u16
+}
+
+/// What a key's slot is computed from: the text between its first `{` and the next `}`
+/// when that is not empty, else the whole key (Redis Cluster's hash tags).
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    key.iter()
+        .position(|&c| c == b'{')
+        .and_then(|a| {
+            key[a + 1..]
+                .iter()
+                .position(|&c| c == b'}')
+                .filter(|&len| len > 0)
+                .map(|len| &key[a + 1..a + 1 + len])
+        })
+        .unwrap_or(key)
 }
 
 /// One node of the cluster, as this node knows it.
@@ -111,6 +115,21 @@ struct View {
 }
 
 impl View {
+    /// A view of `nodes`, this node at `me`, slot owners computed from their claims.
+    fn new(me: usize, nodes: Vec<Node>, current_epoch: u64) -> View {
+        let mut v = View {
+            me,
+            nodes,
+            owner: vec![NOBODY; SLOTS],
+            current_epoch,
+            meets: vec![],
+            last_seen: Default::default(),
+            started: Instant::now(),
+        };
+        v.recompute();
+        v
+    }
+
     fn recompute(&mut self) {
         self.owner.iter_mut().for_each(|o| *o = NOBODY);
         for (i, n) in self.nodes.iter().enumerate() {
@@ -358,29 +377,31 @@ impl ClusterState {
         config_file: Option<PathBuf>,
         node_timeout: Duration,
     ) -> Result<ClusterState> {
-        let mut view = View {
-            me: 0,
-            nodes: vec![Node {
-                id: id.to_string(),
-                ip: ip.to_string(),
-                port,
-                bus_port: port.wrapping_add(10000),
-                config_epoch: 0,
-                version: next_version(0),
-                slots: vec![],
-            }],
-            owner: vec![NOBODY; SLOTS],
-            current_epoch: 0,
-            meets: vec![],
-            last_seen: Default::default(),
-            started: Instant::now(),
+        let view = match config_file.as_deref().filter(|p| p.exists()) {
+            Some(path) => load_config(path, ip, port)?,
+            None => View::new(
+                0,
+                vec![Node {
+                    id: id.to_string(),
+                    ip: ip.to_string(),
+                    port,
+                    bus_port: port.wrapping_add(10000),
+                    config_epoch: 0,
+                    version: next_version(0),
+                    slots: vec![],
+                }],
+                0,
+            ),
         };
-        if let Some(path) = config_file.as_deref() {
-            if path.exists() {
-                view = load_config(path, ip, port)?;
-            }
-        }
-        view.recompute();
+        ClusterState::with_view(view, config_file, node_timeout)
+    }
+
+    /// The state holding `view`, saved once to `config_file`.
+    fn with_view(
+        view: View,
+        config_file: Option<PathBuf>,
+        node_timeout: Duration,
+    ) -> Result<ClusterState> {
         let state = ClusterState {
             view: RwLock::new(view),
             config_file,
@@ -427,23 +448,12 @@ impl ClusterState {
                 slots: vec![((i * SLOTS / n) as u16, ((i + 1) * SLOTS / n - 1) as u16)],
             })
             .collect();
-        let mut view = View {
-            me: rank,
-            nodes: list,
-            owner: vec![NOBODY; SLOTS],
-            current_epoch: n as u64,
-            meets: vec![],
-            last_seen: Default::default(),
-            started: Instant::now(),
-        };
-        view.recompute();
-        let state = ClusterState {
-            view: RwLock::new(view),
-            config_file,
-            node_timeout,
-        };
-        state.save_config()?;
-        Ok(state)
+        ClusterState::with_view(View::new(rank, list, n as u64), config_file, node_timeout)
+    }
+
+    /// Whether this node knows a node with this id (itself included).
+    pub fn knows(&self, id: &str) -> bool {
+        self.view.read().nodes.iter().any(|n| n.id == id)
     }
 
     /// This node's id.
@@ -496,26 +506,7 @@ impl ClusterState {
     /// # Errors
     /// `ERR Slot n is already busy`, `ERR Slot n specified multiple times`.
     pub fn add_slots(&self, slots: &[u16]) -> Result<()> {
-        {
-            let mut v = self.view.write();
-            let mut seen = vec![false; SLOTS];
-            for &s in slots {
-                if v.owner[s as usize] != NOBODY {
-                    return Err(Error::bad_input(format!("Slot {s} is already busy")));
-                }
-                if std::mem::replace(&mut seen[s as usize], true) {
-                    return Err(Error::bad_input(format!(
-                        "Slot {s} specified multiple times"
-                    )));
-                }
-            }
-            let mut own = v.own_slot_set();
-            for &s in slots {
-                own[s as usize] = true;
-            }
-            v.set_own_slots(&own);
-        }
-        self.save_config()
+        self.change_own_slots(slots, true)
     }
 
     /// Take `slots` from this node (`CLUSTER DELSLOTS` / `DELSLOTSRANGE`).
@@ -523,13 +514,24 @@ impl ClusterState {
     /// # Errors
     /// `ERR Slot n is already unassigned`, `ERR Slot n specified multiple times`.
     pub fn del_slots(&self, slots: &[u16]) -> Result<()> {
+        self.change_own_slots(slots, false)
+    }
+
+    /// Add (`add`) or remove `slots` from this node's own, after checking every one as
+    /// Redis does: unassigned to add, assigned to remove, none named twice.
+    fn change_own_slots(&self, slots: &[u16], add: bool) -> Result<()> {
         {
             let mut v = self.view.write();
             let mut seen = vec![false; SLOTS];
-            let mut own = v.own_slot_set();
             for &s in slots {
-                if v.owner[s as usize] == NOBODY {
-                    return Err(Error::bad_input(format!("Slot {s} is already unassigned")));
+                match (add, v.owner[s as usize] == NOBODY) {
+                    (true, false) => {
+                        return Err(Error::bad_input(format!("Slot {s} is already busy")))
+                    }
+                    (false, true) => {
+                        return Err(Error::bad_input(format!("Slot {s} is already unassigned")))
+                    }
+                    _ => {}
                 }
                 if std::mem::replace(&mut seen[s as usize], true) {
                     return Err(Error::bad_input(format!(
@@ -537,8 +539,9 @@ impl ClusterState {
                     )));
                 }
             }
+            let mut own = v.own_slot_set();
             for &s in slots {
-                own[s as usize] = false;
+                own[s as usize] = add;
             }
             v.set_own_slots(&own);
         }
@@ -960,15 +963,7 @@ fn load_config(path: &Path, ip: &str, port: u16) -> Result<View> {
         nodes.push(node);
     }
     let me = me.ok_or_else(|| bad("no line for myself"))?;
-    Ok(View {
-        me,
-        nodes,
-        owner: vec![NOBODY; SLOTS],
-        current_epoch,
-        meets: vec![],
-        last_seen: Default::default(),
-        started: Instant::now(),
-    })
+    Ok(View::new(me, nodes, current_epoch))
 }
 
 #[cfg(test)]

@@ -197,7 +197,8 @@ pub struct Engine {
     last_bgsave_ok: AtomicBool,
     pool: Mutex<Option<Arc<InferencePool>>>,
     txn: RwLock<()>,
-    /// This node's cluster id: 40 hex digits, random per start.
+    /// The id this node takes when it enters cluster mode without a saved one: 40 hex
+    /// digits, random per start.
     node_id: String,
     /// The connected clients (`CLIENT LIST`, `CLIENT KILL`).
     pub clients: Clients,
@@ -353,14 +354,6 @@ impl Engine {
         self.stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// This node's id (its cluster id in cluster mode).
-    pub fn node_id(&self) -> String {
-        match self.cluster() {
-            Some(c) => c.my_id(),
-            None => self.node_id.clone(),
-        }
     }
 
     /// Ask the server serving this engine to stop (`SHUTDOWN`), as a signal would.

@@ -220,10 +220,12 @@ impl Engine {
     /// Whether `key` holds a value of another kind than a tensor (RedisAI refuses such a
     /// key before reading a TENSORSET's other arguments).
     pub fn holds_other_than_tensor(&self, key: &[u8]) -> bool {
-        self.store().with(
-            key,
-            |v| matches!(v, Some(v) if !matches!(v, Value::Tensor(_))),
-        )
+        self.holds_other_kind(key, |v| matches!(v, Value::Tensor(_)))
+    }
+
+    /// Whether `key` holds a value that is not of the kind `same` accepts.
+    fn holds_other_kind(&self, key: &[u8], same: impl Fn(&Value) -> bool) -> bool {
+        self.store().with(key, |v| matches!(v, Some(v) if !same(v)))
     }
 
     // ----- models -----
@@ -270,11 +272,7 @@ impl Engine {
         spec: ModelSpec,
         onnx: Bytes,
     ) -> Result<Run<()>> {
-        let wrong_type = self.store().with(
-            &key,
-            |v| matches!(v, Some(v) if !matches!(v, Value::Model(_))),
-        );
-        if wrong_type {
+        if self.holds_other_kind(&key, |v| matches!(v, Value::Model(_))) {
             return Err(Error::wrong_type());
         }
         let pool = self.inference_pool()?;
