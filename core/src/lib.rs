@@ -45,6 +45,8 @@ pub mod engine;
 // The command table and one file per command family: parse, encode, apply, decode.
 pub mod cmd;
 
+pub mod kserve;
+
 // The RESP server: listeners, connections, the shared-memory transport.
 pub mod server;
 

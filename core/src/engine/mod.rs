@@ -83,12 +83,90 @@ pub struct EngineConfig {
     pub cluster_announce_ip: Option<String>,
     /// How a cluster is formed and kept.
     pub cluster: ClusterConfig,
+    /// The KServe v2 front ends (gRPC, HTTP, metrics) and the model repository.
+    pub serving: ServingConfig,
     /// Log filter (tracing's env-filter syntax) of `insitu serve`.
     pub log: String,
     /// Redis parameters set with `CONFIG SET` that are stored and reported
     /// (`maxmemory-policy`...); only `busy-reply-threshold` (`lua-time-limit`, a script's
     /// time limit) takes effect. Absent ones read as Redis' defaults.
     pub redis_params: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// Whether and where a KServe front end listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PortSetting {
+    /// Triton's port when a model repository is given, else off.
+    #[default]
+    Auto,
+    /// Not served.
+    Off,
+    /// This port (0: a free one, reported once bound).
+    Port(u16),
+}
+
+impl PortSetting {
+    /// The port to bind, given Triton's default for this front end and whether a model
+    /// repository was given (`None`: off).
+    pub fn resolve(self, triton_default: u16, repository: bool) -> Option<u16> {
+        match self {
+            PortSetting::Auto => repository.then_some(triton_default),
+            PortSetting::Off => None,
+            PortSetting::Port(p) => Some(p),
+        }
+    }
+}
+
+/// How the model repository's models are loaded (Triton's `--model-control-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelControl {
+    /// Every model at start; no loads or unloads through the API.
+    #[default]
+    None,
+    /// At start, then the repository is scanned for added, changed and removed models.
+    Poll,
+    /// Only what `load-model` names at start; then loads and unloads through the API.
+    Explicit,
+}
+
+/// The KServe v2 front ends (`--grpc-port`, `--http-port`, `--metrics-port`) and the
+/// model repository they serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServingConfig {
+    /// gRPC (`inference.GRPCInferenceService`); Triton's port is 8001.
+    pub grpc_port: PortSetting,
+    /// HTTP/REST; Triton's port is 8000.
+    pub http_port: PortSetting,
+    /// Prometheus `/metrics`; Triton's port is 8002.
+    pub metrics_port: PortSetting,
+    /// `DIR/<model>/<version>/model.onnx` (+ `config.pbtxt`), loaded as models.
+    pub model_repository: Option<PathBuf>,
+    /// How repository models are loaded.
+    pub model_control: ModelControl,
+    /// Seconds between repository scans in poll mode.
+    pub repository_poll_secs: u64,
+    /// Models loaded at start in explicit mode (`*`: all).
+    pub load_models: Vec<String>,
+    /// Largest gRPC message or HTTP body accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most system shared-memory regions registered at once.
+    pub max_shm_regions: usize,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            grpc_port: PortSetting::Auto,
+            http_port: PortSetting::Auto,
+            metrics_port: PortSetting::Auto,
+            model_repository: None,
+            model_control: ModelControl::None,
+            repository_poll_secs: 15,
+            load_models: Vec::new(),
+            max_message_bytes: 256 << 20,
+            max_shm_regions: 256,
+        }
+    }
 }
 
 /// Cluster settings (cluster mode only).
@@ -154,6 +232,7 @@ impl Default for EngineConfig {
             cluster_enabled: false,
             cluster_announce_ip: None,
             cluster: ClusterConfig::default(),
+            serving: ServingConfig::default(),
             log: "info".into(),
             redis_params: Default::default(),
         }

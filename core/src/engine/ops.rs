@@ -136,23 +136,15 @@ fn run_inline(runner: &Runner, model: &Model, inputs: &[Tensor]) -> RunResult {
     runner.check(inputs)?;
     let started = Instant::now();
     let r = run_checked(runner, inputs);
-    let s = &model.stats;
-    s.duration_us
-        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    s.runs.fetch_add(1, Ordering::Relaxed);
-    s.calls.fetch_add(1, Ordering::Relaxed);
-    match &r {
-        Ok(_) => {
-            let rows = inputs
-                .first()
-                .and_then(|t| t.shape().first().copied())
-                .unwrap_or(1);
-            s.samples.fetch_add(rows as u64, Ordering::Relaxed);
-        }
-        Err(_) => {
-            s.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    let took = started.elapsed();
+    let rows = inputs
+        .first()
+        .and_then(|t| t.shape().first().copied())
+        .unwrap_or(1);
+    model.stats.record_run(took);
+    model
+        .stats
+        .record_request(rows, r.is_ok(), Duration::ZERO, took);
     r
 }
 
@@ -248,6 +240,14 @@ impl Engine {
         })
     }
 
+    /// Every stored model, by key.
+    pub fn models(&self) -> Vec<(Bytes, Arc<Model>)> {
+        self.store().pick(|k, v| match v {
+            Value::Model(m) => Some((k.clone(), m.clone())),
+            _ => None,
+        })
+    }
+
     /// The model stored under `key`, with its runner (sessions created now if the model
     /// was loaded from a snapshot and not run since).
     ///
@@ -272,11 +272,29 @@ impl Engine {
         spec: ModelSpec,
         onnx: Bytes,
     ) -> Result<Run<()>> {
+        self.store_model_with(key, spec, onnx, None)
+    }
+
+    /// [`Engine::store_model`] with at most `sessions` concurrent runs of this model
+    /// (Triton's instance count; `None`: the `threads` setting).
+    ///
+    /// # Errors
+    /// As [`Engine::store_model`].
+    pub fn store_model_with(
+        self: &Arc<Self>,
+        key: Bytes,
+        spec: ModelSpec,
+        onnx: Bytes,
+        sessions: Option<usize>,
+    ) -> Result<Run<()>> {
         if self.holds_other_kind(&key, |v| matches!(v, Value::Model(_))) {
             return Err(Error::wrong_type());
         }
         let pool = self.inference_pool()?;
-        let cfg = self.config().models;
+        let mut cfg = self.config().models;
+        if let Some(n) = sessions {
+            cfg.threads = n.max(1);
+        }
         let (tx, rx) = oneshot::channel();
         let (b2, s2, p2) = (onnx.clone(), spec.clone(), pool.clone());
         pool.submit(move || {

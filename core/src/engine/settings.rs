@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::EngineConfig;
+use crate::engine::{EngineConfig, ModelControl, PortSetting};
 use crate::error::{Error, Result};
 use crate::persistence::journal::FsyncPolicy;
 
@@ -202,6 +202,41 @@ const fn ai(name: &'static str, s: Setting) -> Setting {
 
 use Change::{Runtime, Start};
 
+/// A KServe front end's port setting: `auto` (Triton's port when a model repository is
+/// given, else off), `off`, or a port (0: a free one).
+macro_rules! port_setting {
+    ($name:literal, $triton:literal, $what:literal, $field:ident) => {
+        setting(
+            $name,
+            Kind::Text,
+            Start,
+            concat!(
+                "Port of ",
+                $what,
+                ": a number (0: a free one), off, or auto (Triton's ",
+                $triton,
+                " when model-repository is given, else off)."
+            ),
+            |c| match c.serving.$field {
+                PortSetting::Auto => "auto".into(),
+                PortSetting::Off => "off".into(),
+                PortSetting::Port(p) => p.to_string(),
+            },
+            |c, v| {
+                c.serving.$field = match v.to_ascii_lowercase().as_str() {
+                    "auto" | "" => PortSetting::Auto,
+                    "off" | "none" | "no" => PortSetting::Off,
+                    p => PortSetting::Port(
+                        p.parse()
+                            .map_err(|_| Error::bad_input(format!("not a port: {p}")))?,
+                    ),
+                };
+                Ok(())
+            },
+        )
+    };
+}
+
 /// Every setting, in the order `insitu serve --help` and `CONFIG GET *` list them.
 #[rustfmt::skip]
 pub static SETTINGS: &[Setting] = &[
@@ -324,6 +359,33 @@ pub static SETTINGS: &[Setting] = &[
         "The IP that CLUSTER SLOTS announces (default: --bind, or 127.0.0.1 for 0.0.0.0).",
         |c| c.cluster_announce_ip.clone().unwrap_or_default(),
         |c, v| { c.cluster_announce_ip = optional(v); Ok(()) }),
+    // The KServe v2 front ends and the model repository.
+    port_setting!("grpc-port", "8001", "gRPC (KServe v2, inference.GRPCInferenceService)", grpc_port),
+    port_setting!("http-port", "8000", "HTTP/REST (KServe v2, with the binary tensor data extension)", http_port),
+    port_setting!("metrics-port", "8002", "Prometheus /metrics (Triton's nv_inference_* and insitu's own)", metrics_port),
+    setting("model-repository", Kind::Text, Start,
+        "A Triton model repository: DIR/<model>/<version>/model.onnx, with an optional DIR/<model>/config.pbtxt (max_batch_size, dynamic_batching, instance_group). Its models are stored under their names, as AI.MODELSTORE would.",
+        |c| c.serving.model_repository.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        |c, v| { c.serving.model_repository = optional(v).map(PathBuf::from); Ok(()) }),
+    setting("model-control-mode", Kind::Enum(&["none", "poll", "explicit"]), Start,
+        "How repository models load, as Triton's option: none (all at start, fixed), poll (rescanned every repository-poll-secs), explicit (load-model at start, then the load/unload API).",
+        |c| match c.serving.model_control { ModelControl::None => "none", ModelControl::Poll => "poll", ModelControl::Explicit => "explicit" }.into(),
+        |c, v| { c.serving.model_control = match v { "poll" => ModelControl::Poll, "explicit" => ModelControl::Explicit, _ => ModelControl::None }; Ok(()) }),
+    setting("repository-poll-secs", Kind::Int(1, 86_400), Start,
+        "Seconds between scans of the model repository in poll mode.",
+        |c| c.serving.repository_poll_secs.to_string(),
+        |c, v| { c.serving.repository_poll_secs = v.parse().map_err(|_| not_integer())?; Ok(()) }),
+    setting("load-model", Kind::Text, Start,
+        "Explicit mode: the repository models loaded at start, comma-separated ('*': all).",
+        |c| c.serving.load_models.join(","),
+        |c, v| { c.serving.load_models = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(); Ok(()) }),
+    setting("kserve-max-message", Kind::Size, Start,
+        "Largest gRPC message or HTTP body the KServe front ends accept (bytes).",
+        |c| c.serving.max_message_bytes.to_string(), |c, v| { c.serving.max_message_bytes = positive(v)?; Ok(()) }),
+    setting("kserve-max-shm-regions", Kind::Int(0, 65_536), Start,
+        "Most system shared-memory regions clients may register at once.",
+        |c| c.serving.max_shm_regions.to_string(),
+        |c, v| { c.serving.max_shm_regions = v.parse().map_err(|_| not_integer())?; Ok(()) }),
     // Logging.
     env("INSITU_LOG", setting("log", Kind::Text, Start,
         "Log filter (tracing's env-filter syntax), e.g. info or insitu=debug.",

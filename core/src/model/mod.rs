@@ -141,7 +141,8 @@ pub struct IoSpec {
     pub shape: Vec<i64>,
 }
 
-/// Per-model run statistics (`AI.INFO`).
+/// Per-model run statistics: RedisAI's `AI.INFO` fields, and what KServe's statistics and
+/// Triton's metrics add (time queued, time per request, the last request's time).
 #[derive(Debug, Default)]
 pub struct ModelStats {
     /// Microseconds spent in ONNX Runtime, summed over runs.
@@ -154,6 +155,14 @@ pub struct ModelStats {
     pub errors: AtomicU64,
     /// ONNX Runtime runs (lower than `calls` when requests were batched).
     pub runs: AtomicU64,
+    /// Microseconds requests waited in the batch queue before their run began.
+    pub queue_us: AtomicU64,
+    /// Microseconds from queueing to outputs, summed over requests that succeeded.
+    pub success_us: AtomicU64,
+    /// The same for requests that failed.
+    pub fail_us: AtomicU64,
+    /// When the last request finished, in milliseconds since the Unix epoch (0: never).
+    pub last_ms: AtomicU64,
 }
 
 impl ModelStats {
@@ -165,9 +174,47 @@ impl ModelStats {
             &self.calls,
             &self.errors,
             &self.runs,
+            &self.queue_us,
+            &self.success_us,
+            &self.fail_us,
+            &self.last_ms,
         ] {
             c.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Count one run of the model (one ONNX Runtime call, for one request or a batch).
+    pub fn record_run(&self, took: std::time::Duration) {
+        self.duration_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count one finished request of `rows` rows (`ok`: it succeeded), which waited
+    /// `queued` before its run and took `total` from queueing to its outputs.
+    pub fn record_request(
+        &self,
+        rows: usize,
+        ok: bool,
+        queued: std::time::Duration,
+        total: std::time::Duration,
+    ) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.queue_us
+            .fetch_add(queued.as_micros() as u64, Ordering::Relaxed);
+        let micros = total.as_micros() as u64;
+        if ok {
+            self.samples.fetch_add(rows as u64, Ordering::Relaxed);
+            self.success_us.fetch_add(micros, Ordering::Relaxed);
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            self.fail_us.fetch_add(micros, Ordering::Relaxed);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.last_ms.store(now, Ordering::Relaxed);
     }
 }
 

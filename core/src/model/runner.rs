@@ -8,7 +8,6 @@
 //! does not fit the model fails on its own before it can spoil a batch.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -251,6 +250,16 @@ impl Runner {
         &self.inputs
     }
 
+    /// Requests waiting in the batch queue.
+    pub fn queued(&self) -> usize {
+        self.pending.lock().queue.len()
+    }
+
+    /// The most runs of this model at once (its sessions).
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
     /// The model's outputs.
     pub fn outputs(&self) -> &[IoSpec] {
         &self.outputs
@@ -405,26 +414,29 @@ impl Runner {
         let total: usize = batch.iter().map(|r| r.rows).sum();
         let started = Instant::now();
         let result = self.run_batch(&batch, total);
-        let micros = started.elapsed().as_micros() as u64;
+        let ran = started.elapsed();
         if let Some(first) = batch.first() {
-            let s = first.stats.stats();
-            s.duration_us.fetch_add(micros, Ordering::Relaxed);
-            s.runs.fetch_add(1, Ordering::Relaxed);
+            first.stats.stats().record_run(ran);
         }
+        let finished = Instant::now();
+        let record = |r: &Request, ok: bool| {
+            r.stats.stats().record_request(
+                r.rows,
+                ok,
+                started.saturating_duration_since(r.enqueued),
+                finished.saturating_duration_since(r.enqueued),
+            );
+        };
         match result {
             Ok(per_request) => {
                 for (r, outs) in batch.into_iter().zip(per_request) {
-                    let s = r.stats.stats();
-                    s.calls.fetch_add(1, Ordering::Relaxed);
-                    s.samples.fetch_add(r.rows as u64, Ordering::Relaxed);
+                    record(&r, true);
                     let _ = r.reply.send(Ok(outs));
                 }
             }
             Err(e) => {
                 for r in batch {
-                    let s = r.stats.stats();
-                    s.calls.fetch_add(1, Ordering::Relaxed);
-                    s.errors.fetch_add(1, Ordering::Relaxed);
+                    record(&r, false);
                     let _ = r.reply.send(Err(e.clone()));
                 }
             }

@@ -598,9 +598,16 @@ fn serve(
                 engine.snapshot_path().display()
             );
         }
-        crate::server::run(engine, listeners, shutdown_signal())
+        // The KServe front ends (gRPC, HTTP, metrics) and the model repository, on the
+        // same engine; stopped once the RESP server has finished.
+        let frontends = crate::kserve::Frontends::start(engine.clone())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let served = crate::server::run(engine, listeners, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string());
+        frontends.stop().await;
+        served
     })
 }
 

@@ -499,6 +499,16 @@ impl Store {
         out
     }
 
+    /// What `pick` takes from each stored value (e.g. every model), shard by shard; each
+    /// shard is read-locked while it is walked.
+    pub fn pick<R>(&self, mut pick: impl FnMut(&Bytes, &Value) -> Option<R>) -> Vec<R> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            out.extend(s.map.read().iter().filter_map(|(k, v)| pick(k, v)));
+        }
+        out
+    }
+
     /// The keys of one shard (for `SCAN`, whose cursor walks shards).
     pub fn shard_keys(&self, shard: usize) -> Vec<Bytes> {
         self.shards
