@@ -233,7 +233,7 @@ impl Default for EngineConfig {
             cluster_announce_ip: None,
             cluster: ClusterConfig::default(),
             serving: ServingConfig::default(),
-            log: "info".into(),
+            log: "info,ort=warn".into(),
             redis_params: Default::default(),
         }
     }

@@ -23,7 +23,7 @@ def pytest_terminal_summary(terminalreporter):
     with -q)."""
     from importlib.metadata import PackageNotFoundError, version
     found = []
-    for pkg in ("redis", "valkey", "smartredis", "onnxruntime"):
+    for pkg in ("redis", "valkey", "smartredis", "onnxruntime", "tritonclient", "grpcio", "prometheus-client"):
         try:
             found.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:
