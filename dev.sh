@@ -177,7 +177,7 @@ cmd_test() {
     INSITU_BIN="$(target_dir)/debug/insitu" "$VENV/bin/python" -m pytest -q server/tests/smartredis
     log "comparison harness: a quick smoke run (asserts nothing about time)"
     command -v redis-benchmark >/dev/null || need_root_apt redis-server redis-tools
-    INSITU_BIN="$(target_dir)/debug/insitu" "$(target_dir)/debug/compare" --quick \
+    INSITU_BIN="$(target_dir)/debug/insitu" INSITU_PYTHON="$VENV/bin/python" "$(target_dir)/debug/compare" --quick \
         --out "$ROOT/build/compare-smoke.json" >/dev/null
     "$VENV/bin/python" benches/report.py "$ROOT/build/compare-smoke.json" \
         "$ROOT/build/compare-smoke/BENCHMARKS.md" "$ROOT/build/compare-smoke/plots"
@@ -217,7 +217,7 @@ cmd_compare() {
     cargo build --release -p insitu-benches --bin compare
     local out
     out="$(target_dir)/compare.json"
-    INSITU_BIN="$(target_dir)/release/insitu" "$(target_dir)/release/compare" --out "$out" "$@"
+    INSITU_BIN="$(target_dir)/release/insitu" INSITU_PYTHON="$VENV/bin/python" "$(target_dir)/release/compare" --out "$out" "$@"
     "$VENV/bin/python" benches/report.py "$out" BENCHMARKS.md benches/plots \
         --command "./dev.sh compare${1:+ $*}"
 }

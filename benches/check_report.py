@@ -29,7 +29,7 @@ TARGETS = [
 SECTIONS = ["## Targets", "## put+get round trips", "## Inference in process",
             "## Through the server with redis-benchmark", "## Dynamic batching",
             "## Writes with append-only persistence", "## Tail latency",
-            "## A 3-node cluster against one node", "## Plots"]
+            "## A 3-node cluster against one node", "## KServe v2", "## Plots"]
 PLOTS = ["latency_vs_size_1c.png", "latency_vs_size_32c.png", "throughput_vs_clients_1kib.png"]
 
 
@@ -47,6 +47,11 @@ def main() -> int:
             for clients in (1, 32):
                 if f"| put+get {size} float32 | {contender} | {clients} |" not in md:
                     problems.append(f"no row put+get {size} {contender} {clients} clients")
+    for proto in ("insitu gRPC (tritonclient)", "insitu HTTP (tritonclient)", "insitu RESP tcp (insitu client infer)"):
+        for batch in (1, 1024):
+            for clients in (1, 32):
+                if f"| infer MLP 16-32-4 batch {batch} | {proto} | {clients} |" not in md:
+                    problems.append(f"no KServe row {proto} batch {batch} {clients} clients")
     for p in PLOTS:
         f = d / "plots" / p
         if not f.exists() or f.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":

@@ -27,6 +27,7 @@ PEERS = {
     "persistence": (None, "throughput vs redis-server with appendonly, same clients (higher is better)"),
     "batching": ("raw ONNX Runtime batch 32 (rows/s)", "rows/s vs raw ONNX Runtime at batch 32"),
     "tail": ("redis-server SET+GET", "p99 vs redis-server's p99 (lower is better)"),
+    "kserve": ("raw ONNX Runtime (Python, in process)", "latency (p50) vs raw onnxruntime called from Python at the same batch (lower is better); compare ops/s between rows of the same clients"),
     "cluster": ("insitu standalone node", "throughput vs one standalone insitu node, same clients (the 3 nodes share this machine's 2 cores)"),
 }
 
@@ -38,6 +39,7 @@ TITLES = {
     "batching": "Dynamic batching: 32 concurrent batch-1 requesters",
     "tail": "Tail latency: 256 concurrent clients",
     "cluster": "A 3-node cluster against one node (loopback, one machine)",
+    "kserve": "KServe v2: gRPC and HTTP (tritonclient) beside RESP, in process and raw ONNX Runtime",
 }
 
 
@@ -81,7 +83,7 @@ def peer_row(rows, r):
         elif "DAGEXECUTE" in r["contender"]:
             want = "redis-server PING"
         cands = [x for x in same if x["contender"] == want and x["clients"] == r["clients"]]
-    elif section == "inference" or section == "batching":
+    elif section in ("inference", "batching", "kserve"):
         cands = [x for x in same if x["contender"] == peer]
     else:
         cands = [x for x in same if x["contender"] == peer and x["clients"] == r["clients"]]
@@ -91,10 +93,10 @@ def peer_row(rows, r):
 def ratio(section, r, p):
     if p is None or r is p:
         return ""
-    keys = ("p50_us",) if section == "inference" else ("p99_us",) if section == "tail" else ("ops_per_s",)
+    keys = ("p50_us",) if section in ("inference", "kserve") else ("p99_us",) if section == "tail" else ("ops_per_s",)
     if any(not r.get(k) or not p.get(k) for k in keys):
         return "-"  # a rate the run could not time (null in the results)
-    if section == "inference":
+    if section in ("inference", "kserve"):
         return f"{r['p50_us'] / p['p50_us']:.2f}x"
     if section == "tail":
         return f"{r['p99_us'] / p['p99_us']:.2f}x"
@@ -104,7 +106,7 @@ def ratio(section, r, p):
 def tables(doc) -> list[str]:
     rows = doc["rows"]
     lines = []
-    for section in ["put_get", "inference", "redis_benchmark", "persistence", "batching", "tail", "cluster"]:
+    for section in ["put_get", "inference", "redis_benchmark", "persistence", "batching", "tail", "cluster", "kserve"]:
         sec = [r for r in rows if r["section"] == section]
         if not sec:
             continue
@@ -124,10 +126,20 @@ def tables(doc) -> list[str]:
                       "loses no acknowledged write on either.", ""]
         if section == "cluster":
             lines += [n + "\n" for n in doc.get("cluster_notes", [])]
+        if section == "kserve":
+            lines += ["Every protocol runs the same model on the same server (`insitu serve "
+                      "--model-repository`, the MLP without batching). gRPC and HTTP are driven by "
+                      "tritonclient, Triton's Python client, whose own cost per call (building and "
+                      "parsing protobuf or JSON, gevent, HTTP/2 framing in grpcio) dominates at batch 1: "
+                      "the server answers each gRPC call with one read and one write (seen with "
+                      "strace). RESP is the insitu Python client's infer (one round trip); "
+                      "32 clients are 32 processes on this machine's cores.", ""]
         if section == "put_get":
             lines += ["Memory-copy rows copy the tensor's bytes once; a put+get moves them twice. "
                       "`insitu unix+shm` sends tensors of 64 KiB and more through a shared-memory "
                       "arena and only a descriptor through the socket.", ""]
+    for note in doc.get("kserve_notes", []):
+        lines += [note, ""]
     return lines
 
 

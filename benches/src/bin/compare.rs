@@ -951,6 +951,42 @@ fn cluster(out: &mut Out, models: &std::path::Path, dur: Duration) -> Vec<String
     notes
 }
 
+/// KServe v2 rows: benches/python/bench_kserve.py (tritonclient as the load generator
+/// for gRPC and HTTP, the insitu Python client for RESP and in process, onnxruntime in
+/// Python as the floor), run with INSITU_PYTHON; its rows join this run's. Returns notes
+/// for the report (why there are no rows, when there are none).
+fn kserve(out: &mut Out, models: &std::path::Path, quick: bool) -> Vec<String> {
+    let (Ok(python), Ok(_)) = (std::env::var("INSITU_PYTHON"), std::env::var("INSITU_BIN")) else {
+        return vec![
+            "No KServe rows: set INSITU_PYTHON (the virtualenv's python, with tritonclient) and INSITU_BIN (./dev.sh compare does).".into(),
+        ];
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/bench_kserve.py");
+    let json_out =
+        std::env::temp_dir().join(format!("insitu-bench-kserve-{}.json", std::process::id()));
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script).arg(models).arg("--json").arg(&json_out);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let status = cmd.status();
+    let rows: Vec<Value> = match status {
+        Ok(s) if s.success() => std::fs::read_to_string(&json_out)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
+        other => {
+            return vec![format!(
+                "No KServe rows: {} failed ({other:?})",
+                script.display()
+            )];
+        }
+    };
+    let _ = std::fs::remove_file(&json_out);
+    out.rows.extend(rows);
+    Vec::new()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -992,6 +1028,12 @@ fn main() {
         Some("batching") => return batching(&mut out, &srv, &models, dur),
         Some("inference") => return inference(&mut out, &srv, &models, dur),
         Some("persistence") => return persistence(&mut out, quick),
+        Some("kserve") => {
+            for note in kserve(&mut out, &models, quick) {
+                println!("{note}");
+            }
+            return;
+        }
         Some("cluster") => {
             for note in cluster(&mut out, &models, dur) {
                 println!("{note}");
@@ -1106,6 +1148,7 @@ fn main() {
     );
 
     let cluster_notes = cluster(&mut out, &models, dur);
+    let kserve_notes = kserve(&mut out, &models, quick);
     let machine = machine();
     let doc = json!({
         "quick": quick,
@@ -1116,6 +1159,7 @@ fn main() {
         "rows": out.rows,
         "targets": out.targets,
         "cluster_notes": cluster_notes,
+        "kserve_notes": kserve_notes,
     });
     let mut f = std::fs::File::create(&out_path).expect("create output");
     f.write_all(serde_json::to_string_pretty(&doc).expect("json").as_bytes())

@@ -415,9 +415,18 @@ pub async fn serve(
         .max_encoding_message_size(max);
     let r = tonic::transport::Server::builder()
         .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = stop.changed().await;
-        })
+        // Replies go out at once: without TCP_NODELAY a reply's last segment waits for the
+        // client's delayed acknowledgement (tens of milliseconds).
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener).map(|s| {
+                s.inspect(|s| {
+                    let _ = s.set_nodelay(true);
+                })
+            }),
+            async move {
+                let _ = stop.changed().await;
+            },
+        )
         .await;
     if let Err(e) = r {
         tracing::warn!("gRPC server stopped: {e}");

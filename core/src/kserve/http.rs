@@ -667,6 +667,11 @@ pub async fn serve(
     metrics_only: bool,
 ) {
     let app = router(k, metrics_only);
+    use axum::serve::ListenerExt;
+    // Replies go out at once (no wait for the client's delayed acknowledgement).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let r = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.changed().await;
