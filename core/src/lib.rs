@@ -45,6 +45,7 @@ pub mod engine;
 // The command table and one file per command family: parse, encode, apply, decode.
 pub mod cmd;
 
+// KServe v2 over gRPC and HTTP, Prometheus metrics, the model repository: on the engine.
 pub mod kserve;
 
 // The RESP server: listeners, connections, the shared-memory transport.
