@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -406,7 +406,7 @@ impl GrpcInferenceService for Service {
 /// Serve gRPC on `listener` until `stop` turns true.
 pub async fn serve(
     kserve: Arc<Kserve>,
-    listener: tokio::net::TcpListener,
+    incoming: mpsc::Receiver<super::Counted>,
     mut stop: watch::Receiver<bool>,
 ) {
     let max = kserve.config.max_message_bytes;
@@ -415,14 +415,8 @@ pub async fn serve(
         .max_encoding_message_size(max);
     let r = tonic::transport::Server::builder()
         .add_service(svc)
-        // Replies go out at once: without TCP_NODELAY a reply's last segment waits for the
-        // client's delayed acknowledgement (tens of milliseconds).
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener).map(|s| {
-                s.inspect(|s| {
-                    let _ = s.set_nodelay(true);
-                })
-            }),
+            ReceiverStream::new(incoming).map(Ok::<_, std::io::Error>),
             async move {
                 let _ = stop.changed().await;
             },

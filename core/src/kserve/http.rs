@@ -659,20 +659,42 @@ pub fn router(k: Arc<Kserve>, metrics_only: bool) -> Router {
         .with_state(k)
 }
 
-/// Serve HTTP on `listener` until `stop` turns true.
+/// The connections [`super::accept_counted`] hands over, as axum's listener.
+struct Incoming(tokio::sync::mpsc::Receiver<super::Counted>);
+
+impl axum::serve::Listener for Incoming {
+    type Io = super::Counted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.recv().await {
+                Some(c) => {
+                    let addr = tonic::transport::server::Connected::connect_info(&c)
+                        .remote_addr()
+                        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+                    return (c, addr);
+                }
+                // Stopped: graceful shutdown ends the server; accept nothing more.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+}
+
+/// Serve HTTP on the connections of `incoming` until `stop` turns true.
 pub async fn serve(
     k: Arc<Kserve>,
-    listener: tokio::net::TcpListener,
+    incoming: tokio::sync::mpsc::Receiver<super::Counted>,
     mut stop: watch::Receiver<bool>,
     metrics_only: bool,
 ) {
     let app = router(k, metrics_only);
-    use axum::serve::ListenerExt;
-    // Replies go out at once (no wait for the client's delayed acknowledgement).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let r = axum::serve(listener, app)
+    let r = axum::serve(Incoming(incoming), app)
         .with_graceful_shutdown(async move {
             let _ = stop.changed().await;
         })

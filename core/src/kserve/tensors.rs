@@ -104,10 +104,7 @@ pub fn from_raw(dtype: DType, shape: &[usize], raw: Bytes, input: &str) -> KsRes
         let elements = split_bytes_elements(&raw, input)?;
         return Ok(Tensor::from_strings(shape.to_vec(), &elements)?);
     }
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| invalid(format!("shape of input '{input}' is too large")))?;
+    let count = element_count(shape, input)?;
     let expected = count.saturating_mul(dtype.size().unwrap_or(1));
     if raw.len() != expected {
         return Err(invalid(format!(
@@ -116,6 +113,14 @@ pub fn from_raw(dtype: DType, shape: &[usize], raw: Bytes, input: &str) -> KsRes
         )));
     }
     Ok(Tensor::new(dtype, shape, raw)?)
+}
+
+/// The element count of `shape`, overflow-checked.
+fn element_count(shape: &[usize], input: &str) -> KsResult<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| invalid(format!("shape of input '{input}' is too large")))
 }
 
 /// `BYTES` elements from their serialized form (each after a 4-byte little-endian length).
@@ -187,7 +192,7 @@ pub fn from_contents(
     c: &InferTensorContents,
     input: &str,
 ) -> KsResult<Tensor> {
-    let want: usize = shape.iter().product();
+    let want = element_count(shape, input)?;
     let name = datatype(dtype);
     let check = |got: usize| {
         if got == want {
@@ -270,7 +275,7 @@ fn flatten<'a>(v: &'a Json, out: &mut Vec<&'a Json>) {
 pub fn from_json(dtype: DType, shape: &[usize], data: &Json, input: &str) -> KsResult<Tensor> {
     let mut elements = Vec::new();
     flatten(data, &mut elements);
-    let want: usize = shape.iter().product();
+    let want = element_count(shape, input)?;
     if elements.len() != want {
         return Err(count_mismatch(input, elements.len(), want));
     }
