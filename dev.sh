@@ -109,7 +109,7 @@ gen_models() {
 
 # cargo-fuzz targets (core/fuzz) on the committed corpus, each for $1 seconds. cargo-fuzz
 # needs unstable rustc flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
-FUZZ_TARGETS="resp_request resp_reply commands tensor_decode dataset_meta persisted_files"
+FUZZ_TARGETS="resp_request resp_reply commands tensor_decode dataset_meta persisted_files kserve"
 fuzz_run() {
     local secs=$1 t scratch
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2 -q

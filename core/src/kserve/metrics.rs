@@ -145,6 +145,12 @@ fn gather(k: &Kserve) -> prometheus::Result<Registry> {
     )?;
     gauge(
         &r,
+        "insitu_shm_arena_bytes",
+        "Bytes of shared-memory arenas mapped for RESP clients on the Unix socket",
+        crate::protocol::shm::mapped_bytes() as i64,
+    )?;
+    gauge(
+        &r,
         "insitu_kserve_shm_region_bytes",
         "Bytes of system shared memory registered by KServe clients",
         k.regions.total_bytes() as i64,

@@ -44,10 +44,25 @@ fn shm_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::err(ErrorCode::Io, format!("shared memory: {what}: {e}"))
 }
 
+/// Bytes of shared-memory arenas this process has mapped now (`/metrics`).
+static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Bytes of shared-memory arenas mapped by this process now (a server: its clients'
+/// arenas; a client: its own).
+pub fn mapped_bytes() -> usize {
+    MAPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A shared arena, mapped read-write by both ends of a connection.
 pub struct Arena {
     map: memmap2::MmapRaw,
     fd: OwnedFd,
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        MAPPED.fetch_sub(self.map.len(), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Arena {
@@ -84,6 +99,7 @@ impl Arena {
             .len(len)
             .map_raw(&f)
             .map_err(|e| shm_err("mmap", e))?;
+        MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         Ok(Arena {
             map,
             fd: OwnedFd::from(f),
