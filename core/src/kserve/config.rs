@@ -10,7 +10,7 @@
 
 use serde_json::Value as Json;
 
-use super::{invalid, KsResult};
+use super::status::{invalid, KsError, KsResult};
 use crate::model::{Device, ModelSpec};
 
 /// Which versions of a model the repository serves (one at a time in insitu: the newest
@@ -227,7 +227,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn err(&self, what: &str) -> super::KsError {
+    fn err(&self, what: &str) -> KsError {
         let line = self.s[..self.i.min(self.s.len())]
             .iter()
             .filter(|&&c| c == b'\n')

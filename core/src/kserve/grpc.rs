@@ -10,16 +10,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::conn::Counted;
 use super::proto::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };
 use super::proto::infer_parameter::ParameterChoice;
 use super::proto::model_repository_parameter::ParameterChoice as RepoChoice;
 use super::proto::*;
-use super::{
-    invalid, tensors, InferCall, InferDone, InputData, KsError, KsResult, Kserve, OutputWanted,
-    Source,
+use super::service::{
+    server_metadata, InferCall, InferDone, InputData, Kserve, OutputWanted, Source,
 };
+use super::status::{invalid, KsError, KsResult};
+use super::tensors;
 
 impl From<KsError> for Status {
     fn from(e: KsError) -> Status {
@@ -212,7 +214,7 @@ impl GrpcInferenceService for Service {
         &self,
         _: Request<ServerMetadataRequest>,
     ) -> Reply<ServerMetadataResponse> {
-        Ok(Response::new(super::server_metadata()))
+        Ok(Response::new(server_metadata()))
     }
 
     async fn model_metadata(
@@ -406,7 +408,7 @@ impl GrpcInferenceService for Service {
 /// Serve gRPC on `listener` until `stop` turns true.
 pub async fn serve(
     kserve: Arc<Kserve>,
-    incoming: mpsc::Receiver<super::Counted>,
+    incoming: mpsc::Receiver<Counted>,
     mut stop: watch::Receiver<bool>,
 ) {
     let max = kserve.config.max_message_bytes;

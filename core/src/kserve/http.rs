@@ -14,11 +14,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value as Json};
 use tokio::sync::watch;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 
-use super::{
-    invalid, metrics, tensors, InferCall, InputData, KsError, KsResult, Kserve, OutputWanted,
-    Source,
-};
+use super::conn::Counted;
+use super::proto;
+use super::service::{self, InferCall, InputData, Kserve, OutputWanted, Source};
+use super::status::{invalid, KsError, KsResult};
+use super::{metrics, tensors};
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
 
@@ -66,13 +69,13 @@ async fn ready(State(k): Shared) -> StatusCode {
 }
 
 async fn server_metadata() -> Response {
-    let m = super::server_metadata();
+    let m = service::server_metadata();
     ok_json(json!({ "name": m.name, "version": m.version, "extensions": m.extensions }))
 }
 
 fn metadata_json(k: &Kserve, name: &str, version: &str) -> KsResult<Json> {
     let m = k.metadata(name, version)?;
-    let io = |t: &[super::proto::model_metadata_response::TensorMetadata]| -> Json {
+    let io = |t: &[proto::model_metadata_response::TensorMetadata]| -> Json {
         t.iter()
             .map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape }))
             .collect()
@@ -117,13 +120,11 @@ fn config_json(k: &Kserve, name: &str, version: &str) -> KsResult<Json> {
         "instance_group": c.instance_group.iter().map(|g| json!({
             "name": g.name,
             "count": g.count,
-            "kind": if g.kind == super::proto::model_instance_group::Kind::Gpu as i32 { "KIND_GPU" } else { "KIND_CPU" },
+            "kind": if g.kind == proto::model_instance_group::Kind::Gpu as i32 { "KIND_GPU" } else { "KIND_CPU" },
         })).collect::<Vec<_>>(),
         "default_model_filename": c.default_model_filename,
     });
-    if let Some(super::proto::model_config::SchedulingChoice::DynamicBatching(d)) =
-        c.scheduling_choice
-    {
+    if let Some(proto::model_config::SchedulingChoice::DynamicBatching(d)) = c.scheduling_choice {
         out["dynamic_batching"] = json!({
             "preferred_batch_size": d.preferred_batch_size,
             "max_queue_delay_microseconds": d.max_queue_delay_microseconds,
@@ -146,7 +147,7 @@ async fn model_config_v(State(k): Shared, Path((name, v)): Path<(String, String)
 
 fn stats_json(k: &Kserve, name: &str, version: &str) -> KsResult<Json> {
     let s = k.statistics(name, version)?;
-    let d = |d: &Option<super::proto::StatisticDuration>| {
+    let d = |d: &Option<proto::StatisticDuration>| {
         let d = d.unwrap_or_default();
         json!({ "count": d.count, "ns": d.ns })
     };
@@ -613,7 +614,10 @@ pub fn router(k: Arc<Kserve>, metrics_only: bool) -> Router {
             .route("/v2/models/{name}/ready", get(model_ready))
             .route("/v2/models/{name}/config", get(model_config))
             .route("/v2/models/{name}/stats", get(model_stats))
-            .route("/v2/models/{name}/infer", post(infer))
+            .route(
+                "/v2/models/{name}/infer",
+                post(infer).layer(CompressionLayer::new()),
+            )
             .route(
                 "/v2/models/{name}/versions/{version}",
                 get(model_metadata_v),
@@ -630,7 +634,10 @@ pub fn router(k: Arc<Kserve>, metrics_only: bool) -> Router {
                 "/v2/models/{name}/versions/{version}/stats",
                 get(model_stats_v),
             )
-            .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+            .route(
+                "/v2/models/{name}/versions/{version}/infer",
+                post(infer_v).layer(CompressionLayer::new()),
+            )
             .route("/v2/repository/index", post(repository_index))
             .route("/v2/repository/models/{name}/load", post(load))
             .route("/v2/repository/models/{name}/unload", post(unload))
@@ -655,15 +662,18 @@ pub fn router(k: Arc<Kserve>, metrics_only: bool) -> Router {
     let max = k.config.max_message_bytes;
     routes
         .fallback(not_found)
+        // Bodies are decompressed before the limit applies: a small compressed body that
+        // inflates past kserve-max-message is refused like a large one.
         .layer(DefaultBodyLimit::max(max))
+        .layer(RequestDecompressionLayer::new())
         .with_state(k)
 }
 
-/// The connections [`super::accept_counted`] hands over, as axum's listener.
-struct Incoming(tokio::sync::mpsc::Receiver<super::Counted>);
+/// The connections [`accept_counted`](super::conn::accept_counted) hands over, as axum's listener.
+struct Incoming(tokio::sync::mpsc::Receiver<Counted>);
 
 impl axum::serve::Listener for Incoming {
-    type Io = super::Counted;
+    type Io = Counted;
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -689,7 +699,7 @@ impl axum::serve::Listener for Incoming {
 /// Serve HTTP on the connections of `incoming` until `stop` turns true.
 pub async fn serve(
     k: Arc<Kserve>,
-    incoming: tokio::sync::mpsc::Receiver<super::Counted>,
+    incoming: tokio::sync::mpsc::Receiver<Counted>,
     mut stop: watch::Receiver<bool>,
     metrics_only: bool,
 ) {

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use super::{version_of, Kserve};
+use super::repository::version_of;
+use super::service::Kserve;
 
 /// Triton's per-model counters: name, help, and how each is read from the statistics.
 type Read = fn(&crate::model::ModelStats) -> u64;

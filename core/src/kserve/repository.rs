@@ -14,8 +14,19 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::config::{self, RepoConfig, VersionPolicy};
-use super::{invalid, version_of, KsResult};
+use super::status::{invalid, KsError, KsResult};
 use crate::engine::{Engine, ModelControl};
+use crate::model::Model;
+
+/// A model's KServe version: its tag when that is a positive integer, else `1`.
+pub fn version_of(m: &Model) -> String {
+    std::str::from_utf8(&m.spec.tag)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|&v| v > 0)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "1".into())
+}
 
 /// What identifies the files a model was loaded from (a poll reloads when it changes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +71,7 @@ pub struct Repository {
     busy: tokio::sync::Mutex<()>,
 }
 
-fn model_file_error(name: &str, why: String) -> super::KsError {
+fn model_file_error(name: &str, why: String) -> KsError {
     invalid(format!("failed to load '{name}': {why}"))
 }
 
@@ -435,6 +446,6 @@ impl Repository {
     }
 }
 
-fn not_explicit() -> super::KsError {
+fn not_explicit() -> KsError {
     invalid("explicit model load / unload is not allowed if polling is enabled")
 }

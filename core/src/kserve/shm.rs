@@ -18,7 +18,7 @@ use nix::sys::mman::shm_open;
 use nix::sys::stat::Mode;
 use parking_lot::Mutex;
 
-use super::{invalid, KsResult};
+use super::status::{invalid, KsError, KsResult};
 
 /// One registered region.
 pub struct Region {
@@ -59,7 +59,7 @@ pub struct Regions {
     map: Mutex<BTreeMap<String, Arc<Region>>>,
 }
 
-fn find_error(name: &str) -> super::KsError {
+fn find_error(name: &str) -> KsError {
     invalid(format!(
         "Unable to find system shared memory region: '{name}'"
     ))

@@ -7,7 +7,7 @@ use half::{bf16, f16};
 use serde_json::Value as Json;
 
 use super::proto::InferTensorContents;
-use super::{invalid, KsResult};
+use super::status::{invalid, KsError, KsResult};
 use crate::data::tensor::{DType, Tensor};
 
 /// Every KServe datatype insitu tensors hold, with its dtype.
@@ -158,7 +158,7 @@ pub fn to_raw(t: &Tensor) -> KsResult<Bytes> {
     Ok(out.freeze())
 }
 
-fn count_mismatch(input: &str, got: usize, want: usize) -> super::KsError {
+fn count_mismatch(input: &str, got: usize, want: usize) -> KsError {
     invalid(format!(
         "unexpected number of elements for input '{input}': expected {want}, got {got}"
     ))

@@ -147,6 +147,13 @@ def test_infer_grpc_and_http_equal_onnxruntime(ks, models_dir):
                 assert np.array_equal(got, want)
             else:  # JSON numbers: float32 printed and read back exactly
                 assert np.array_equal(got.astype(np.float32), want)
+    # Compressed both ways, as tritonclient offers.
+    for algo in ("gzip", "deflate"):
+        hi = th.InferInput("x", [5, 16], "FP32")
+        hi.set_data_from_numpy(x)
+        got = ks.http.infer("mlp", [hi], request_compression_algorithm=algo,
+                            response_compression_algorithm=algo).as_numpy("y")
+        assert np.array_equal(got, want), algo
     # Two inputs, one output asked for; integers.
     a, b = rng.standard_normal((3, 8)).astype(np.float32), rng.standard_normal((3, 8)).astype(np.float32)
     ins = [tg.InferInput("a", [3, 8], "FP32"), tg.InferInput("b", [3, 8], "FP32")]
