@@ -380,6 +380,17 @@ impl Kserve {
             )));
         }
         let inputs: Vec<Tensor> = slots.into_iter().flatten().collect();
+        // A batching model's max_batch_size bounds each request, as Triton's does.
+        let max_batch = loaded.model.spec.batchsize;
+        if max_batch > 0 {
+            if let Some(rows) = inputs.first().and_then(|t| t.shape().first()) {
+                if *rows > max_batch {
+                    return Err(invalid(format!(
+                        "inference request batch-size must be <= {max_batch} for '{model}'"
+                    )));
+                }
+            }
+        }
         let outs_spec = loaded.runner.outputs();
         let wanted: Vec<(usize, OutputWanted)> = if call.outputs.is_empty() {
             outs_spec

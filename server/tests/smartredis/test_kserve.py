@@ -415,6 +415,11 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(ks, models_d
     i.set_data_from_numpy(np.zeros((1, 16), dtype=np.float32))
     assert err(lambda: ks.grpc.infer("mlp", [i], outputs=[tg.InferRequestedOutput("z")])).message() == \
         "unexpected inference output 'z' for model 'mlp'"
+    # The repository's config says max_batch_size 32.
+    i33 = tg.InferInput("x", [33, 16], "FP32")
+    i33.set_data_from_numpy(np.zeros((33, 16), dtype=np.float32))
+    assert err(lambda: ks.grpc.infer("mlp", [i33])).message() == \
+        "inference request batch-size must be <= 32 for 'mlp'"
     e = err(lambda: ks.grpc.infer("ghost", [i]))
     assert (e.status(), e.message()) == ("StatusCode.UNAVAILABLE", "Request for unknown model: 'ghost' is not found")
     assert err(lambda: ks.http.infer("mlp", [th.InferInput("x", [1, 16], "FP32").set_data_from_numpy(
