@@ -69,6 +69,22 @@ fn shm_params(
     Ok(Some((region, offset, size)))
 }
 
+/// The `grpc-timeout` header (gRPC's deadline: digits and a unit, H M S m u n).
+fn grpc_timeout(m: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let v = m.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 fn param(p: ParameterChoice) -> InferParameter {
     InferParameter {
         parameter_choice: Some(p),
@@ -226,7 +242,13 @@ impl GrpcInferenceService for Service {
     }
 
     async fn model_infer(&self, r: Request<ModelInferRequest>) -> Reply<ModelInferResponse> {
-        let call = call_of(r.into_inner())?;
+        let deadline = grpc_timeout(r.metadata());
+        let mut call = call_of(r.into_inner())?;
+        // The client's gRPC deadline bounds the run too (the earlier of it and `timeout`).
+        call.timeout = match (call.timeout, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let done = self.0.infer(call).await?;
         Ok(Response::new(response_of(done)?))
     }
@@ -426,5 +448,30 @@ pub async fn serve(
         .await;
     if let Err(e) = r {
         tracing::warn!("gRPC server stopped: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_in_every_unit() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        for (v, d) in [
+            ("2H", Duration::from_secs(7200)),
+            ("3M", Duration::from_secs(180)),
+            ("4S", Duration::from_secs(4)),
+            ("250m", Duration::from_millis(250)),
+            ("99u", Duration::from_micros(99)),
+            ("7n", Duration::from_nanos(7)),
+        ] {
+            m.insert("grpc-timeout", v.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), Some(d), "{v}");
+        }
+        for bad in ["", "5", "5x", "S", "-1S"] {
+            m.insert("grpc-timeout", bad.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), None, "{bad:?}");
+        }
     }
 }

@@ -50,9 +50,12 @@ impl From<Error> for KsError {
             ErrorCode::Io | ErrorCode::Server => tonic::Code::Unavailable,
             ErrorCode::Internal => tonic::Code::Internal,
         };
-        KsError {
-            code,
-            message: e.message().to_string(),
-        }
+        // A run past its deadline: Triton's words rather than RedisAI's `TIMEDOUT`.
+        let message = if e.code() == ErrorCode::Timeout {
+            "Request timeout expired".to_string()
+        } else {
+            e.message().to_string()
+        };
+        KsError { code, message }
     }
 }

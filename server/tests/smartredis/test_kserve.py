@@ -388,6 +388,29 @@ def test_smartredis_model_runs_over_grpc_and_the_reverse(ks, models_dir):
     ks.grpc.unload_model("kv_mlp")
 
 
+def test_timeouts_answer_in_time(ks, models_dir):
+    """A run still waiting for its batch when the request's timeout (the `timeout`
+    parameter, or the gRPC deadline) passes answers DEADLINE_EXCEEDED, not after the
+    batch's delay."""
+    onnx = (models_dir / "mlp.onnx").read_bytes()
+    slow = {"max_batch_size": 32, "dynamic_batching": {"preferred_batch_size": [8],
+                                                       "max_queue_delay_microseconds": 5_000_000}}
+    ks.grpc.load_model("waits", config=json.dumps(slow), files={"file:1/model.onnx": onnx})
+    i = tg.InferInput("x", [1, 16], "FP32")
+    i.set_data_from_numpy(np.zeros((1, 16), dtype=np.float32))
+    # Without the deadline the run would succeed once the 5 s delay passed.
+    with pytest.raises(InferenceServerException) as e:
+        ks.grpc.infer("waits", [i], timeout=200_000)
+    assert (e.value.status(), e.value.message()) == ("StatusCode.DEADLINE_EXCEEDED", "Request timeout expired")
+    hi = th.InferInput("x", [1, 16], "FP32")
+    hi.set_data_from_numpy(np.zeros((1, 16), dtype=np.float32))
+    with pytest.raises(InferenceServerException) as e:
+        ks.http.infer("waits", [hi], timeout=200_000)
+    assert (e.value.status(), e.value.message()) == ("504", "Request timeout expired")
+    ks.grpc.unload_model("waits")
+    ks.still_serves(models_dir)
+
+
 def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(ks, models_dir):
     def err(fn):
         with pytest.raises(InferenceServerException) as e:
