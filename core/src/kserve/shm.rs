@@ -1,18 +1,21 @@
 //! KServe's system shared-memory extension: clients register POSIX shared-memory
 //! objects they own (`shm_open` names) as named regions, then name a region, offset and
-//! size instead of sending an input's bytes or receiving an output's. The server maps each
-//! region once, at registration; inputs are read where they lie (the tensor shares the
-//! mapping, which lives as long as any tensor does, even past unregistration) and outputs
-//! are written into it. Every offset and size is checked against the region; the number
-//! of regions is bounded (`kserve-max-shm-regions`). As with Triton, a client must not
-//! write a region while a request that reads it is in flight.
+//! size instead of sending an input's bytes or receiving an output's. The server opens
+//! each object once, at registration, and reads inputs from it and writes outputs into it
+//! through that descriptor (`pread`/`pwrite`: one copy each, at memory speed), never
+//! through a mapping: a POSIX shared-memory object cannot be sealed against shrinking (as
+//! the RESP transport's memfd arenas are), and a mapped page past a shrunk object's end
+//! would fault the server (SIGBUS); a read past it is a short read, reported as an error.
+//! Every offset and size is checked against the region; the number of regions is bounded
+//! (`kserve-max-shm-regions`). As with Triton, a client must not write a region while a
+//! request that reads it is in flight.
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
 use nix::sys::mman::shm_open;
 use nix::sys::stat::Mode;
@@ -30,27 +33,13 @@ pub struct Region {
     pub offset: u64,
     /// The region's size.
     pub byte_size: u64,
-    map: MmapRaw,
+    file: File,
 }
 
-// SAFETY: the mapping is plain shared memory; access goes through bounds-checked copies
-// and read-only slices.
-unsafe impl Send for Region {}
-unsafe impl Sync for Region {}
-
-/// A slice of a region, kept alive by the tensor that reads it.
-struct Slice {
-    region: Arc<Region>,
-    start: usize,
-    len: usize,
-}
-
-impl AsRef<[u8]> for Slice {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: start + len was checked against the mapping's length, which the Arc
-        // keeps mapped.
-        unsafe { std::slice::from_raw_parts(self.region.map.as_ptr().add(self.start), self.len) }
-    }
+fn shrunk(name: &str) -> KsError {
+    invalid(format!(
+        "shared memory region '{name}' is smaller than when it was registered (its object was truncated)"
+    ))
 }
 
 /// The registered regions.
@@ -123,18 +112,13 @@ impl Regions {
                 "Invalid offset + byte size for shared memory region: '{name}' ({offset} + {byte_size} bytes; the object has {size})"
             )));
         }
-        let len = usize::try_from(byte_size).map_err(|_| open_error("too large".into()))?;
-        let map = MmapOptions::new()
-            .offset(offset)
-            .len(len)
-            .map_raw(&file)
-            .map_err(|e| open_error(e.to_string()))?;
+        usize::try_from(byte_size).map_err(|_| open_error("too large".into()))?;
         let region = Arc::new(Region {
             name: name.to_string(),
             key: key.to_string(),
             offset,
             byte_size,
-            map,
+            file,
         });
         let mut map = self.map.lock();
         if map.contains_key(name) {
@@ -193,13 +177,18 @@ impl Regions {
         }
     }
 
-    /// `size` bytes at `offset` of region `name`, read where they lie.
+    /// `size` bytes at `offset` of region `name`.
     ///
     /// # Errors
-    /// An unknown region, a range beyond its end.
+    /// An unknown region, a range beyond its end, an object shrunk since registration.
     pub fn read(&self, name: &str, offset: u64, size: u64) -> KsResult<Bytes> {
         let (region, start, len) = self.range(name, offset, size)?;
-        Ok(Bytes::from_owner(Slice { region, start, len }))
+        let mut buf = vec![0u8; len];
+        region
+            .file
+            .read_exact_at(&mut buf, region.offset + start as u64)
+            .map_err(|_| shrunk(name))?;
+        Ok(Bytes::from(buf))
     }
 
     /// Write `data` at `offset` of region `name`, within `size` bytes.
@@ -222,14 +211,15 @@ impl Regions {
                 data.len()
             )));
         }
-        // SAFETY: start + data.len() <= start + len, within the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                region.map.as_mut_ptr().add(start),
-                data.len(),
-            );
+        // The object must still hold the range: pwrite past its end would grow it.
+        let end = region.offset + (start + data.len()) as u64;
+        match region.file.metadata() {
+            Ok(m) if m.len() >= end => {}
+            _ => return Err(shrunk(name)),
         }
-        Ok(())
+        region
+            .file
+            .write_all_at(data, region.offset + start as u64)
+            .map_err(|e| invalid(format!("shared memory region '{name}': {e}")))
     }
 }

@@ -280,6 +280,33 @@ def test_system_shared_memory_infer(ks, models_dir, proto):
         with pytest.raises(InferenceServerException) as e:
             c.register_system_shared_memory("ghost", "/insitu_no_such_region", 8)
         assert e.value.message().startswith("Unable to open shared memory region: '/insitu_no_such_region'")
+        # The client shrinks its object after registering it: a clear error, no fault.
+        import os
+        fd = os.open(f"/dev/shm{key_out}", os.O_RDWR)
+        try:
+            os.ftruncate(fd, 16)
+        finally:
+            os.close(fd)
+        i.set_shared_memory("in_" + proto, x.nbytes, offset=64)
+        o.set_shared_memory("out_" + proto, 64)
+        with pytest.raises(InferenceServerException) as e:
+            c.infer("mlp", [i], outputs=[o])
+        assert e.value.message() == (f"shared memory region 'out_{proto}' is smaller than when it was "
+                                     "registered (its object was truncated)")
+        c.unregister_system_shared_memory("out_" + proto)
+        c.register_system_shared_memory("small_" + proto, key_out, 16)
+        i = mod.InferInput("x", [4, 16], "FP32")
+        i.set_shared_memory("small_" + proto, 16)
+        fd = os.open(f"/dev/shm{key_out}", os.O_RDWR)
+        try:
+            os.ftruncate(fd, 4)
+        finally:
+            os.close(fd)
+        with pytest.raises(InferenceServerException) as e:
+            c.infer("mlp", [i])
+        assert e.value.message() == (f"shared memory region 'small_{proto}' is smaller than when it was "
+                                     "registered (its object was truncated)")
+        ks.still_serves(models_dir)
         c.unregister_system_shared_memory("in_" + proto)
         with pytest.raises(InferenceServerException) as e:
             c.get_system_shared_memory_status("in_" + proto)
