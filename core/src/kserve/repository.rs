@@ -113,6 +113,12 @@ impl Repository {
     /// Read model `name` from the directory: its configuration, the version its policy
     /// picks, the ONNX bytes.
     fn read(&self, name: &str) -> KsResult<Found> {
+        self.locate(name, true)
+    }
+
+    /// Model `name` as [`Repository::read`] finds it; the ONNX bytes only when `bytes`
+    /// (a poll compares fingerprints without reading every model file).
+    fn locate(&self, name: &str, bytes: bool) -> KsResult<Found> {
         let dir = self.dir.as_ref().ok_or_else(|| {
             model_file_error(
                 name,
@@ -175,8 +181,12 @@ impl Repository {
                 ),
             ));
         }
-        let onnx = std::fs::read(&path)
-            .map_err(|e| model_file_error(name, format!("{}: {e}", path.display())))?;
+        let onnx = if bytes {
+            std::fs::read(&path)
+                .map_err(|e| model_file_error(name, format!("{}: {e}", path.display())))?
+        } else {
+            Vec::new()
+        };
         let mut prints = vec![(path, meta.len(), meta.modified().ok())];
         if let Ok(m) = std::fs::metadata(&cfg_path) {
             prints.push((cfg_path, m.len(), m.modified().ok()));
@@ -384,7 +394,7 @@ impl Repository {
         }
         for name in names {
             let before = known.iter().find(|(n, _, _)| *n == name);
-            let current = self.read(&name).ok().and_then(|f| f.fingerprint);
+            let current = self.locate(&name, false).ok().and_then(|f| f.fingerprint);
             let changed = match before {
                 Some((_, print, _)) => current.is_some() && *print != current,
                 None => true,
