@@ -42,6 +42,12 @@ pub struct RepoConfig {
 }
 
 impl RepoConfig {
+    /// The model file in a version directory: `default_model_filename`, else
+    /// `model.onnx`.
+    pub fn model_file(&self) -> &str {
+        self.model_filename.as_deref().unwrap_or("model.onnx")
+    }
+
     /// The ModelSpec the model is stored with (`AI.MODELSTORE`'s options): batching from
     /// `dynamic_batching` — BATCHSIZE `max_batch_size`, MINBATCHSIZE the largest
     /// preferred size (else `max_batch_size`) when there is a queue delay, and

@@ -18,7 +18,8 @@ use super::proto::infer_parameter::ParameterChoice;
 use super::proto::model_repository_parameter::ParameterChoice as RepoChoice;
 use super::proto::*;
 use super::service::{
-    server_metadata, InferCall, InferDone, InputData, Kserve, OutputWanted, Source,
+    not_uint, server_metadata, shm_ref, timeout_param, InferCall, InferDone, InputData, Kserve,
+    OutputWanted, Params, Source,
 };
 use super::status::{invalid, KsError, KsResult};
 use super::tensors;
@@ -32,41 +33,24 @@ impl From<KsError> for Status {
 /// The gRPC service over the shared state.
 pub struct Service(pub Arc<Kserve>);
 
-fn string_param(p: &HashMap<String, InferParameter>, key: &str) -> Option<String> {
-    match p.get(key)?.parameter_choice.as_ref()? {
-        ParameterChoice::StringParam(s) => Some(s.clone()),
-        _ => None,
+impl Params for HashMap<String, InferParameter> {
+    fn string(&self, key: &str) -> Option<String> {
+        match self.get(key)?.parameter_choice.as_ref()? {
+            ParameterChoice::StringParam(s) => Some(s.clone()),
+            _ => None,
+        }
     }
-}
 
-fn uint_param(p: &HashMap<String, InferParameter>, key: &str) -> KsResult<Option<u64>> {
-    let Some(v) = p.get(key).and_then(|v| v.parameter_choice.as_ref()) else {
-        return Ok(None);
-    };
-    match v {
-        ParameterChoice::Int64Param(i) if *i >= 0 => Ok(Some(*i as u64)),
-        ParameterChoice::Uint64Param(u) => Ok(Some(*u)),
-        _ => Err(invalid(format!(
-            "parameter '{key}' must be a non-negative integer"
-        ))),
+    fn uint(&self, key: &str) -> KsResult<Option<u64>> {
+        let Some(v) = self.get(key).and_then(|v| v.parameter_choice.as_ref()) else {
+            return Ok(None);
+        };
+        match v {
+            ParameterChoice::Int64Param(i) if *i >= 0 => Ok(Some(*i as u64)),
+            ParameterChoice::Uint64Param(u) => Ok(Some(*u)),
+            _ => Err(not_uint(key)),
+        }
     }
-}
-
-/// A region, offset and size from `shared_memory_*` parameters, if present.
-fn shm_params(
-    p: &HashMap<String, InferParameter>,
-    what: &str,
-) -> KsResult<Option<(String, u64, u64)>> {
-    let Some(region) = string_param(p, "shared_memory_region") else {
-        return Ok(None);
-    };
-    let size = uint_param(p, "shared_memory_byte_size")?.ok_or_else(|| {
-        invalid(format!(
-            "{what}: shared_memory_byte_size must be given with shared_memory_region"
-        ))
-    })?;
-    let offset = uint_param(p, "shared_memory_offset")?.unwrap_or(0);
-    Ok(Some((region, offset, size)))
 }
 
 /// The `grpc-timeout` header (gRPC's deadline: digits and a unit, H M S m u n).
@@ -99,9 +83,9 @@ pub fn call_of(req: ModelInferRequest) -> KsResult<InferCall> {
     let mut inputs = Vec::with_capacity(req.inputs.len());
     for i in req.inputs {
         let what = format!("input '{}'", i.name);
-        let source = if let Some((region, offset, size)) = shm_params(&i.parameters, &what)? {
+        let source = if let Some((region, offset, size)) = shm_ref(&i.parameters, &what)? {
             Source::Shm(region, offset, size)
-        } else if let Some(key) = string_param(&i.parameters, "tensor_key") {
+        } else if let Some(key) = i.parameters.string("tensor_key") {
             Source::Key(key)
         } else if raw_given > 0 {
             raw_used += 1;
@@ -111,16 +95,7 @@ pub fn call_of(req: ModelInferRequest) -> KsResult<InferCall> {
                 ))
             })?)
         } else {
-            let shape = i
-                .shape
-                .iter()
-                .map(|&d| {
-                    usize::try_from(d).map_err(|_| invalid(format!("{what}: negative dim {d}")))
-                })
-                .collect::<KsResult<Vec<_>>>()?;
-            let dtype = tensors::dtype(&i.datatype, &i.name)?;
-            let contents = i.contents.unwrap_or_default();
-            Source::Tensor(tensors::from_contents(dtype, &shape, &contents, &i.name)?)
+            Source::Contents(i.contents.unwrap_or_default())
         };
         inputs.push(InputData {
             name: i.name,
@@ -140,16 +115,14 @@ pub fn call_of(req: ModelInferRequest) -> KsResult<InferCall> {
         .map(|o| {
             let what = format!("output '{}'", o.name);
             Ok(OutputWanted {
-                shm: shm_params(&o.parameters, &what)?,
-                key: string_param(&o.parameters, "tensor_key"),
+                shm: shm_ref(&o.parameters, &what)?,
+                key: o.parameters.string("tensor_key"),
                 binary: true,
                 name: o.name,
             })
         })
         .collect::<KsResult<Vec<_>>>()?;
-    let timeout = uint_param(&req.parameters, "timeout")?
-        .filter(|&us| us > 0)
-        .map(Duration::from_micros);
+    let timeout = timeout_param(&req.parameters)?;
     Ok(InferCall {
         model: req.model_name,
         version: req.model_version,

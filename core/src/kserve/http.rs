@@ -4,7 +4,6 @@
 //! `/metrics` on the metrics port.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -19,7 +18,10 @@ use tower_http::decompression::RequestDecompressionLayer;
 
 use super::conn::Counted;
 use super::proto;
-use super::service::{self, InferCall, InputData, Kserve, OutputWanted, Source};
+use super::service::{
+    self, not_uint, shm_ref, timeout_param, InferCall, InputData, Kserve, OutputWanted, Params,
+    Source,
+};
 use super::status::{invalid, KsError, KsResult};
 use super::{metrics, tensors};
 
@@ -192,34 +194,20 @@ async fn model_stats_v(State(k): Shared, Path((name, v)): Path<(String, String)>
         .unwrap_or_else(|e| e.into_response())
 }
 
-fn param_str<'a>(p: Option<&'a Json>, key: &str) -> Option<&'a str> {
-    p?.get(key)?.as_str()
-}
+/// A JSON `parameters` object (or none).
+struct JsonParams<'a>(Option<&'a Json>);
 
-fn param_u64(p: Option<&Json>, key: &str) -> KsResult<Option<u64>> {
-    match p.and_then(|p| p.get(key)) {
-        None | Some(Json::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| invalid(format!("parameter '{key}' must be a non-negative integer"))),
+impl Params for JsonParams<'_> {
+    fn string(&self, key: &str) -> Option<String> {
+        self.0?.get(key)?.as_str().map(String::from)
     }
-}
 
-fn shm_of(p: Option<&Json>, what: &str) -> KsResult<Option<(String, u64, u64)>> {
-    let Some(region) = param_str(p, "shared_memory_region") else {
-        return Ok(None);
-    };
-    let size = param_u64(p, "shared_memory_byte_size")?.ok_or_else(|| {
-        invalid(format!(
-            "{what}: shared_memory_byte_size must be given with shared_memory_region"
-        ))
-    })?;
-    Ok(Some((
-        region.to_string(),
-        param_u64(p, "shared_memory_offset")?.unwrap_or(0),
-        size,
-    )))
+    fn uint(&self, key: &str) -> KsResult<Option<u64>> {
+        match self.0.and_then(|p| p.get(key)) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| not_uint(key)),
+        }
+    }
 }
 
 /// Parse an HTTP inference request: the JSON header and the binary data after it.
@@ -248,23 +236,24 @@ fn call_of(
             })?,
         None => body.len(),
     };
-    let req = parse_json(&body[..header_len])?;
+    let mut req = parse_json(&body[..header_len])?;
     let mut binary = body.slice(header_len..);
+    // The inputs are taken out of the request: their JSON data moves into the call.
+    let inputs_json = match req.get_mut("inputs").map(Json::take) {
+        Some(Json::Array(items)) => items,
+        _ => Vec::new(),
+    };
     let params = req.get("parameters");
     let binary_output = params
         .and_then(|p| p.get("binary_data_output"))
         .and_then(Json::as_bool)
         .unwrap_or(false);
     let mut inputs = Vec::new();
-    for i in req
-        .get("inputs")
-        .and_then(Json::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-    {
+    for mut i in inputs_json {
         let iname = i
             .get("name")
             .and_then(Json::as_str)
+            .map(String::from)
             .ok_or_else(|| invalid("an input has no name"))?;
         let what = format!("input '{iname}'");
         let datatype = i
@@ -285,12 +274,12 @@ fn call_of(
             })
             .transpose()?
             .unwrap_or_default();
-        let p = i.get("parameters");
-        let source = if let Some((region, offset, size)) = shm_of(p, &what)? {
+        let p = JsonParams(i.get("parameters"));
+        let source = if let Some((region, offset, size)) = shm_ref(&p, &what)? {
             Source::Shm(region, offset, size)
-        } else if let Some(key) = param_str(p, "tensor_key") {
-            Source::Key(key.to_string())
-        } else if let Some(n) = param_u64(p, "binary_data_size")? {
+        } else if let Some(key) = p.string("tensor_key") {
+            Source::Key(key)
+        } else if let Some(n) = p.uint("binary_data_size")? {
             let n = n as usize;
             if n > binary.len() {
                 return Err(invalid(format!(
@@ -301,20 +290,13 @@ fn call_of(
             let raw = binary.split_to(n);
             Source::Raw(raw)
         } else {
-            let data = i
-                .get("data")
-                .ok_or_else(|| invalid(format!("{what} has no data")))?;
-            let dims = shape
-                .iter()
-                .map(|&d| {
-                    usize::try_from(d).map_err(|_| invalid(format!("{what}: negative dim {d}")))
-                })
-                .collect::<KsResult<Vec<_>>>()?;
-            let dtype = tensors::dtype(&datatype, iname)?;
-            Source::Tensor(tensors::from_json(dtype, &dims, data, iname)?)
+            match i.get_mut("data").map(Json::take) {
+                Some(data) => Source::Json(data),
+                None => return Err(invalid(format!("{what} has no data"))),
+            }
         };
         inputs.push(InputData {
-            name: iname.to_string(),
+            name: iname,
             datatype,
             shape,
             source,
@@ -339,26 +321,25 @@ fn call_of(
                 .get("name")
                 .and_then(Json::as_str)
                 .ok_or_else(|| invalid("an output has no name"))?;
-            let p = o.get("parameters");
-            if p.and_then(|p| p.get("classification")).is_some() {
+            let p = JsonParams(o.get("parameters"));
+            if p.0.and_then(|p| p.get("classification")).is_some() {
                 return Err(invalid(format!(
                     "output '{oname}': the classification extension is not supported"
                 )));
             }
             Ok(OutputWanted {
                 name: oname.to_string(),
-                shm: shm_of(p, &format!("output '{oname}'"))?,
-                key: param_str(p, "tensor_key").map(String::from),
+                shm: shm_ref(&p, &format!("output '{oname}'"))?,
+                key: p.string("tensor_key"),
                 binary: p
+                    .0
                     .and_then(|p| p.get("binary_data"))
                     .and_then(Json::as_bool)
                     .unwrap_or(binary_output),
             })
         })
         .collect::<KsResult<Vec<_>>>()?;
-    let timeout = param_u64(params, "timeout")?
-        .filter(|&us| us > 0)
-        .map(Duration::from_micros);
+    let timeout = timeout_param(&JsonParams(params))?;
     let call = InferCall {
         model: name,
         version,
@@ -556,10 +537,11 @@ async fn shm_register(State(k): Shared, Path(name): Path<String>, body: Bytes) -
             .get("key")
             .and_then(Json::as_str)
             .ok_or_else(|| invalid("register needs 'key'"))?;
-        let p = Some(&req);
-        let offset = param_u64(p, "offset")?.unwrap_or(0);
-        let size =
-            param_u64(p, "byte_size")?.ok_or_else(|| invalid("register needs 'byte_size'"))?;
+        let p = JsonParams(Some(&req));
+        let offset = p.uint("offset")?.unwrap_or(0);
+        let size = p
+            .uint("byte_size")?
+            .ok_or_else(|| invalid("register needs 'byte_size'"))?;
         k.regions
             .register(&name, key, offset, size, k.config.max_shm_regions)
     })();

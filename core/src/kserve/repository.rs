@@ -146,10 +146,7 @@ impl Repository {
                 ))
             }
         };
-        let file = config
-            .model_filename
-            .clone()
-            .unwrap_or_else(|| "model.onnx".into());
+        let file = config.model_file().to_string();
         let mut versions: Vec<u64> = std::fs::read_dir(&root)
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
@@ -214,10 +211,7 @@ impl Repository {
                 )))
             }
         };
-        let file = config
-            .model_filename
-            .clone()
-            .unwrap_or_else(|| "model.onnx".into());
+        let file = config.model_file().to_string();
         let mut best: Option<(u64, &Bytes)> = None;
         for (path, bytes) in files {
             let rest = path.strip_prefix("file:").unwrap_or(path);

@@ -42,12 +42,59 @@ pub fn server_metadata() -> proto::ServerMetadataResponse {
 pub enum Source {
     /// Raw little-endian bytes (gRPC's raw_input_contents, HTTP's binary extension).
     Raw(Bytes),
-    /// Already a tensor (typed contents, JSON), its datatype and shape checked.
-    Tensor(Tensor),
+    /// gRPC's typed contents, decoded once the datatype and shape are checked.
+    Contents(proto::InferTensorContents),
+    /// HTTP's JSON `data`, decoded once the datatype and shape are checked.
+    Json(serde_json::Value),
     /// A registered shared-memory region: name, offset, size.
     Shm(String, u64, u64),
     /// A tensor stored in the engine under this key.
     Key(String),
+}
+
+/// A request's or tensor's parameters, as a front end carries them (gRPC's
+/// `InferParameter` map, HTTP's JSON object): what the parameters every front end reads
+/// mean is defined once, below.
+pub trait Params {
+    /// A string parameter (`None`: absent, or not a string).
+    fn string(&self, key: &str) -> Option<String>;
+    /// A non-negative integer parameter.
+    ///
+    /// # Errors
+    /// Present but not a non-negative integer.
+    fn uint(&self, key: &str) -> KsResult<Option<u64>>;
+}
+
+/// The error for a parameter that must be a non-negative integer.
+pub fn not_uint(key: &str) -> KsError {
+    invalid(format!("parameter '{key}' must be a non-negative integer"))
+}
+
+/// A shared-memory region, offset and size from `shared_memory_*` parameters, if given.
+///
+/// # Errors
+/// A region without its byte size, a size or offset that is not an integer.
+pub fn shm_ref(p: &impl Params, what: &str) -> KsResult<Option<(String, u64, u64)>> {
+    let Some(region) = p.string("shared_memory_region") else {
+        return Ok(None);
+    };
+    let size = p.uint("shared_memory_byte_size")?.ok_or_else(|| {
+        invalid(format!(
+            "{what}: shared_memory_byte_size must be given with shared_memory_region"
+        ))
+    })?;
+    let offset = p.uint("shared_memory_offset")?.unwrap_or(0);
+    Ok(Some((region, offset, size)))
+}
+
+/// A request's `timeout` parameter (microseconds; 0: none).
+///
+/// # Errors
+/// Not an integer.
+pub fn timeout_param(p: &impl Params) -> KsResult<Option<Duration>> {
+    Ok(p.uint("timeout")?
+        .filter(|&us| us > 0)
+        .map(Duration::from_micros))
 }
 
 /// One input of a request.
@@ -471,6 +518,12 @@ impl Kserve {
         limits: &crate::protocol::limits::Limits,
     ) -> KsResult<Tensor> {
         let name = &input.name;
+        let wrong_type = |given: &str| {
+            invalid(format!(
+                "unexpected datatype {given} for inference input '{name}', expecting {}",
+                tensors::datatype(spec.dtype)
+            ))
+        };
         if let Source::Key(key) = &input.source {
             let t = self.engine.get_tensor(key.as_bytes()).map_err(|e| {
                 invalid(format!(
@@ -479,21 +532,13 @@ impl Kserve {
                 ))
             })?;
             if t.dtype() != spec.dtype {
-                return Err(invalid(format!(
-                    "unexpected datatype {} for inference input '{name}', expecting {}",
-                    tensors::datatype(t.dtype()),
-                    tensors::datatype(spec.dtype)
-                )));
+                return Err(wrong_type(tensors::datatype(t.dtype())));
             }
             return Ok(t);
         }
         let dtype = tensors::dtype(&input.datatype, name)?;
         if dtype != spec.dtype {
-            return Err(invalid(format!(
-                "unexpected datatype {} for inference input '{name}', expecting {}",
-                input.datatype,
-                tensors::datatype(spec.dtype)
-            )));
+            return Err(wrong_type(&input.datatype));
         }
         let fits = input.shape.len() == spec.shape.len()
             && input
@@ -514,20 +559,14 @@ impl Kserve {
         let shape: Vec<usize> = input.shape.iter().map(|&d| d as usize).collect();
         let tensor = match input.source {
             Source::Raw(raw) => tensors::from_raw(dtype, &shape, raw, name)?,
-            Source::Tensor(t) => t,
+            Source::Contents(c) => tensors::from_contents(dtype, &shape, &c, name)?,
+            Source::Json(j) => tensors::from_json(dtype, &shape, &j, name)?,
             Source::Shm(region, offset, size) => {
                 let raw = self.regions.read(&region, offset, size)?;
                 tensors::from_raw(dtype, &shape, raw, name)?
             }
             Source::Key(_) => return Err(invalid("tensor_key input handled twice")),
         };
-        if tensor.shape() != shape.as_slice() {
-            return Err(invalid(format!(
-                "unexpected shape for input '{name}' for model '{model}'. Expected {}, got {}",
-                shape_text(&input.shape),
-                shape_text(&tensor.shape().iter().map(|&d| d as i64).collect::<Vec<_>>())
-            )));
-        }
         tensor.check_limits(limits)?;
         Ok(tensor)
     }
