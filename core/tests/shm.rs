@@ -106,16 +106,24 @@ fn large_tensors_bypass_the_socket_and_killed_clients_leave_nothing() {
     let small = big(1024, 2.0);
     u.put_tensor("small", &small).expect("put small");
     assert_eq!(u.get_tensor("small").expect("get small"), small);
-    // Descriptors that do not fit the arena, or an ATTACH without one, are errors, and
-    // the connection goes on.
+    // Blocks not lent to this connection, or sizes beyond them, are errors, and the
+    // connection goes on.
     let e = u
-        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "100000000"])
+        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "99999", "4"])
         .unwrap_err();
-    assert_eq!(e.text(), "ERR SHM length exceeds the shared memory arena");
+    assert_eq!(
+        e.text(),
+        "ERR shared memory block 99999 is not lent to this connection"
+    );
+    let e = u.command(&["INSITU.SHM", "ALLOC", "0"]).unwrap_err();
+    assert_eq!(
+        e.text(),
+        "ERR a shared memory block of 0 bytes is outside 1..536870912 (max-tensor-bytes)"
+    );
     let e = u.command(&["INSITU.SHM", "ATTACH", "4096"]).unwrap_err();
-    assert_eq!(e.text(), "ERR no shared memory arena came with the command");
+    assert_eq!(e.text(), "ERR syntax error");
     let e = tcp
-        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "4"])
+        .command(&["AI.TENSORSET", "x", "FLOAT", "1", "SHM", "1", "4"])
         .unwrap_err();
     assert_eq!(
         e.text(),

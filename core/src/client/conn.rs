@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::remote::{Cmd, Remote, RetryPolicy, Stream, ARENA_DEFAULT};
+use super::remote::{Cmd, Remote, RetryPolicy, Stream};
 use crate::cmd::Reply;
 use crate::engine::{Engine, Run, Session};
 use crate::error::{Error, ErrorCode, Result};
@@ -156,57 +156,14 @@ impl Conn {
         r.shm = false;
         if on && matches!(r.stream, Stream::Unix(_)) {
             r.write(&[Cmd::new("INSITU.SHM")], &[])?;
-            if matches!(r.read()?, Frame::Simple(_)) {
-                let size = r.arena.as_ref().map_or(ARENA_DEFAULT, |a| a.len());
-                r.attach_arena(size)?;
-                r.shm = true;
-            }
+            r.shm = matches!(r.read()?, Frame::Simple(_));
         }
         Ok(r.shm)
     }
 
-    /// The arena, made ready for the next transfer of `len` bytes: big enough, and not
-    /// viewed by any tensor still alive (else a fresh one is attached; the old one lives
-    /// on with its views).
-    fn ready_arena(&mut self, len: usize) -> Result<Arc<crate::protocol::shm::Arena>> {
-        let Conn::Remote(r) = self else {
-            return Err(Error::err(
-                ErrorCode::Internal,
-                "no shared memory in process",
-            ));
-        };
-        let size = match &r.arena {
-            Some(a) if a.len() >= len && Arc::strong_count(a) == 1 => return Ok(a.clone()),
-            Some(a) => a.len().max(len.next_power_of_two()),
-            None => ARENA_DEFAULT.max(len.next_power_of_two()),
-        };
-        r.attach_arena(size)?;
-        r.arena
-            .clone()
-            .ok_or_else(|| Error::err(ErrorCode::Internal, "no shared memory arena"))
-    }
-
-    /// Put `data` at the start of the shared arena.
-    pub(crate) fn shm_write(&mut self, data: &[u8]) -> Result<()> {
-        self.ready_arena(data.len())?.write(data)
-    }
-
-    /// Make the arena ready for a reply of up to `len` bytes (before a shared-memory get).
-    pub(crate) fn shm_prepare_read(&mut self) -> Result<()> {
-        let len = match self {
-            Conn::Remote(r) => r.arena.as_ref().map_or(0, |a| a.len()),
-            Conn::Inproc(_) | Conn::Cluster(_) => return Ok(()),
-        };
-        self.ready_arena(len).map(|_| ())
-    }
-
-    /// The first `len` bytes of the arena, shared (not copied) until the next transfer.
-    pub(crate) fn shm_read(&mut self, len: usize) -> Result<Bytes> {
+    fn remote(&mut self) -> Result<&mut Remote> {
         match self {
-            Conn::Remote(r) => match &r.arena {
-                Some(a) => a.view(len),
-                None => Err(Error::err(ErrorCode::Protocol, "no shared memory arena")),
-            },
+            Conn::Remote(r) => Ok(r),
             Conn::Inproc(_) | Conn::Cluster(_) => Err(Error::err(
                 ErrorCode::Internal,
                 "no shared memory on this connection",
@@ -214,15 +171,54 @@ impl Conn {
         }
     }
 
-    /// Make sure the arena can hold `len` bytes (so the next transfer of that size uses it).
-    pub(crate) fn shm_reserve(&mut self, len: usize) -> Result<()> {
-        if let Conn::Remote(r) = self {
-            if r.shm && r.arena.as_ref().is_none_or(|a| a.len() < len) {
-                let size = len.next_power_of_two().max(ARENA_DEFAULT);
-                r.attach_arena(size)?;
-            }
+    /// Write `data` into a block the server lends for a put; returns the block's number
+    /// (named by the `AI.TENSORSET ... SHM block nbytes` that commits it).
+    pub(crate) fn shm_put(&mut self, data: &[u8]) -> Result<u64> {
+        let reply = self.call(Cmd::new("INSITU.SHM").with("ALLOC").with(data.len()))?;
+        let r = self.remote()?;
+        let items = ints(&reply, "INSITU.SHM ALLOC")?;
+        let [block, cap, new, forget @ ..] = items.as_slice() else {
+            return Err(bad_reply("INSITU.SHM ALLOC"));
+        };
+        r.forget(forget);
+        if *new == 1 {
+            let map = r.map_next(usize::try_from(*cap).unwrap_or(0), true)?;
+            r.blocks.insert(*block as u64, map);
         }
-        Ok(())
+        let map = r
+            .blocks
+            .get(&(*block as u64))
+            .ok_or_else(|| Error::err(ErrorCode::Protocol, "shared memory: a block not lent"))?;
+        map.write(data)?;
+        Ok(*block as u64)
+    }
+
+    /// The bytes a get's `"shm", [block, offset, nbytes, hold, how, forget...]` names,
+    /// viewed in place; the hold is released when the last view is dropped.
+    pub(crate) fn shm_view(&mut self, spec: &Frame) -> Result<Bytes> {
+        let r = self.remote()?;
+        let items = ints(spec, "AI.TENSORGET")?;
+        let [block, offset, len, hold, how, forget @ ..] = items.as_slice() else {
+            return Err(bad_reply("AI.TENSORGET"));
+        };
+        let release = super::remote::Release {
+            hold: *hold as u64,
+            to: r.released.clone(),
+        };
+        r.forget(forget);
+        let (offset, len) = (as_usize(*offset)?, as_usize(*len)?);
+        let map = match how {
+            0 => r.blocks.get(&(*block as u64)).cloned().ok_or_else(|| {
+                Error::err(ErrorCode::Protocol, "shared memory: a block not lent")
+            })?,
+            1 => {
+                let map = r.map_next(offset + len, true)?;
+                r.blocks.insert(*block as u64, map.clone());
+                map
+            }
+            _ => r.map_next(offset + len, false)?,
+        };
+        map.view(offset, len, release)
     }
 
     /// Run commands in one round trip; error replies stay in the result, in place. A
@@ -251,4 +247,26 @@ impl Conn {
         }
         Ok(replies)
     }
+}
+
+/// The integers of an array reply.
+fn ints(f: &Frame, what: &str) -> Result<Vec<i64>> {
+    match f {
+        Frame::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Frame::Integer(n) if *n >= 0 => Ok(*n),
+                _ => Err(bad_reply(what)),
+            })
+            .collect(),
+        _ => Err(bad_reply(what)),
+    }
+}
+
+fn as_usize(n: i64) -> Result<usize> {
+    usize::try_from(n).map_err(|_| bad_reply("shared memory"))
+}
+
+fn bad_reply(what: &str) -> Error {
+    Error::err(ErrorCode::Protocol, format!("{what}: unexpected reply"))
 }

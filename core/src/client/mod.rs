@@ -340,14 +340,25 @@ impl Client {
             return i.engine.put_tensor(key, tensor.clone());
         }
         if self.con.shm() && tensor.data().len() >= crate::protocol::shm::SHM_MIN {
-            self.con.shm_write(tensor.data())?;
-            let mut c = Cmd::new("AI.TENSORSET");
-            c.arg(&key).arg(tensor.dtype().name());
-            for d in tensor.shape() {
-                c.arg(*d);
+            // One copy, into a block the server lends; the block becomes the value. A
+            // connection replaced between the loan and the commit lost the loan: the
+            // whole put is made again on the new one.
+            let mut again = true;
+            loop {
+                let block = self.con.shm_put(tensor.data())?;
+                let mut c = Cmd::new("AI.TENSORSET");
+                c.arg(&key).arg(tensor.dtype().name());
+                for d in tensor.shape() {
+                    c.arg(*d);
+                }
+                c.arg("SHM").arg(block).arg(tensor.data().len());
+                match self.call(c) {
+                    Err(e) if again && e.text().ends_with("is not lent to this connection") => {
+                        again = false;
+                    }
+                    r => return r.map(|_| ()),
+                }
             }
-            c.arg("SHM").arg(tensor.data().len());
-            return self.call(c).map(|_| ());
         }
         self.call(tensorset(&key, tensor)).map(|_| ())
     }
@@ -361,22 +372,15 @@ impl Client {
                 self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?,
             );
         }
-        // The reply may be written into the arena: no tensor may still view it.
-        self.con.shm_prepare_read()?;
+        // A large tensor comes as a view of the block that holds it (no copy).
         let mut items = array(
             self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("SHM"))?,
             "AI.TENSORGET",
         )?;
         if items.len() == 6 && matches!(&items[4], Frame::Bulk(b) if b.as_ref() == b"shm") {
-            let len = usize::try_from(int(&items[5], "AI.TENSORGET")?)
-                .map_err(|_| Error::err(ErrorCode::Protocol, "negative shm length"))?;
+            let view = self.con.shm_view(&items[5])?;
             items[4] = Frame::bulk_static("blob");
-            items[5] = Frame::Bulk(self.con.shm_read(len)?);
-        } else if let Some(Frame::Bulk(b)) = items.get(5) {
-            // Too large for the arena: grow it so the next transfer of this size uses it.
-            if b.len() >= crate::protocol::shm::SHM_MIN {
-                self.con.shm_reserve(b.len())?;
-            }
+            items[5] = Frame::Bulk(view);
         }
         crate::cmd::decode_tensorget(Frame::Array(items))
     }

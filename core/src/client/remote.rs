@@ -5,6 +5,7 @@
 //! written to a socket without a copy (vectored write) or handed to an in-process engine
 //! as is. Replies are [`Frame`]s whose bulk payloads are slices of the read buffer.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -12,12 +13,15 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use bytes::{Bytes, BytesMut};
 
 use super::address::Address;
 use crate::cmd::table::{self, ReplyWait, Retry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::{decode_reply, Frame, Output};
+use crate::protocol::shm::Mapping;
 
 /// A command under construction.
 #[derive(Debug, Clone, Default)]
@@ -276,12 +280,27 @@ pub(crate) struct Remote {
     out: Output,
     /// Whether the server takes shared-memory transfers on this connection.
     pub(crate) shm: bool,
-    /// The arena shared with the server (attached when shared memory is on).
-    pub(super) arena: Option<Arc<crate::protocol::shm::Arena>>,
+    /// Blocks the server lent this connection, mapped read-write, by number.
+    pub(super) blocks: HashMap<u64, Arc<Mapping>>,
+    /// Descriptors that came with replies, in order (blocks the replies name).
+    pub(super) fds: VecDeque<OwnedFd>,
+    /// Holds whose views are gone, released with the next command.
+    pub(super) released: Arc<Mutex<Vec<u64>>>,
+    /// Replies still to come for releases sent ahead of commands (read and dropped).
+    skip: usize,
 }
 
-/// The arena's size when shared memory is turned on; it grows to fit larger tensors.
-pub(super) const ARENA_DEFAULT: usize = 64 << 20;
+/// Releases its hold when the last view of a shared-memory block is dropped.
+pub(super) struct Release {
+    pub(super) hold: u64,
+    pub(super) to: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.to.lock().push(self.hold);
+    }
+}
 
 fn io_err(context: &str, e: std::io::Error) -> Error {
     Error::err(ErrorCode::Io, format!("{context}: {e}"))
@@ -343,18 +362,26 @@ impl Remote {
             rbuf: BytesMut::with_capacity(64 * 1024),
             out: Output::default(),
             shm: false,
-            arena: None,
+            blocks: HashMap::new(),
+            fds: VecDeque::new(),
+            released: Arc::default(),
+            skip: 0,
         })
     }
 
     /// A new connection in place of a broken one, with the old one's state: `AUTH`, and
-    /// the same shared-memory arena (a tensor written into it is still there).
+    /// shared memory. The old connection's blocks and holds ended with it (views still
+    /// alive keep their mappings; their releases are not sent).
     fn reconnect(&mut self) -> Result<()> {
         self.stream = Remote::open(&self.addr)?;
         self.broken = false;
         self.read_limit = None;
         self.rbuf.clear();
         self.out = Output::default();
+        self.blocks.clear();
+        self.fds.clear();
+        self.skip = 0;
+        self.released = Arc::default();
         if let Some(p) = self.password.clone() {
             self.write(&[Cmd::new("AUTH").with(p)], &[])?;
             if let Frame::Error(e) = self.read()? {
@@ -362,9 +389,8 @@ impl Remote {
             }
         }
         if self.shm {
-            if let Some(arena) = self.arena.clone() {
-                self.send_arena(&arena)?;
-            }
+            self.write(&[Cmd::new("INSITU.SHM")], &[])?;
+            self.shm = matches!(self.read()?, Frame::Simple(_));
         }
         Ok(())
     }
@@ -467,6 +493,17 @@ impl Remote {
     }
 
     pub(super) fn write(&mut self, cmds: &[Cmd], fds: &[OwnedFd]) -> Result<()> {
+        // Holds whose views are gone go ahead of the commands (their reply is dropped).
+        let released: Vec<u64> = std::mem::take(&mut *self.released.lock());
+        if !released.is_empty() {
+            let mut c = Cmd::new("INSITU.SHM");
+            c.arg("RELEASE");
+            for h in released {
+                c.arg(h);
+            }
+            Frame::Array(c.0.into_iter().map(Frame::Bulk).collect()).encode(&mut self.out);
+            self.skip += 1;
+        }
         for c in cmds {
             Frame::Array(c.0.iter().map(|a| Frame::Bulk(a.clone())).collect())
                 .encode(&mut self.out);
@@ -498,30 +535,42 @@ impl Remote {
         Ok(())
     }
 
-    /// Create an arena of `size` bytes and hand it to the server for this connection.
-    pub(super) fn attach_arena(&mut self, size: usize) -> Result<()> {
-        let arena = Arc::new(crate::protocol::shm::Arena::create(size)?);
-        self.send_arena(&arena)?;
-        self.arena = Some(arena);
-        Ok(())
+    /// Map the next descriptor that came with the replies: at least `len` bytes (the
+    /// whole file), read-write for a block lent to this connection, read-only otherwise.
+    pub(super) fn map_next(&mut self, len: usize, writable: bool) -> Result<Arc<Mapping>> {
+        let fd = self.fds.pop_front().ok_or_else(|| {
+            Error::err(
+                ErrorCode::Protocol,
+                "shared memory: the reply's descriptor did not arrive",
+            )
+        })?;
+        let f = std::fs::File::from(fd);
+        let size = f.metadata().map_err(|e| io_err("fstat", e)).and_then(|m| {
+            usize::try_from(m.len()).map_err(|_| Error::err(ErrorCode::Protocol, "size"))
+        })?;
+        if size < len {
+            return Err(Error::err(
+                ErrorCode::Protocol,
+                "shared memory: the block is smaller than the reply says",
+            ));
+        }
+        Ok(Arc::new(Mapping::map(&f, size, writable)?))
     }
 
-    /// Hand `arena` to the server for this connection.
-    fn send_arena(&mut self, arena: &crate::protocol::shm::Arena) -> Result<()> {
-        let fd = arena.fd().try_clone().map_err(|e| io_err("dup", e))?;
-        self.write(
-            &[Cmd::new("INSITU.SHM").with("ATTACH").with(arena.len())],
-            &[fd],
-        )?;
-        match self.read()? {
-            Frame::Error(e) => Err(e),
-            _ => Ok(()),
+    /// Unmap blocks the server destroyed.
+    pub(super) fn forget(&mut self, blocks: &[i64]) {
+        for b in blocks {
+            self.blocks.remove(&(*b as u64));
         }
     }
 
     pub(super) fn read(&mut self) -> Result<Frame> {
         loop {
             if let Some(f) = decode_reply(&mut self.rbuf)? {
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
                 return Ok(f);
             }
             // Read straight into the buffer (zero-filled first: safe code only); the read
@@ -529,7 +578,15 @@ impl Remote {
             let len = self.rbuf.len();
             let want = (64 * 1024).max(len);
             self.rbuf.resize(len + want, 0);
-            let r = self.stream.io().read(&mut self.rbuf[len..]);
+            let r = match &self.stream {
+                // Descriptors may come with the bytes (shared-memory blocks).
+                Stream::Unix(u) => crate::protocol::shm::recv_with_fds(
+                    u.as_raw_fd(),
+                    &mut self.rbuf[len..],
+                    &mut self.fds,
+                ),
+                Stream::Tcp(_) => self.stream.io().read(&mut self.rbuf[len..]),
+            };
             let n = match r {
                 Ok(n) => n,
                 Err(e)

@@ -115,12 +115,18 @@ fn info_section(engine: &Engine, name: &str, cfg: &EngineConfig) -> Option<Strin
         }
         "memory" => {
             let used = engine.store().used_memory();
+            let h = engine.heap().stats();
             let _ = write!(
                 s,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nshm_heap_blocks:{}\r\nshm_heap_bytes:{}\r\nshm_heap_idle_bytes:{}\r\nshm_heap_warm_bytes:{}\r\nshm_heap_holds:{}\r\n",
                 human(used),
                 cfg.maxmemory,
-                human(cfg.maxmemory)
+                human(cfg.maxmemory),
+                h.blocks,
+                h.bytes,
+                h.idle_bytes,
+                h.warm_bytes,
+                h.holds
             );
         }
         "persistence" => {

@@ -284,7 +284,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("eval_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVAL_RO", a))),
     spec("evalsha_ro", -3, &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], Keys::KeyNum(2), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.").run_exclusive(|e, s, a| ready(script::eval(e, s, b"EVALSHA_RO", a))),
     container(SCRIPT_SUBS, spec("script", -2, &["noscript"], Keys::None, "scripting", "A container for Lua scripts management commands.")).run(|e, _, a| ready(script::script(e, a))),
-    spec("insitu.shm", -1, &["noscript", "fast"], Keys::None, "insitu", "Attaches or detaches a shared-memory arena (Unix sockets).").run(|_, s, a| ready(tensor::shm(s, a))),
+    spec("insitu.shm", -1, &["noscript", "fast"], Keys::None, "insitu", "Lends shared-memory blocks and releases holds (Unix sockets).").run(|e, s, a| ready(tensor::shm(e, s, a))),
 ];
 
 fn wait_keys(args: &[Bytes]) -> Vec<usize> {

@@ -125,58 +125,101 @@ fn need_unix(session: &Session) -> Result<()> {
     }
 }
 
-/// `INSITU.SHM` (capability check) and `INSITU.SHM ATTACH nbytes` (with the arena's
-/// descriptor attached).
-pub(super) fn shm(session: &mut Session, args: &[Bytes]) -> Result<Frame> {
-    arity(args, 1, 3)?;
+/// The connection's use of the shared-memory heap, made on first use.
+fn shm_conn<'a>(
+    engine: &Engine,
+    session: &'a mut Session,
+) -> Result<&'a mut crate::protocol::shm::ShmConn> {
     need_unix(session)?;
-    match args.get(1) {
-        None => Ok(Frame::ok()),
-        Some(a) if a.eq_ignore_ascii_case(b"ATTACH") && args.len() == 3 => {
-            let len = std::str::from_utf8(&args[2])
-                .ok()
-                .and_then(|s| s.parse::<usize>().ok())
-                .ok_or_else(|| Error::bad_input("invalid arena size"))?;
-            let fd = session
-                .fds_in
-                .pop_front()
-                .ok_or_else(|| Error::bad_input("no shared memory arena came with the command"))?;
-            session.arena = Some(crate::protocol::shm::Arena::attach(fd, len)?);
-            Ok(Frame::ok())
-        }
-        Some(_) => Err(Error::syntax()),
-    }
+    Ok(session
+        .shm
+        .get_or_insert_with(|| crate::protocol::shm::ShmConn::new(engine.heap())))
 }
 
-/// `... SHM nbytes` at the end of a TENSORSET: the bytes are at the start of the
-/// connection's arena. Returns the arguments with `BLOB <bytes>` in its place, so the
-/// ordinary parser validates them.
+fn usize_arg(b: &[u8], what: &str) -> Result<usize> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .ok_or_else(|| Error::bad_input(format!("invalid {what}")))
+}
+
+fn u64_arg(b: &[u8], what: &str) -> Result<u64> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Error::bad_input(format!("invalid {what}")))
+}
+
+fn ints(v: impl IntoIterator<Item = u64>) -> Vec<Frame> {
+    v.into_iter()
+        .map(|i| Frame::Integer(i64::try_from(i).unwrap_or(i64::MAX)))
+        .collect()
+}
+
+/// `INSITU.SHM` (capability check), `INSITU.SHM ALLOC nbytes` (lend a block for a put;
+/// its descriptor comes with the reply when new to the client) and `INSITU.SHM RELEASE
+/// hold...` (the client dropped its views). See [`crate::protocol::shm`].
+pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
+    arity(args, 1, 0)?;
+    need_unix(session)?;
+    let Some(sub) = args.get(1) else {
+        return Ok(Frame::ok());
+    };
+    if sub.eq_ignore_ascii_case(b"ALLOC") && args.len() == 3 {
+        let len = usize_arg(&args[2], "block size")?;
+        let limits = engine.with_config(|c| c.limits.clone());
+        if len == 0 || len > limits.max_tensor_bytes {
+            return Err(Error::limit(format!(
+                "a shared memory block of {len} bytes is outside 1..{} (max-tensor-bytes)",
+                limits.max_tensor_bytes
+            )));
+        }
+        let used = engine.store().used_memory();
+        let loan = shm_conn(engine, session)?.lend(len, used)?;
+        let mut items = ints([loan.block, loan.cap as u64, u64::from(loan.new)]);
+        items.extend(ints(loan.forget));
+        return Ok(Frame::Array(items));
+    }
+    if sub.eq_ignore_ascii_case(b"RELEASE") && args.len() >= 3 {
+        let holds = args[2..]
+            .iter()
+            .map(|a| u64_arg(a, "hold"))
+            .collect::<Result<Vec<_>>>()?;
+        let n = shm_conn(engine, session)?.release(holds);
+        return Ok(Frame::Integer(n as i64));
+    }
+    Err(Error::syntax())
+}
+
+/// `... SHM block nbytes` at the end of a TENSORSET: the bytes are at the start of a
+/// block lent to this connection, which becomes the value. Returns the arguments with
+/// `BLOB <bytes>` in its place (a view of the block, not a copy), so the ordinary parser
+/// validates them and the journal records them.
 fn resolve_shm(
     args: &[Bytes],
     session: &mut Session,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>> {
     let n = args.len();
-    if n < 6 || !args[n - 2].eq_ignore_ascii_case(b"SHM") {
+    if n < 7 || !args[n - 3].eq_ignore_ascii_case(b"SHM") {
         return Ok(None);
     }
     need_unix(session)?;
-    let len = std::str::from_utf8(&args[n - 1])
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .ok_or_else(|| Error::bad_input("invalid SHM length"))?;
+    let block = u64_arg(&args[n - 2], "shared memory block")?;
+    let len = usize_arg(&args[n - 1], "SHM length")?;
     if len > limits.max_tensor_bytes {
         return Err(Error::limit(format!(
             "tensor of {len} bytes exceeds the limit of {} bytes",
             limits.max_tensor_bytes
         )));
     }
-    let arena = session
-        .arena
-        .as_ref()
-        .ok_or_else(|| Error::bad_input("no shared memory arena is attached to this connection"))?;
-    let data = arena.read(len)?;
-    let mut out = args[..n - 2].to_vec();
+    let conn = session.shm.as_mut().ok_or_else(|| {
+        Error::bad_input(format!(
+            "shared memory block {block} is not lent to this connection"
+        ))
+    })?;
+    let data = conn.take(block, len)?;
+    let mut out = args[..n - 3].to_vec();
     out.push(Bytes::from_static(b"BLOB"));
     out.push(data);
     Ok(Some(out))
@@ -376,23 +419,30 @@ pub(super) fn tensorget(engine: &Engine, session: &mut Session, args: &[Bytes]) 
     let format = TensorFormat::parse(&args[2..])?;
     if format.shm {
         need_unix(session)?;
-        let n = tensor.data().len();
-        let arena = session.arena.as_ref().filter(|a| n <= a.len());
-        if let (true, true, Some(arena)) = (format.meta, n >= crate::protocol::shm::SHM_MIN, arena)
-        {
-            arena.write(tensor.data())?;
-            let mut f = tensor_reply(
-                &tensor,
-                TensorFormat {
-                    blob: None,
-                    ..format
-                },
-            );
-            if let Frame::Array(items) = &mut f {
-                items.push(Frame::bulk_static("shm"));
-                items.push(Frame::Integer(n as i64));
+        if format.meta && tensor.data().len() >= crate::protocol::shm::SHM_MIN {
+            let used = engine.store().used_memory();
+            if let Some(sh) = shm_conn(engine, session)?.share(tensor.data(), used)? {
+                let mut f = tensor_reply(
+                    &tensor,
+                    TensorFormat {
+                        blob: None,
+                        ..format
+                    },
+                );
+                if let Frame::Array(items) = &mut f {
+                    items.push(Frame::bulk_static("shm"));
+                    let mut r = ints([
+                        sh.block,
+                        sh.offset as u64,
+                        sh.len as u64,
+                        sh.hold,
+                        sh.how as u64,
+                    ]);
+                    r.extend(ints(sh.forget));
+                    items.push(Frame::Array(r));
+                }
+                return Ok(f);
             }
-            return Ok(f);
         }
     }
     Ok(tensor_reply(&tensor, format))

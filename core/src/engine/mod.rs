@@ -59,6 +59,8 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Memory limit for stored data in bytes (`0` = unlimited).
     pub maxmemory: usize,
+    /// Bytes of warm shared-memory blocks kept ready for clients' first transfers.
+    pub shm_heap_reserve: usize,
     /// Most concurrent client connections.
     pub maxclients: usize,
     /// Password clients must send with `AUTH` (none: no authentication).
@@ -221,6 +223,7 @@ impl Default for EngineConfig {
         EngineConfig {
             limits: Limits::default(),
             maxmemory: 0,
+            shm_heap_reserve: 256 << 20,
             maxclients: 10_000,
             requirepass: None,
             dir: PathBuf::from("."),
@@ -286,6 +289,8 @@ pub struct Engine {
     scripts: Mutex<HashMap<String, Bytes>>,
     /// The append-only journal, once persistence is loaded with it on.
     journal: std::sync::OnceLock<Arc<crate::persistence::journal::Journal>>,
+    /// Shared-memory blocks that hold large tensors for clients on this node.
+    heap: Arc<crate::protocol::shm::Heap>,
     /// The cluster view, in cluster mode.
     cluster: std::sync::OnceLock<cluster::ClusterState>,
     /// Set by `SHUTDOWN`: the server serving this engine stops.
@@ -330,8 +335,8 @@ pub struct Session {
     pub unix: bool,
     /// File descriptors received with the connection's bytes, in order (shared memory).
     pub fds_in: std::collections::VecDeque<std::os::fd::OwnedFd>,
-    /// The shared-memory arena the client attached (Unix sockets).
-    pub arena: Option<crate::protocol::shm::Arena>,
+    /// The connection's use of the shared-memory heap (Unix sockets, after `INSITU.SHM`).
+    pub shm: Option<crate::protocol::shm::ShmConn>,
     /// Commands queued since `MULTI`.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queueing: `EXEC` will abort.
@@ -345,6 +350,8 @@ pub struct Session {
 impl Engine {
     /// An engine with `config`. Does not load a snapshot: see [`Engine::load_snapshot`].
     pub fn new(config: EngineConfig) -> Engine {
+        let heap = crate::protocol::shm::Heap::new(config.shm_heap_reserve);
+        heap.set_limits(config.maxmemory, config.shm_heap_reserve);
         Engine {
             store: Store::new(config.maxmemory),
             config: RwLock::new(config),
@@ -364,7 +371,13 @@ impl Engine {
             clients: Clients::default(),
             scripts: Mutex::default(),
             journal: std::sync::OnceLock::new(),
+            heap,
         }
+    }
+
+    /// The shared-memory heap (Unix-socket clients' large tensors).
+    pub fn heap(&self) -> &Arc<crate::protocol::shm::Heap> {
+        &self.heap
     }
 
     /// The store.
@@ -387,6 +400,7 @@ impl Engine {
         let mut c = self.config.write();
         f(&mut c);
         self.store.set_memory_limit(c.maxmemory);
+        self.heap.set_limits(c.maxmemory, c.shm_heap_reserve);
         self.limits_generation.fetch_add(1, Ordering::Release);
     }
 
@@ -420,7 +434,7 @@ impl Engine {
             inline_inference: false,
             unix: false,
             fds_in: Default::default(),
-            arena: None,
+            shm: None,
             multi: None,
             multi_failed: false,
             multi_slot: None,

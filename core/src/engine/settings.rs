@@ -278,6 +278,9 @@ pub static SETTINGS: &[Setting] = &[
     // Memory and clients.
     setting("maxmemory", Kind::Size, Runtime, "Memory limit for stored data, e.g. 4gb (0: unlimited).",
         |c| c.maxmemory.to_string(), |c, v| { c.maxmemory = size(v)?; Ok(()) }),
+    setting("shm-heap-reserve", Kind::Size, Runtime,
+        "Bytes of pre-faulted shared-memory blocks kept ready for Unix-socket clients' first transfers (0: none).",
+        |c| c.shm_heap_reserve.to_string(), |c, v| { c.shm_heap_reserve = size(v)?; Ok(()) }),
     setting("maxclients", Kind::Size, Runtime, "Most concurrent client connections.",
         |c| c.maxclients.to_string(), |c, v| { c.maxclients = positive(v)?; Ok(()) }),
     setting("timeout", Kind::Size, Runtime,

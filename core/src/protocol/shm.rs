@@ -1,36 +1,57 @@
-//! Shared-memory transfers over a Unix socket.
+//! Shared-memory transfers over a Unix socket: a heap of memory blocks on the server
+//! that clients on the node map.
 //!
-//! Each connection may attach one *arena*: an anonymous memory file (`memfd_create`)
-//! the client creates, seals against resizing, maps, and passes to the server once
-//! (`SCM_RIGHTS`); both sides keep it mapped. A large tensor then crosses as one copy
-//! into the arena and one copy out of it — no socket transfer, and no fresh pages per
-//! transfer (allocating and zeroing new pages costs more than the copy itself). Only a
-//! small descriptor (`... SHM <nbytes>`) goes through the socket. The arena has no name:
-//! when both sides have closed it — including by crashing — the kernel frees it, so no
-//! segment can be left behind.
+//! Large tensors live in *blocks*: one anonymous memory file (`memfd_create`) each, sized
+//! to a class, allocated and mapped once (pre-faulted) and then reused, so no transfer
+//! pays for fresh pages. A put writes once into a block the server lends the connection,
+//! and the block becomes the stored value without another copy; a get answers with a
+//! reference to the stored block, which the client maps and reads in place. A block stays
+//! valid while any reader holds it: a delete or overwrite drops the store's reference
+//! only. Blocks have no names: when every process that mapped one has closed it —
+//! including by crashing — the kernel frees it, so nothing is left behind.
+//!
+//! Who may touch what:
+//! - A block lent for a put belongs to the connection it was lent to: its descriptor
+//!   (read-write) goes to that client alone, which writes it before committing. When the
+//!   stored value is freed and no reader holds it, the block goes back to the same
+//!   connection for its next put; when that connection is gone, the block is destroyed,
+//!   never handed to another client.
+//! - A reader of a block another connection wrote gets a read-only descriptor of that
+//!   block alone (a new open of the file, `O_RDONLY`): it cannot map it writable, and no
+//!   mapping reaches beyond the block.
+//! - Block and hold numbers a client sends are looked up among those issued to its own
+//!   connection only.
 //!
 //! Protocol extension (plain RESP clients never see it):
 //! - `INSITU.SHM` → `+OK` on a Unix socket connection of a server that supports it.
-//! - `INSITU.SHM ATTACH nbytes`, with the arena's descriptor attached: use it for this
-//!   connection's transfers (replacing any earlier arena).
-//! - `AI.TENSORSET key TYPE d1..dn SHM nbytes`: the tensor's bytes are at the start of
-//!   the arena.
+//! - `INSITU.SHM ALLOC nbytes` → `[block, capacity, new, forget...]`: a block of at least
+//!   `nbytes` lent to this connection; `new` 1 when its read-write descriptor comes with
+//!   the reply (the client maps it and keeps the mapping for later loans), 0 when the
+//!   client has it already; `forget` lists blocks of this connection that were destroyed
+//!   (the client unmaps them).
+//! - `AI.TENSORSET key TYPE d1..dn SHM block nbytes`: the tensor's bytes are at the start
+//!   of the lent block, which becomes the stored value.
 //! - `AI.TENSORGET key META SHM` → like `META BLOB`, except that a tensor of at least
-//!   [`SHM_MIN`] bytes that fits the arena is written to its start and comes as
-//!   `"shm", nbytes`; others come as `"blob", bytes`.
-//!
-//! One arena serves one request at a time, which is how a connection is used: a client
-//! copies a reply's tensor out before it sends its next command.
+//!   [`SHM_MIN`] bytes comes as `"shm", [block, offset, nbytes, hold, how, forget...]`:
+//!   `how` 0 = a block of this connection the client has mapped, 1 = a new block of this
+//!   connection (read-write descriptor attached: keep it), 2 = another connection's block
+//!   (read-only descriptor attached: map it for this view). The bytes stay as they are
+//!   until the client releases the hold.
+//! - `INSITU.SHM RELEASE hold...` → the number released. A client sends it (pipelined
+//!   with its next command) when it has dropped its views; holds of a closed connection
+//!   are released with it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorCode, Result};
 
@@ -40,180 +61,699 @@ pub const SHM_MIN: usize = 256 * 1024;
 /// Most file descriptors one connection may have waiting (received, not yet used).
 pub const MAX_PENDING_FDS: usize = 64;
 
+/// Most blocks lent to one connection and not yet committed.
+pub const MAX_LENT: usize = 16;
+
+/// Most holds one connection may keep (further gets come through the socket).
+pub const MAX_HOLDS: usize = 4096;
+
+/// Most free blocks a connection keeps for its next puts; beyond, blocks are destroyed.
+const MAX_FREE: usize = 8;
+
 fn shm_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::err(ErrorCode::Io, format!("shared memory: {what}: {e}"))
 }
 
-/// Bytes of shared-memory arenas this process has mapped now (`/metrics`).
-static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Bytes of shared memory this process has mapped now.
+static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
-/// Bytes of shared-memory arenas mapped by this process now (a server: its clients'
-/// arenas; a client: its own).
+/// Bytes of shared memory mapped by this process now (a server: its heap; a client: the
+/// blocks it maps).
 pub fn mapped_bytes() -> usize {
-    MAPPED.load(std::sync::atomic::Ordering::Relaxed)
+    MAPPED.load(Ordering::Relaxed)
 }
 
-/// A shared arena, mapped read-write by both ends of a connection.
-pub struct Arena {
+/// A shared mapping of a memory file, unmapped when dropped.
+pub struct Mapping {
     map: memmap2::MmapRaw,
-    fd: OwnedFd,
+    writable: bool,
 }
 
-impl Drop for Arena {
-    fn drop(&mut self) {
-        MAPPED.fetch_sub(self.map.len(), std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl std::fmt::Debug for Arena {
+impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Arena({} bytes)", self.map.len())
+        write!(f, "Mapping({} bytes)", self.map.len())
     }
 }
 
-const ARENA_SEALS: SealFlag = SealFlag::F_SEAL_GROW
-    .union(SealFlag::F_SEAL_SHRINK)
-    .union(SealFlag::F_SEAL_SEAL);
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        MAPPED.fetch_sub(self.map.len(), Ordering::Relaxed);
+    }
+}
 
-impl Arena {
-    /// Create an arena of `len` bytes (client side). Pages are allocated on first use and
-    /// then reused by every transfer.
+impl Mapping {
+    /// Map `len` bytes of `f`, shared, with its page tables filled at once (one call
+    /// instead of a fault per page on first touch).
     ///
     /// # Errors
-    /// The kernel refuses the file or the mapping.
-    pub fn create(len: usize) -> Result<Arena> {
-        let fd = memfd_create(
-            "insitu-arena",
-            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-        )
-        .map_err(|e| shm_err("memfd_create", e))?;
-        let f = File::from(fd);
-        f.set_len(len as u64).map_err(|e| shm_err("ftruncate", e))?;
-        fcntl(&f, FcntlArg::F_ADD_SEALS(ARENA_SEALS)).map_err(|e| shm_err("seal", e))?;
-        Arena::map(f, len)
-    }
-
-    /// Map `len` bytes of `f` shared and read-write.
-    fn map(f: File, len: usize) -> Result<Arena> {
-        let map = memmap2::MmapOptions::new()
-            .len(len)
-            .map_raw(&f)
-            .map_err(|e| shm_err("mmap", e))?;
-        MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-        Ok(Arena {
-            map,
-            fd: OwnedFd::from(f),
-        })
-    }
-
-    /// Map an arena received from a client (server side), after checking that it can
-    /// neither shrink nor grow (a shrunk mapping would fault on access) and holds
-    /// exactly `len` bytes.
-    ///
-    /// # Errors
-    /// An unsealed or wrongly sized file, or a mapping failure.
-    pub fn attach(fd: OwnedFd, len: usize) -> Result<Arena> {
-        let seals = fcntl(fd.as_fd(), FcntlArg::F_GET_SEALS).map_err(|_| {
-            Error::bad_input("the attached file descriptor is not a sealed memory file")
-        })?;
-        let needed = SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK;
-        if !SealFlag::from_bits_truncate(seals).contains(needed) {
-            return Err(Error::bad_input(
-                "a shared memory arena must be sealed against resizing (F_SEAL_GROW, F_SEAL_SHRINK)",
+    /// The kernel refuses the mapping (a read-only descriptor mapped writable, a file
+    /// shorter than `len`).
+    pub fn map(f: &File, len: usize, writable: bool) -> Result<Mapping> {
+        let size = f.metadata().map_err(|e| shm_err("fstat", e))?.len();
+        if len == 0 || size < len as u64 {
+            return Err(Error::err(
+                ErrorCode::Protocol,
+                "shared memory: the block is smaller than announced",
             ));
         }
-        let f = File::from(fd);
-        let size = f.metadata().map_err(|e| shm_err("fstat", e))?.len();
-        if size != len as u64 || len == 0 {
-            return Err(Error::bad_input("the arena's size does not match ATTACH"));
+        let mut o = memmap2::MmapOptions::new();
+        o.len(len).populate();
+        let map = if writable {
+            o.map_raw(f)
+        } else {
+            o.map_raw_read_only(f)
         }
-        Arena::map(f, len)
+        .map_err(|e| shm_err("mmap", e))?;
+        MAPPED.fetch_add(len, Ordering::Relaxed);
+        Ok(Mapping { map, writable })
     }
 
-    /// The arena's size in bytes.
+    /// The mapping's size in bytes.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
-    /// Whether the arena has no bytes (never: sizes are checked).
+    /// Whether the mapping has no bytes (never: sizes are checked).
     pub fn is_empty(&self) -> bool {
         self.map.len() == 0
     }
 
-    /// The descriptor to pass to the server.
-    pub fn fd(&self) -> &OwnedFd {
-        &self.fd
-    }
-
-    /// Copy `data` to the start of the arena.
+    /// Copy `data` to offset 0.
     ///
     /// # Errors
-    /// When `data` does not fit.
+    /// A read-only mapping, or `data` does not fit.
     pub fn write(&self, data: &[u8]) -> Result<()> {
-        if data.len() > self.len() {
-            return Err(Error::limit("tensor larger than the shared memory arena"));
+        if !self.writable || data.len() > self.len() {
+            return Err(Error::limit(
+                "the tensor does not fit its shared memory block",
+            ));
         }
-        // Safety: the mapping is `len` bytes and cannot shrink (sealed), and `data` fits.
-        // The peer only touches the arena while we wait for its reply.
+        // Safety: the mapping is writable and at least `data.len()` bytes long; memory
+        // files are mapped for their whole size and never shrink (only this process's
+        // heap resizes them, before mapping).
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr(), data.len());
         }
         Ok(())
     }
 
-    /// The first `len` bytes of the arena as shared bytes, without a copy. The arena must
-    /// not be written while the returned bytes (or any clone of them) live: a client
-    /// checks [`std::sync::Arc::strong_count`] before each transfer and attaches a fresh
-    /// arena instead when views are still held.
+    /// `len` bytes at `offset`, shared without a copy; `owner` keeps whatever must live
+    /// as long as the bytes (the mapping, a hold).
     ///
     /// # Errors
-    /// When `len` exceeds the arena.
-    pub fn view(self: &std::sync::Arc<Self>, len: usize) -> Result<Bytes> {
-        if len > self.len() {
-            return Err(Error::bad_input(
-                "SHM length exceeds the shared memory arena",
+    /// The range leaves the mapping.
+    pub fn view<O: Send + 'static>(
+        self: &Arc<Self>,
+        offset: usize,
+        len: usize,
+        owner: O,
+    ) -> Result<Bytes> {
+        if offset.checked_add(len).is_none_or(|end| end > self.len()) {
+            return Err(Error::err(
+                ErrorCode::Protocol,
+                "shared memory: the range leaves the block",
             ));
         }
-        Ok(Bytes::from_owner(ArenaView {
-            arena: self.clone(),
+        Ok(Bytes::from_owner(View {
+            map: self.clone(),
+            offset,
             len,
+            _owner: owner,
         }))
     }
 
-    /// Copy the first `len` bytes of the arena out.
+    fn addr(&self) -> usize {
+        self.map.as_ptr() as usize
+    }
+}
+
+/// Bytes of a mapping, kept mapped (and held) while they live.
+struct View<O> {
+    map: Arc<Mapping>,
+    offset: usize,
+    len: usize,
+    _owner: O,
+}
+
+impl<O> AsRef<[u8]> for View<O> {
+    fn as_ref(&self) -> &[u8] {
+        // Safety: `offset + len` lies within the mapping (checked in `view`), which stays
+        // mapped while `self.map` lives. The bytes do not change while a view exists: a
+        // block is written only by the connection it is lent to, before it is committed
+        // or after every view of it is gone.
+        unsafe { std::slice::from_raw_parts(self.map.map.as_ptr().add(self.offset), self.len) }
+    }
+}
+
+/// The size class of a block for `len` bytes: at most a quarter more than asked, so a
+/// freed block serves the next put of about the same size.
+pub fn class_of(len: usize) -> usize {
+    let len = len.max(SHM_MIN);
+    let p = len.checked_next_power_of_two().unwrap_or(len);
+    let step = (p / 4).max(64 << 10);
+    len.div_ceil(step).saturating_mul(step)
+}
+
+/// A block's memory: its file and the server's mapping.
+struct BlockMem {
+    id: u64,
+    file: File,
+    map: Arc<Mapping>,
+}
+
+impl BlockMem {
+    fn cap(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Counters of the heap, for `INFO memory` and `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeapStats {
+    /// Blocks alive (stored, held, lent, free or warm).
+    pub blocks: usize,
+    /// Their bytes.
+    pub bytes: usize,
+    /// Bytes of blocks that hold no value: lent, free, or warm.
+    pub idle_bytes: usize,
+    /// Bytes of warm blocks (pre-faulted, never lent), ready for new connections.
+    pub warm_bytes: usize,
+    /// Holds readers keep.
+    pub holds: usize,
+}
+
+/// The server's heap of shared-memory blocks. Bounded by `maxmemory` (with the store's
+/// data) and keeping at most `reserve` bytes of warm blocks.
+pub struct Heap {
+    me: Weak<Heap>,
+    next_id: AtomicU64,
+    blocks: AtomicUsize,
+    bytes: AtomicUsize,
+    idle: AtomicUsize,
+    holds: AtomicUsize,
+    reserve: AtomicUsize,
+    maxmemory: AtomicUsize,
+    warm: Mutex<Vec<BlockMem>>,
+    warm_bytes: AtomicUsize,
+    /// Stored blocks by the address of the server's mapping, to find the block a stored
+    /// tensor's bytes lie in.
+    index: Mutex<BTreeMap<usize, Weak<Block>>>,
+    refill: Mutex<Option<std::sync::mpsc::Sender<usize>>>,
+}
+
+impl std::fmt::Debug for Heap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Heap({:?})", self.stats())
+    }
+}
+
+impl Heap {
+    /// An empty heap keeping up to `reserve` bytes of warm blocks.
+    pub fn new(reserve: usize) -> Arc<Heap> {
+        Arc::new_cyclic(|me| Heap {
+            me: me.clone(),
+            next_id: AtomicU64::new(1),
+            blocks: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            holds: AtomicUsize::new(0),
+            reserve: AtomicUsize::new(reserve),
+            maxmemory: AtomicUsize::new(0),
+            warm: Mutex::new(Vec::new()),
+            warm_bytes: AtomicUsize::new(0),
+            index: Mutex::new(BTreeMap::new()),
+            refill: Mutex::new(None),
+        })
+    }
+
+    /// Change the bounds: `maxmemory` (0: none) and the warm reserve (warm blocks beyond
+    /// it are destroyed now).
+    pub fn set_limits(&self, maxmemory: usize, reserve: usize) {
+        self.maxmemory.store(maxmemory, Ordering::Relaxed);
+        self.reserve.store(reserve, Ordering::Relaxed);
+        self.trim_warm(reserve);
+    }
+
+    /// The heap's counters.
+    pub fn stats(&self) -> HeapStats {
+        HeapStats {
+            blocks: self.blocks.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            idle_bytes: self.idle.load(Ordering::Relaxed),
+            warm_bytes: self.warm_bytes.load(Ordering::Relaxed),
+            holds: self.holds.load(Ordering::Relaxed),
+        }
+    }
+
+    fn trim_warm(&self, keep: usize) {
+        let mut gone = Vec::new();
+        {
+            let mut w = self.warm.lock();
+            while self.warm_bytes.load(Ordering::Relaxed) > keep {
+                let Some(b) = w.pop() else { break };
+                self.warm_bytes.fetch_sub(b.cap(), Ordering::Relaxed);
+                gone.push(b);
+            }
+        }
+        for b in gone {
+            self.destroy(b);
+        }
+    }
+
+    /// A new block of `cap` bytes: a sealed-size memory file, its pages allocated now and
+    /// mapped by the server.
+    fn create(&self, cap: usize) -> Result<BlockMem> {
+        let fd = memfd_create(
+            "insitu-block",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| shm_err("memfd_create", e))?;
+        let file = File::from(fd);
+        file.set_len(cap as u64)
+            .map_err(|e| shm_err("ftruncate", e))?;
+        // Pages allocated (and zeroed) here, once: later transfers reuse them.
+        nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, cap as i64)
+            .map_err(|e| shm_err("fallocate", e))?;
+        let seals = nix::fcntl::SealFlag::F_SEAL_GROW
+            | nix::fcntl::SealFlag::F_SEAL_SHRINK
+            | nix::fcntl::SealFlag::F_SEAL_SEAL;
+        nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_ADD_SEALS(seals))
+            .map_err(|e| shm_err("seal", e))?;
+        let map = Arc::new(Mapping::map(&file, cap, true)?);
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(cap, Ordering::Relaxed);
+        self.idle.fetch_add(cap, Ordering::Relaxed);
+        Ok(BlockMem {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            file,
+            map,
+        })
+    }
+
+    fn destroy(&self, b: BlockMem) {
+        self.blocks.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(b.cap(), Ordering::Relaxed);
+        self.idle.fetch_sub(b.cap(), Ordering::Relaxed);
+        drop(b);
+    }
+
+    /// A block of class `cap` for a connection's first use of it: a warm one when there
+    /// is one (refilled in the background), else a new one. `used` is the store's data,
+    /// counted against `maxmemory` with the heap's idle blocks.
+    fn fresh(&self, cap: usize, used: usize) -> Result<BlockMem> {
+        let warm = {
+            let mut w = self.warm.lock();
+            w.iter()
+                .position(|b| b.cap() == cap)
+                .map(|i| w.swap_remove(i))
+        };
+        let b = match warm {
+            Some(b) => {
+                self.warm_bytes.fetch_sub(cap, Ordering::Relaxed);
+                b
+            }
+            None => {
+                let max = self.maxmemory.load(Ordering::Relaxed);
+                if max > 0 {
+                    self.trim_warm(0);
+                    if used + self.idle.load(Ordering::Relaxed) + cap > max {
+                        return Err(Error::oom());
+                    }
+                }
+                self.create(cap)?
+            }
+        };
+        self.refill(cap);
+        Ok(b)
+    }
+
+    /// Make a warm block of class `cap` in the background, if the reserve has room.
+    fn refill(&self, cap: usize) {
+        let reserve = self.reserve.load(Ordering::Relaxed);
+        if self.warm_bytes.load(Ordering::Relaxed) + cap > reserve {
+            return;
+        }
+        let mut tx = self.refill.lock();
+        if tx.is_none() {
+            let (t, rx) = std::sync::mpsc::channel::<usize>();
+            let heap = self.me.clone();
+            let spawned = std::thread::Builder::new()
+                .name("insitu-shm-warm".into())
+                .spawn(move || {
+                    while let Ok(cap) = rx.recv() {
+                        let Some(h) = heap.upgrade() else { return };
+                        h.make_warm(cap);
+                    }
+                });
+            if spawned.is_err() {
+                return;
+            }
+            *tx = Some(t);
+        }
+        if let Some(t) = tx.as_ref() {
+            let _ = t.send(cap);
+        }
+    }
+
+    fn make_warm(&self, cap: usize) {
+        let reserve = self.reserve.load(Ordering::Relaxed);
+        let max = self.maxmemory.load(Ordering::Relaxed);
+        if self.warm_bytes.load(Ordering::Relaxed) + cap > reserve
+            || (max > 0 && self.bytes.load(Ordering::Relaxed) + cap > max)
+        {
+            return;
+        }
+        match self.create(cap) {
+            Ok(b) => {
+                self.warm_bytes.fetch_add(cap, Ordering::Relaxed);
+                self.warm.lock().push(b);
+            }
+            Err(e) => tracing::debug!("no warm shared memory block: {e}"),
+        }
+    }
+
+    /// The stored block `data` lies in, and the offset of `data` in it.
+    fn find(&self, data: &[u8]) -> Option<(Arc<Block>, usize)> {
+        let p = data.as_ptr() as usize;
+        let idx = self.index.lock();
+        let (start, w) = idx.range(..=p).next_back()?;
+        let b = w.upgrade()?;
+        let off = p - start;
+        (off + data.len() <= b.map.len()).then_some((b, off))
+    }
+}
+
+/// A connection's side of the heap, shared with its blocks (which come back to it when
+/// freed while it is open).
+struct Owner {
+    heap: Arc<Heap>,
+    open: AtomicBool,
+    free: Mutex<Vec<BlockMem>>,
+    forget: Mutex<Vec<u64>>,
+}
+
+impl Owner {
+    /// Take `b` back for a later put, or destroy it when the connection is gone or keeps
+    /// enough free blocks.
+    fn give_back(&self, b: BlockMem) {
+        if !self.open.load(Ordering::Acquire) {
+            self.heap.destroy(b);
+            return;
+        }
+        let mut free = self.free.lock();
+        free.push(b);
+        if free.len() > MAX_FREE {
+            let old = free.remove(0);
+            self.forget.lock().push(old.id);
+            self.heap.destroy(old);
+        }
+    }
+}
+
+/// A block holding a value (stored, or copied for a reader). Dropped when the store and
+/// every reader are done with it: it then goes back to its connection, or is destroyed.
+struct Block {
+    mem: Option<BlockMem>,
+    map: Arc<Mapping>,
+    id: u64,
+    owner: Weak<Owner>,
+    heap: Arc<Heap>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        self.heap.index.lock().remove(&self.map.addr());
+        let Some(mem) = self.mem.take() else { return };
+        self.heap.idle.fetch_add(mem.cap(), Ordering::Relaxed);
+        match self.owner.upgrade() {
+            Some(o) => o.give_back(mem),
+            None => self.heap.destroy(mem),
+        }
+    }
+}
+
+/// A hold's bookkeeping: counted while it lives.
+struct Held(Arc<Heap>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.holds.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a block reference in a get reply is to be mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lent {
+    /// A block of this connection the client has mapped.
+    Known = 0,
+    /// A new block of this connection; its read-write descriptor comes with the reply.
+    New = 1,
+    /// Another connection's block; a read-only descriptor comes with the reply.
+    Foreign = 2,
+}
+
+/// A block reference for a get reply.
+#[derive(Debug)]
+pub struct Shared {
+    /// The block.
+    pub block: u64,
+    /// Where the bytes start in it.
+    pub offset: usize,
+    /// How many.
+    pub len: usize,
+    /// The hold to release.
+    pub hold: u64,
+    /// How the client maps it.
+    pub how: Lent,
+    /// Blocks of this connection destroyed since the last reply that said so.
+    pub forget: Vec<u64>,
+}
+
+/// A block lent for a put.
+#[derive(Debug)]
+pub struct Loan {
+    /// The block.
+    pub block: u64,
+    /// Its size.
+    pub cap: usize,
+    /// Whether its descriptor comes with the reply.
+    pub new: bool,
+    /// Blocks of this connection destroyed since the last reply that said so.
+    pub forget: Vec<u64>,
+}
+
+/// One connection's use of the heap: blocks lent to it, holds it keeps, descriptors to
+/// send with its next replies.
+pub struct ShmConn {
+    owner: Arc<Owner>,
+    lent: HashMap<u64, BlockMem>,
+    holds: HashMap<u64, (Bytes, Held)>,
+    next_hold: u64,
+    /// Descriptors to send with the replies written so far, in order.
+    pub fds_out: Vec<OwnedFd>,
+}
+
+impl std::fmt::Debug for ShmConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ShmConn({} lent, {} holds)",
+            self.lent.len(),
+            self.holds.len()
+        )
+    }
+}
+
+impl Drop for ShmConn {
+    fn drop(&mut self) {
+        self.owner.open.store(false, Ordering::Release);
+        let heap = &self.owner.heap;
+        for (_, b) in self.lent.drain() {
+            heap.destroy(b);
+        }
+        let free: Vec<BlockMem> = std::mem::take(&mut *self.owner.free.lock());
+        for b in free {
+            heap.destroy(b);
+        }
+    }
+}
+
+impl ShmConn {
+    /// A connection's state on `heap`.
+    pub fn new(heap: &Arc<Heap>) -> ShmConn {
+        ShmConn {
+            owner: Arc::new(Owner {
+                heap: heap.clone(),
+                open: AtomicBool::new(true),
+                free: Mutex::new(Vec::new()),
+                forget: Mutex::new(Vec::new()),
+            }),
+            lent: HashMap::new(),
+            holds: HashMap::new(),
+            next_hold: 1,
+            fds_out: Vec::new(),
+        }
+    }
+
+    fn heap(&self) -> &Arc<Heap> {
+        &self.owner.heap
+    }
+
+    /// A block of this connection for `len` bytes: a free one of its class, else a fresh
+    /// one, whose descriptor is queued in `fds_out` (`true`).
+    fn block_for(&mut self, len: usize, used: usize) -> Result<(BlockMem, bool)> {
+        let cap = class_of(len);
+        let mine = {
+            let mut free = self.owner.free.lock();
+            free.iter()
+                .position(|b| b.cap() == cap)
+                .map(|i| free.swap_remove(i))
+        };
+        if let Some(b) = mine {
+            return Ok((b, false));
+        }
+        if self.fds_out.len() >= MAX_PENDING_FDS {
+            return Err(Error::limit("too many shared memory blocks in flight"));
+        }
+        let b = self.heap().fresh(cap, used)?;
+        match b.file.try_clone() {
+            Ok(f) => {
+                self.fds_out.push(OwnedFd::from(f));
+                Ok((b, true))
+            }
+            Err(e) => {
+                self.heap().destroy(b);
+                Err(shm_err("dup", e))
+            }
+        }
+    }
+
+    fn forgotten(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.owner.forget.lock())
+    }
+
+    /// `INSITU.SHM ALLOC len`: lend a block for a put. `used`: the store's data bytes.
     ///
     /// # Errors
-    /// When `len` exceeds the arena.
-    pub fn read(&self, len: usize) -> Result<Bytes> {
-        if len > self.len() {
-            return Err(Error::bad_input(
-                "SHM length exceeds the shared memory arena",
-            ));
+    /// Too many blocks lent, or `maxmemory`.
+    pub fn lend(&mut self, len: usize, used: usize) -> Result<Loan> {
+        if self.lent.len() >= MAX_LENT {
+            return Err(Error::limit(format!(
+                "too many shared memory blocks lent to this connection (at most {MAX_LENT})"
+            )));
         }
-        let mut v = Vec::with_capacity(len);
-        // Safety: as in `write`; `v` has capacity `len` and every byte is written before
-        // `set_len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.map.as_ptr(), v.as_mut_ptr(), len);
-            v.set_len(len);
+        let (b, new) = self.block_for(len, used)?;
+        let loan = Loan {
+            block: b.id,
+            cap: b.cap(),
+            new,
+            forget: self.forgotten(),
+        };
+        self.lent.insert(b.id, b);
+        Ok(loan)
+    }
+
+    fn value(&self, b: BlockMem, len: usize) -> Result<Bytes> {
+        let heap = self.heap().clone();
+        heap.idle.fetch_sub(b.cap(), Ordering::Relaxed);
+        let map = b.map.clone();
+        let block = Arc::new(Block {
+            id: b.id,
+            map: map.clone(),
+            mem: Some(b),
+            owner: Arc::downgrade(&self.owner),
+            heap: heap.clone(),
+        });
+        heap.index.lock().insert(map.addr(), Arc::downgrade(&block));
+        map.view(0, len, block)
+    }
+
+    /// The first `len` bytes of lent block `id`, which becomes a value (the put's commit).
+    ///
+    /// # Errors
+    /// A block not lent to this connection, or `len` beyond it.
+    pub fn take(&mut self, id: u64, len: usize) -> Result<Bytes> {
+        let b = self.lent.remove(&id).ok_or_else(|| {
+            Error::bad_input(format!(
+                "shared memory block {id} is not lent to this connection"
+            ))
+        })?;
+        if len > b.cap() {
+            let cap = b.cap();
+            self.lent.insert(id, b);
+            return Err(Error::bad_input(format!(
+                "SHM length {len} exceeds the block's {cap} bytes"
+            )));
         }
-        Ok(Bytes::from(v))
+        self.value(b, len)
+    }
+
+    /// Share `data` (a stored tensor's bytes) with the client in place: the block it
+    /// lies in, or a copy in a block of this connection. `None` when this connection
+    /// holds too much already (the bytes then go through the socket).
+    ///
+    /// # Errors
+    /// Memory for the copy (`maxmemory`) or descriptors.
+    pub fn share(&mut self, data: &Bytes, used: usize) -> Result<Option<Shared>> {
+        if self.holds.len() >= MAX_HOLDS || self.fds_out.len() >= MAX_PENDING_FDS {
+            return Ok(None);
+        }
+        let (view, block, offset, how) = match self.heap().find(data) {
+            Some((b, off)) => {
+                let mine = b.owner.as_ptr() == Arc::as_ptr(&self.owner);
+                let how = if mine {
+                    Lent::Known
+                } else {
+                    let mem = b
+                        .mem
+                        .as_ref()
+                        .ok_or_else(|| Error::err(ErrorCode::Internal, "a block without memory"))?;
+                    self.fds_out.push(read_only(&mem.file)?);
+                    Lent::Foreign
+                };
+                (data.clone(), b.id, off, how)
+            }
+            None => {
+                let (b, new) = self.block_for(data.len(), used)?;
+                let id = b.id;
+                b.map.write(data)?;
+                let view = self.value(b, data.len())?;
+                (view, id, 0, if new { Lent::New } else { Lent::Known })
+            }
+        };
+        let hold = self.next_hold;
+        self.next_hold += 1;
+        let heap = self.heap().clone();
+        heap.holds.fetch_add(1, Ordering::Relaxed);
+        self.holds.insert(hold, (view, Held(heap)));
+        Ok(Some(Shared {
+            block,
+            offset,
+            len: data.len(),
+            hold,
+            how,
+            forget: self.forgotten(),
+        }))
+    }
+
+    /// Release holds; returns how many of them this connection had.
+    pub fn release(&mut self, holds: impl IntoIterator<Item = u64>) -> usize {
+        holds
+            .into_iter()
+            .filter(|h| self.holds.remove(h).is_some())
+            .count()
     }
 }
 
-/// Bytes at the start of an arena, kept mapped while they live.
-struct ArenaView {
-    arena: std::sync::Arc<Arena>,
-    len: usize,
-}
-
-impl AsRef<[u8]> for ArenaView {
-    fn as_ref(&self) -> &[u8] {
-        // Safety: the mapping is at least `len` bytes (checked in `view`), cannot shrink
-        // (sealed) and stays mapped while `self.arena` lives; by protocol nothing writes
-        // the arena while a view of it exists (the client switches arenas instead).
-        unsafe { std::slice::from_raw_parts(self.arena.map.as_ptr(), self.len) }
-    }
+/// A read-only descriptor of `f`: a new open of the same file, so the reader cannot map
+/// it writable (nor write through it).
+fn read_only(f: &File) -> Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", f.as_raw_fd());
+    let ro = std::fs::OpenOptions::new()
+        .read(true)
+        .open(&path)
+        .map_err(|e| shm_err("reopen read-only", e))?;
+    Ok(OwnedFd::from(ro))
 }
 
 /// Send `bufs` on a Unix socket with `fds` attached; returns the bytes written.
@@ -260,49 +800,4 @@ pub fn recv_with_fds(
 /// The raw descriptor of anything that has one.
 pub fn raw(fd: &impl AsRawFd) -> RawFd {
     fd.as_raw_fd()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arenas_carry_bytes_both_ways_and_must_be_sealed() {
-        let a = Arena::create(1 << 20).unwrap();
-        let dup = a.fd().try_clone().unwrap();
-        let b = Arena::attach(dup, 1 << 20).unwrap();
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-        a.write(&data).unwrap();
-        assert_eq!(b.read(data.len()).unwrap().as_ref(), &data[..]);
-        b.write(b"reply").unwrap();
-        assert_eq!(a.read(5).unwrap().as_ref(), b"reply");
-        assert!(a.write(&vec![0u8; 2 << 20]).is_err());
-        assert!(b.read((1 << 20) + 1).is_err());
-        let dup = a.fd().try_clone().unwrap();
-        assert_eq!(
-            Arena::attach(dup, 4096).unwrap_err().text(),
-            "ERR the arena's size does not match ATTACH"
-        );
-        let unsealed = memfd_create("x", MFdFlags::MFD_CLOEXEC).unwrap();
-        assert_eq!(
-            Arena::attach(unsealed, 1).unwrap_err().text(),
-            "ERR a shared memory arena must be sealed against resizing (F_SEAL_GROW, F_SEAL_SHRINK)"
-        );
-    }
-
-    #[test]
-    fn descriptors_travel_with_the_bytes() {
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let arena = Arena::create(4096).unwrap();
-        arena.write(b"hello").unwrap();
-        let n = send_with_fds(raw(&a), &[IoSlice::new(b"cmd")], &[raw(arena.fd())]).unwrap();
-        assert_eq!(n, 3);
-        let mut buf = [0u8; 16];
-        let mut fds = VecDeque::new();
-        let n = recv_with_fds(raw(&b), &mut buf, &mut fds).unwrap();
-        assert_eq!(&buf[..n], b"cmd");
-        assert_eq!(fds.len(), 1);
-        let got = Arena::attach(fds.pop_front().unwrap(), 4096).unwrap();
-        assert_eq!(got.read(5).unwrap().as_ref(), b"hello");
-    }
 }

@@ -177,15 +177,46 @@ impl Conn {
         }
     }
 
-    /// Write `chunks`, giving up when the peer takes none of them for `stall`.
+    /// Write `chunks`, giving up when the peer takes none of them for `stall`. The
+    /// descriptors `fds` (Unix sockets: shared-memory blocks the replies name) travel
+    /// with the first bytes, so they arrive no later than the replies that need them.
     async fn write_out(
         &mut self,
-        chunks: Vec<Bytes>,
+        mut chunks: Vec<Bytes>,
         stall: Option<std::time::Duration>,
+        fds: Vec<OwnedFd>,
     ) -> std::io::Result<()> {
         match self {
             Conn::Tcp(s) => write_chunks(s, chunks, stall).await,
-            Conn::Unix(s) => write_chunks(s, chunks, stall).await,
+            Conn::Unix(s) => {
+                if !fds.is_empty() {
+                    let raws: Vec<std::os::fd::RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+                    let raw = s.as_raw_fd();
+                    let send = async {
+                        loop {
+                            s.writable().await?;
+                            let slices = crate::protocol::resp::io_slices(&chunks);
+                            match s.try_io(Interest::WRITABLE, || {
+                                crate::protocol::shm::send_with_fds(raw, &slices, &raws)
+                            }) {
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                r => return r,
+                            }
+                        }
+                    };
+                    let n = match stall {
+                        None => send.await?,
+                        Some(d) => tokio::time::timeout(d, send)
+                            .await
+                            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+                    };
+                    drop(fds);
+                    let mut first = 0;
+                    crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
+                    chunks.drain(..first);
+                }
+                write_chunks(s, chunks, stall).await
+            }
         }
     }
 }
@@ -301,6 +332,7 @@ async fn flush(
     out: &mut Output,
     engine: &Engine,
     t: Timeouts,
+    session: &mut crate::engine::Session,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
@@ -314,7 +346,12 @@ async fn flush(
         .stats
         .net_output_bytes
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    conn.write_out(out.take_chunks(), t.stall).await
+    let fds = session
+        .shm
+        .as_mut()
+        .map(|c| std::mem::take(&mut c.fds_out))
+        .unwrap_or_default();
+    conn.write_out(out.take_chunks(), t.stall, fds).await
 }
 
 /// Serve one connection: read, execute every complete request, write the replies.
@@ -377,14 +414,14 @@ async fn serve_session(
                             // Waits and model runs give way to shutdown.
                             tokio::select! {
                                 f = fut => f,
-                                _ = &mut stopped => return flush(conn, &mut out, engine, t).await,
+                                _ = &mut stopped => return flush(conn, &mut out, engine, t, session).await,
                                 _ = client.killed() => return Ok(()),
                             }
                         }
                     };
                     reply.encode_as(&mut out, client.protocol());
                     if session.quit || client.is_killed() {
-                        return flush(conn, &mut out, engine, t).await;
+                        return flush(conn, &mut out, engine, t, session).await;
                     }
                 }
                 Ok(Some(Request::Rejected(e))) => Frame::error(&e).encode(&mut out),
@@ -392,15 +429,15 @@ async fn serve_session(
                 Err(e) => {
                     // The stream cannot be re-synchronised: reply, then close.
                     Frame::error(&e).encode(&mut out);
-                    flush(conn, &mut out, engine, t).await?;
+                    flush(conn, &mut out, engine, t, session).await?;
                     return Ok(());
                 }
             }
             if out.len() >= MAX_PENDING_OUTPUT {
-                flush(conn, &mut out, engine, t).await?;
+                flush(conn, &mut out, engine, t, session).await?;
             }
         }
-        flush(conn, &mut out, engine, t).await?;
+        flush(conn, &mut out, engine, t, session).await?;
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
