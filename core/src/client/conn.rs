@@ -171,26 +171,65 @@ impl Conn {
         }
     }
 
-    /// Write `data` into a block the server lends for a put; returns the block's number
-    /// (named by the `AI.TENSORSET ... SHM block nbytes` that commits it).
-    pub(crate) fn shm_put(&mut self, data: &[u8]) -> Result<u64> {
-        let reply = self.call(Cmd::new("INSITU.SHM").with("ALLOC").with(data.len()))?;
+    /// A block lent for a put of `len` bytes: the connection's spare of that size class,
+    /// else one lent now (a round trip).
+    pub(crate) fn shm_block(&mut self, len: usize) -> Result<u64> {
+        let class = crate::protocol::shm::class_of(len);
         let r = self.remote()?;
-        let items = ints(&reply, "INSITU.SHM ALLOC")?;
-        let [block, cap, new, forget @ ..] = items.as_slice() else {
+        if let Some(i) = r.spares.iter().position(|(c, _)| *c == class) {
+            return Ok(r.spares.remove(i).1);
+        }
+        let reply = self.call(shm_alloc(len))?;
+        self.take_loan(&reply)
+    }
+
+    /// Note the block an `INSITU.SHM ALLOC` reply lends (its descriptor, when new, is
+    /// kept unmapped until a put uses it); returns its number.
+    pub(crate) fn take_loan(&mut self, reply: &Frame) -> Result<u64> {
+        let r = self.remote()?;
+        let items = ints(reply, "INSITU.SHM ALLOC")?;
+        let [block, _cap, new, forget @ ..] = items.as_slice() else {
             return Err(bad_reply("INSITU.SHM ALLOC"));
         };
         r.forget(forget);
+        let block = *block as u64;
         if *new == 1 {
-            let map = r.map_next(usize::try_from(*cap).unwrap_or(0), true)?;
-            r.blocks.insert(*block as u64, map);
+            let fd = r.next_fd()?;
+            r.unmapped.insert(block, fd);
         }
-        let map = r
-            .blocks
-            .get(&(*block as u64))
-            .ok_or_else(|| Error::err(ErrorCode::Protocol, "shared memory: a block not lent"))?;
-        map.write(data)?;
-        Ok(*block as u64)
+        Ok(block)
+    }
+
+    /// Whether a put of `len` bytes should have the next put's block lent ahead: from
+    /// the second put of its size class on.
+    pub(crate) fn wants_spare(&mut self, len: usize) -> bool {
+        let class = crate::protocol::shm::class_of(len);
+        let Ok(r) = self.remote() else { return false };
+        if r.classes.contains(&class) {
+            return true;
+        }
+        if r.classes.len() >= 2 * super::remote::MAX_SPARES {
+            r.classes.remove(0);
+        }
+        r.classes.push(class);
+        false
+    }
+
+    /// Keep a block lent ahead of the next put of its size class (a spare beyond
+    /// [`super::remote::MAX_SPARES`] goes back to the server with the next command).
+    pub(crate) fn keep_spare(&mut self, len: usize, block: u64) -> Result<()> {
+        let r = self.remote()?;
+        r.spares.push((crate::protocol::shm::class_of(len), block));
+        if r.spares.len() > super::remote::MAX_SPARES {
+            let (_, old) = r.spares.remove(0);
+            r.returned.push(old);
+        }
+        Ok(())
+    }
+
+    /// Write `data` at the start of lent block `block`.
+    pub(crate) fn shm_write(&mut self, block: u64, data: &[u8]) -> Result<()> {
+        self.remote()?.own_block(block)?.write(data)
     }
 
     /// The bytes a get's `"shm", [block, offset, nbytes, hold, how, forget...]` names,
@@ -208,15 +247,13 @@ impl Conn {
         r.forget(forget);
         let (offset, len) = (as_usize(*offset)?, as_usize(*len)?);
         let map = match how {
-            0 => r.blocks.get(&(*block as u64)).cloned().ok_or_else(|| {
-                Error::err(ErrorCode::Protocol, "shared memory: a block not lent")
-            })?,
+            0 => r.own_block(*block as u64)?,
             1 => {
-                let map = r.map_next(offset + len, true)?;
-                r.blocks.insert(*block as u64, map.clone());
+                let map = Remote::map_fd(r.next_fd()?, offset + len, true)?;
+                r.keep_mapped(*block as u64, map.clone());
                 map
             }
-            _ => r.map_next(offset + len, false)?,
+            _ => Remote::map_fd(r.next_fd()?, offset + len, false)?,
         };
         map.view(offset, len, release)
     }
@@ -269,4 +306,9 @@ fn as_usize(n: i64) -> Result<usize> {
 
 fn bad_reply(what: &str) -> Error {
     Error::err(ErrorCode::Protocol, format!("{what}: unexpected reply"))
+}
+
+/// `INSITU.SHM ALLOC len`.
+pub(crate) fn shm_alloc(len: usize) -> Cmd {
+    Cmd::new("INSITU.SHM").with("ALLOC").with(len)
 }

@@ -339,28 +339,47 @@ impl Client {
         if let Some(i) = self.con.inproc() {
             return i.engine.put_tensor(key, tensor.clone());
         }
-        if self.con.shm() && tensor.data().len() >= crate::protocol::shm::SHM_MIN {
-            // One copy, into a block the server lends; the block becomes the value. A
-            // connection replaced between the loan and the commit lost the loan: the
-            // whole put is made again on the new one.
-            let mut again = true;
-            loop {
-                let block = self.con.shm_put(tensor.data())?;
-                let mut c = Cmd::new("AI.TENSORSET");
-                c.arg(&key).arg(tensor.dtype().name());
-                for d in tensor.shape() {
-                    c.arg(*d);
-                }
-                c.arg("SHM").arg(block).arg(tensor.data().len());
+        // A connection replaced between a loan and its commit lost the loan: the whole
+        // put is made again on the new one.
+        let len = tensor.data().len();
+        if !(self.con.shm() && len >= crate::protocol::shm::SHM_MIN) {
+            return self.call(tensorset(&key, tensor)).map(|_| ());
+        }
+        let mut again = true;
+        loop {
+            let c = self.tensorset_cmd(&key, tensor)?;
+            if !self.con.wants_spare(len) {
                 match self.call(c) {
-                    Err(e) if again && e.text().ends_with("is not lent to this connection") => {
+                    Err(e) if again && lost_loan(&e) => {
                         again = false;
+                        continue;
                     }
                     r => return r.map(|_| ()),
                 }
             }
+            // The commit goes with the loan of the next put's block: one round trip.
+            let mut replies = self
+                .con
+                .pipeline(vec![c, conn::shm_alloc(len)])?
+                .into_iter();
+            let (Some(set), Some(loan)) = (replies.next(), replies.next()) else {
+                return Err(Error::err(
+                    ErrorCode::Protocol,
+                    "AI.TENSORSET: missing reply",
+                ));
+            };
+            if let Frame::Error(e) = &loan {
+                tracing::debug!("no spare shared memory block: {}", e.text());
+            } else {
+                let block = self.con.take_loan(&loan)?;
+                self.con.keep_spare(len, block)?;
+            }
+            match set {
+                Frame::Error(e) if again && lost_loan(&e) => again = false,
+                Frame::Error(e) => return Err(e),
+                _ => return Ok(()),
+            }
         }
-        self.call(tensorset(&key, tensor)).map(|_| ())
     }
 
     fn get_tensor_key(&mut self, key: &str) -> Result<Tensor> {
@@ -372,17 +391,48 @@ impl Client {
                 self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("BLOB"))?,
             );
         }
-        // A large tensor comes as a view of the block that holds it (no copy).
-        let mut items = array(
-            self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("SHM"))?,
-            "AI.TENSORGET",
-        )?;
+        let reply = self.call(Cmd::new("AI.TENSORGET").with(key).with("META").with("SHM"))?;
+        self.decode_shm_get(reply)
+    }
+
+    /// The format a get asks for: `SHM` (large tensors as views of shared memory) when
+    /// this connection uses it, else `BLOB`.
+    fn get_format(&self) -> &'static str {
+        if self.con.shm() {
+            "SHM"
+        } else {
+            "BLOB"
+        }
+    }
+
+    /// Decode an `AI.TENSORGET key META SHM|BLOB` reply: a large tensor in shared memory
+    /// comes as a view of the block that holds it (no copy). Replies must be decoded in
+    /// order (descriptors arrive in order).
+    fn decode_shm_get(&mut self, reply: Frame) -> Result<Tensor> {
+        let mut items = array(reply, "AI.TENSORGET")?;
         if items.len() == 6 && matches!(&items[4], Frame::Bulk(b) if b.as_ref() == b"shm") {
             let view = self.con.shm_view(&items[5])?;
             items[4] = Frame::bulk_static("blob");
             items[5] = Frame::Bulk(view);
         }
         crate::cmd::decode_tensorget(Frame::Array(items))
+    }
+
+    /// `AI.TENSORSET` for `key`: large tensors written into a block the server lends
+    /// (one copy), when this connection uses shared memory.
+    fn tensorset_cmd(&mut self, key: &str, tensor: &Tensor) -> Result<Cmd> {
+        if !(self.con.shm() && tensor.data().len() >= crate::protocol::shm::SHM_MIN) {
+            return Ok(tensorset(key, tensor));
+        }
+        let block = self.con.shm_block(tensor.data().len())?;
+        self.con.shm_write(block, tensor.data())?;
+        let mut c = Cmd::new("AI.TENSORSET");
+        c.arg(key).arg(tensor.dtype().name());
+        for d in tensor.shape() {
+            c.arg(*d);
+        }
+        c.arg("SHM").arg(block).arg(tensor.data().len());
+        Ok(c)
     }
 
     /// Fetch a tensor. In process it shares the stored buffer (no copy).
@@ -564,14 +614,27 @@ impl Client {
             hm.arg(f).arg(v);
         }
         cmds.push(hm);
-        for (name, t) in ds.tensors() {
-            cmds.push(tensorset(&format!("{base}.{name}"), t));
+        let mut again = self.con.shm();
+        loop {
+            let mut all = cmds.clone();
+            for (name, t) in ds.tensors() {
+                all.push(self.tensorset_cmd(&format!("{base}.{name}"), t)?);
+            }
+            all.push(Cmd::new("HSET").with(&meta_key).with(ACK_FIELD).with("1"));
+            let replies = self.con.pipeline(all)?;
+            if again
+                && replies
+                    .iter()
+                    .any(|f| matches!(f, Frame::Error(e) if lost_loan(e)))
+            {
+                again = false;
+                continue;
+            }
+            for f in replies {
+                ok_frame(f)?;
+            }
+            return Ok(());
         }
-        cmds.push(Cmd::new("HSET").with(&meta_key).with(ACK_FIELD).with("1"));
-        for f in self.con.pipeline(cmds)? {
-            ok_frame(f)?;
-        }
-        Ok(())
     }
 
     /// A dataset's metadata and tensor names, from the hash at `base.meta`.
@@ -590,17 +653,18 @@ impl Client {
             return i.engine.get_dataset(name, base);
         }
         let (mut ds, names) = self.read_dataset_meta(name, base)?;
+        let format = self.get_format();
         let cmds = names
             .iter()
             .map(|t| {
                 Cmd::new("AI.TENSORGET")
                     .with(format!("{base}.{t}"))
                     .with("META")
-                    .with("BLOB")
+                    .with(format)
             })
             .collect();
         for (t, v) in names.iter().zip(self.con.pipeline(cmds)?) {
-            ds.add_tensor(t.clone(), crate::cmd::decode_tensorget(v)?);
+            ds.add_tensor(t.clone(), self.decode_shm_get(v)?);
         }
         Ok(ds)
     }
@@ -1232,4 +1296,10 @@ impl Client {
     pub fn save(&mut self) -> Result<()> {
         self.on_every_node(Cmd::new("SAVE"), false)
     }
+}
+
+/// The error of a commit naming a block its connection no longer has (the connection
+/// was replaced after the loan).
+fn lost_loan(e: &Error) -> bool {
+    e.text().ends_with("is not lent to this connection")
 }

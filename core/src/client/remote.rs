@@ -280,8 +280,24 @@ pub(crate) struct Remote {
     out: Output,
     /// Whether the server takes shared-memory transfers on this connection.
     pub(crate) shm: bool,
-    /// Blocks the server lent this connection, mapped read-write, by number.
-    pub(super) blocks: HashMap<u64, Arc<Mapping>>,
+    /// Blocks the server lent this connection's process, mapped read-write, by number,
+    /// with when each was last used; at most [`MAX_MAPPED`].
+    blocks: HashMap<u64, (Arc<Mapping>, u64)>,
+    /// Uses of `blocks`, counted.
+    uses: u64,
+    /// Blocks unmapped here, told to the server with the next command.
+    unmapped_told: Vec<u64>,
+    /// Blocks lent to this connection whose descriptor came but which are not mapped
+    /// yet (a spare is mapped when a put first uses it).
+    pub(super) unmapped: HashMap<u64, OwnedFd>,
+    /// Spare blocks lent ahead of the next puts: (size class, block), at most
+    /// [`MAX_SPARES`], newest last.
+    pub(super) spares: Vec<(usize, u64)>,
+    /// Spare blocks given back with the next command.
+    pub(super) returned: Vec<u64>,
+    /// Size classes this connection has put before (a spare is lent ahead only for
+    /// those: a connection that puts once does not pay for a second block).
+    pub(super) classes: Vec<usize>,
     /// Descriptors that came with replies, in order (blocks the replies name).
     pub(super) fds: VecDeque<OwnedFd>,
     /// Holds whose views are gone, released with the next command.
@@ -289,6 +305,13 @@ pub(crate) struct Remote {
     /// Replies still to come for releases sent ahead of commands (read and dropped).
     skip: usize,
 }
+
+/// Most blocks a connection keeps mapped (beyond, the least recently used is unmapped;
+/// views of it keep their own mapping).
+pub(super) const MAX_MAPPED: usize = 64;
+
+/// Most spare blocks a connection keeps lent (one per size class in use).
+pub(super) const MAX_SPARES: usize = 4;
 
 /// Releases its hold when the last view of a shared-memory block is dropped.
 pub(super) struct Release {
@@ -363,6 +386,12 @@ impl Remote {
             out: Output::default(),
             shm: false,
             blocks: HashMap::new(),
+            uses: 0,
+            unmapped_told: Vec::new(),
+            unmapped: HashMap::new(),
+            spares: Vec::new(),
+            returned: Vec::new(),
+            classes: Vec::new(),
             fds: VecDeque::new(),
             released: Arc::default(),
             skip: 0,
@@ -379,6 +408,10 @@ impl Remote {
         self.rbuf.clear();
         self.out = Output::default();
         self.blocks.clear();
+        self.unmapped_told.clear();
+        self.unmapped.clear();
+        self.spares.clear();
+        self.returned.clear();
         self.fds.clear();
         self.skip = 0;
         self.released = Arc::default();
@@ -493,6 +526,7 @@ impl Remote {
     }
 
     pub(super) fn write(&mut self, cmds: &[Cmd], fds: &[OwnedFd]) -> Result<()> {
+        self.trim_mapped();
         // Holds whose views are gone go ahead of the commands (their reply is dropped).
         let released: Vec<u64> = std::mem::take(&mut *self.released.lock());
         if !released.is_empty() {
@@ -500,6 +534,24 @@ impl Remote {
             c.arg("RELEASE");
             for h in released {
                 c.arg(h);
+            }
+            Frame::Array(c.0.into_iter().map(Frame::Bulk).collect()).encode(&mut self.out);
+            self.skip += 1;
+        }
+        if !self.unmapped_told.is_empty() {
+            let mut c = Cmd::new("INSITU.SHM");
+            c.arg("FORGET");
+            for b in std::mem::take(&mut self.unmapped_told) {
+                c.arg(b);
+            }
+            Frame::Array(c.0.into_iter().map(Frame::Bulk).collect()).encode(&mut self.out);
+            self.skip += 1;
+        }
+        if !self.returned.is_empty() {
+            let mut c = Cmd::new("INSITU.SHM");
+            c.arg("RETURN");
+            for b in std::mem::take(&mut self.returned) {
+                c.arg(b);
             }
             Frame::Array(c.0.into_iter().map(Frame::Bulk).collect()).encode(&mut self.out);
             self.skip += 1;
@@ -535,15 +587,19 @@ impl Remote {
         Ok(())
     }
 
-    /// Map the next descriptor that came with the replies: at least `len` bytes (the
-    /// whole file), read-write for a block lent to this connection, read-only otherwise.
-    pub(super) fn map_next(&mut self, len: usize, writable: bool) -> Result<Arc<Mapping>> {
-        let fd = self.fds.pop_front().ok_or_else(|| {
+    /// The next descriptor that came with the replies.
+    pub(super) fn next_fd(&mut self) -> Result<OwnedFd> {
+        self.fds.pop_front().ok_or_else(|| {
             Error::err(
                 ErrorCode::Protocol,
                 "shared memory: the reply's descriptor did not arrive",
             )
-        })?;
+        })
+    }
+
+    /// Map a block's descriptor: at least `len` bytes (the whole file), read-write for a
+    /// block lent to this connection, read-only otherwise.
+    pub(super) fn map_fd(fd: OwnedFd, len: usize, writable: bool) -> Result<Arc<Mapping>> {
         let f = std::fs::File::from(fd);
         let size = f.metadata().map_err(|e| io_err("fstat", e)).and_then(|m| {
             usize::try_from(m.len()).map_err(|_| Error::err(ErrorCode::Protocol, "size"))
@@ -557,10 +613,54 @@ impl Remote {
         Ok(Arc::new(Mapping::map(&f, size, writable)?))
     }
 
+    /// The read-write mapping of block `id` lent to this connection (mapped now if its
+    /// descriptor waits).
+    pub(super) fn own_block(&mut self, id: u64) -> Result<Arc<Mapping>> {
+        if let Some(fd) = self.unmapped.remove(&id) {
+            let m = Remote::map_fd(fd, 1, true)?;
+            self.keep_mapped(id, m);
+        }
+        self.uses += 1;
+        match self.blocks.get_mut(&id) {
+            Some((m, used)) => {
+                *used = self.uses;
+                Ok(m.clone())
+            }
+            None => Err(Error::err(
+                ErrorCode::Protocol,
+                "shared memory: a block not lent",
+            )),
+        }
+    }
+
+    /// Keep block `id` mapped (trimmed to [`MAX_MAPPED`] before the next command).
+    pub(super) fn keep_mapped(&mut self, id: u64, map: Arc<Mapping>) {
+        self.uses += 1;
+        self.blocks.insert(id, (map, self.uses));
+    }
+
+    /// Unmap the least recently used blocks beyond [`MAX_MAPPED`] (not spares: they are
+    /// about to be written) and tell the server with the commands about to go, so no
+    /// reply to them counts on those mappings.
+    fn trim_mapped(&mut self) {
+        while self.blocks.len() > MAX_MAPPED {
+            let oldest = self
+                .blocks
+                .iter()
+                .filter(|(b, _)| !self.spares.iter().any(|(_, s)| s == *b))
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(b, _)| *b);
+            let Some(b) = oldest else { return };
+            self.blocks.remove(&b);
+            self.unmapped_told.push(b);
+        }
+    }
+
     /// Unmap blocks the server destroyed.
     pub(super) fn forget(&mut self, blocks: &[i64]) {
         for b in blocks {
             self.blocks.remove(&(*b as u64));
+            self.unmapped.remove(&(*b as u64));
         }
     }
 

@@ -131,9 +131,10 @@ fn shm_conn<'a>(
     session: &'a mut Session,
 ) -> Result<&'a mut crate::protocol::shm::ShmConn> {
     need_unix(session)?;
+    let pid = session.peer_pid;
     Ok(session
         .shm
-        .get_or_insert_with(|| crate::protocol::shm::ShmConn::new(engine.heap())))
+        .get_or_insert_with(|| crate::protocol::shm::ShmConn::new(engine.heap(), pid)))
 }
 
 fn usize_arg(b: &[u8], what: &str) -> Result<usize> {
@@ -157,8 +158,9 @@ fn ints(v: impl IntoIterator<Item = u64>) -> Vec<Frame> {
 }
 
 /// `INSITU.SHM` (capability check), `INSITU.SHM ALLOC nbytes` (lend a block for a put;
-/// its descriptor comes with the reply when new to the client) and `INSITU.SHM RELEASE
-/// hold...` (the client dropped its views). See [`crate::protocol::shm`].
+/// its descriptor comes with the reply when new to the client), `INSITU.SHM RELEASE
+/// hold...` (the client dropped its views), `INSITU.SHM RETURN block...` (lent blocks
+/// it will not use) and `INSITU.SHM FORGET block...` (blocks it unmapped). See [`crate::protocol::shm`].
 pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 0)?;
     need_unix(session)?;
@@ -186,6 +188,22 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
             .map(|a| u64_arg(a, "hold"))
             .collect::<Result<Vec<_>>>()?;
         let n = shm_conn(engine, session)?.release(holds);
+        return Ok(Frame::Integer(n as i64));
+    }
+    if sub.eq_ignore_ascii_case(b"FORGET") && args.len() >= 3 {
+        let blocks = args[2..]
+            .iter()
+            .map(|a| u64_arg(a, "shared memory block"))
+            .collect::<Result<Vec<_>>>()?;
+        let n = shm_conn(engine, session)?.forget(blocks);
+        return Ok(Frame::Integer(n as i64));
+    }
+    if sub.eq_ignore_ascii_case(b"RETURN") && args.len() >= 3 {
+        let blocks = args[2..]
+            .iter()
+            .map(|a| u64_arg(a, "shared memory block"))
+            .collect::<Result<Vec<_>>>()?;
+        let n = shm_conn(engine, session)?.give_back(blocks);
         return Ok(Frame::Integer(n as i64));
     }
     Err(Error::syntax())

@@ -333,6 +333,8 @@ pub struct Session {
     pub inline_inference: bool,
     /// Whether the connection is a Unix socket (shared-memory transfers possible).
     pub unix: bool,
+    /// The peer process on a Unix socket (`SO_PEERCRED`), when known.
+    pub peer_pid: Option<u32>,
     /// File descriptors received with the connection's bytes, in order (shared memory).
     pub fds_in: std::collections::VecDeque<std::os::fd::OwnedFd>,
     /// The connection's use of the shared-memory heap (Unix sockets, after `INSITU.SHM`).
@@ -433,6 +435,7 @@ impl Engine {
             quit: false,
             inline_inference: false,
             unix: false,
+            peer_pid: None,
             fds_in: Default::default(),
             shm: None,
             multi: None,

@@ -11,11 +11,14 @@
 //! including by crashing — the kernel frees it, so nothing is left behind.
 //!
 //! Who may touch what:
-//! - A block lent for a put belongs to the connection it was lent to: its descriptor
-//!   (read-write) goes to that client alone, which writes it before committing. When the
-//!   stored value is freed and no reader holds it, the block goes back to the same
-//!   connection for its next put; when that connection is gone, the block is destroyed,
-//!   never handed to another client.
+//! - A block lent for a put belongs to the client process it was lent to (the peer of the
+//!   Unix socket, `SO_PEERCRED`; the connection alone when that is unknown): its
+//!   descriptor (read-write) goes to that process alone, which writes it before
+//!   committing. When the stored value is freed and no reader holds it, the block goes
+//!   back to the same process for its next put, on any of its connections (a process
+//!   that connects again reuses its blocks: no fresh pages). When the process has exited,
+//!   or has had no connection for a few seconds, its free blocks are destroyed — never
+//!   handed to another process.
 //! - A reader of a block another connection wrote gets a read-only descriptor of that
 //!   block alone (a new open of the file, `O_RDONLY`): it cannot map it writable, and no
 //!   mapping reaches beyond the block.
@@ -40,6 +43,13 @@
 //! - `INSITU.SHM RELEASE hold...` → the number released. A client sends it (pipelined
 //!   with its next command) when it has dropped its views; holds of a closed connection
 //!   are released with it.
+//! - `INSITU.SHM FORGET block...` → the number forgotten: the client unmapped these
+//!   blocks (it keeps at most a few dozen mapped); a later loan of one comes with its
+//!   descriptor again.
+//! - `INSITU.SHM RETURN block...` → the number returned: lent blocks the client will not
+//!   use (it keeps a few spare blocks, one per size class, lent ahead of its next puts:
+//!   a put writes into its spare and sends the commit pipelined with the `ALLOC` of the
+//!   next spare, one round trip).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
@@ -258,7 +268,19 @@ pub struct Heap {
     /// Stored blocks by the address of the server's mapping, to find the block a stored
     /// tensor's bytes lie in.
     index: Mutex<BTreeMap<usize, Weak<Block>>>,
-    refill: Mutex<Option<std::sync::mpsc::Sender<usize>>>,
+    /// Client processes' owners, by pid.
+    owners: Mutex<HashMap<u32, Arc<Owner>>>,
+    /// The heap's background thread: makes warm blocks and unmaps destroyed ones, off
+    /// the connections' threads.
+    worker: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+/// Work for the heap's background thread.
+enum Job {
+    /// Make a warm block of this class, if the reserve has room.
+    Warm(usize),
+    /// Unmap and close a destroyed block (freeing its pages takes a while).
+    Drop(BlockMem),
 }
 
 impl std::fmt::Debug for Heap {
@@ -282,7 +304,8 @@ impl Heap {
             warm: Mutex::new(Vec::new()),
             warm_bytes: AtomicUsize::new(0),
             index: Mutex::new(BTreeMap::new()),
-            refill: Mutex::new(None),
+            owners: Mutex::new(HashMap::new()),
+            worker: Mutex::new(None),
         })
     }
 
@@ -354,7 +377,48 @@ impl Heap {
         self.blocks.fetch_sub(1, Ordering::Relaxed);
         self.bytes.fetch_sub(b.cap(), Ordering::Relaxed);
         self.idle.fetch_sub(b.cap(), Ordering::Relaxed);
-        drop(b);
+        if let Err(job) = self.send(Job::Drop(b)) {
+            drop(job);
+        }
+    }
+
+    /// Hand `job` to the background thread (started on first use); the job back when
+    /// there is no thread.
+    fn send(&self, job: Job) -> std::result::Result<(), Job> {
+        let mut tx = self.worker.lock();
+        if tx.is_none() {
+            let (t, rx) = std::sync::mpsc::channel::<Job>();
+            let heap = self.me.clone();
+            let spawned = std::thread::Builder::new()
+                .name("insitu-shm-heap".into())
+                .spawn(move || loop {
+                    // Each second at least: close the owners of processes that are gone.
+                    let job = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                        Ok(job) => Some(job),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    };
+                    match job {
+                        Some(Job::Drop(b)) => drop(b),
+                        Some(Job::Warm(cap)) => match heap.upgrade() {
+                            Some(h) => h.make_warm(cap),
+                            None => return,
+                        },
+                        None => match heap.upgrade() {
+                            Some(h) => h.sweep(),
+                            None => return,
+                        },
+                    }
+                });
+            if spawned.is_err() {
+                return Err(job);
+            }
+            *tx = Some(t);
+        }
+        match tx.as_ref() {
+            Some(t) => t.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
     }
 
     /// A block of class `cap` for a connection's first use of it: a warm one when there
@@ -390,32 +454,15 @@ impl Heap {
     /// Make a warm block of class `cap` in the background, if the reserve has room.
     fn refill(&self, cap: usize) {
         let reserve = self.reserve.load(Ordering::Relaxed);
-        if self.warm_bytes.load(Ordering::Relaxed) + cap > reserve {
-            return;
-        }
-        let mut tx = self.refill.lock();
-        if tx.is_none() {
-            let (t, rx) = std::sync::mpsc::channel::<usize>();
-            let heap = self.me.clone();
-            let spawned = std::thread::Builder::new()
-                .name("insitu-shm-warm".into())
-                .spawn(move || {
-                    while let Ok(cap) = rx.recv() {
-                        let Some(h) = heap.upgrade() else { return };
-                        h.make_warm(cap);
-                    }
-                });
-            if spawned.is_err() {
-                return;
-            }
-            *tx = Some(t);
-        }
-        if let Some(t) = tx.as_ref() {
-            let _ = t.send(cap);
+        if self.warm_bytes.load(Ordering::Relaxed) + cap <= reserve {
+            let _ = self.send(Job::Warm(cap));
         }
     }
 
     fn make_warm(&self, cap: usize) {
+        if cap == 0 {
+            return;
+        }
         let reserve = self.reserve.load(Ordering::Relaxed);
         let max = self.maxmemory.load(Ordering::Relaxed);
         if self.warm_bytes.load(Ordering::Relaxed) + cap > reserve
@@ -432,6 +479,66 @@ impl Heap {
         }
     }
 
+    /// The owner for a connection from process `pid` (one per process; a connection of
+    /// its own when the process is unknown).
+    fn join(self: &Arc<Self>, pid: Option<u32>) -> Arc<Owner> {
+        let process = pid.and_then(process_of);
+        let owner = match process {
+            None => Arc::new(Owner::new(self, None)),
+            Some((pid, start)) => {
+                let mut owners = self.owners.lock();
+                match owners.get(&pid) {
+                    Some(o) if o.process == Some((pid, start)) => o.clone(),
+                    _ => {
+                        let o = Arc::new(Owner::new(self, process));
+                        if let Some(stale) = owners.insert(pid, o.clone()) {
+                            stale.close();
+                        }
+                        o
+                    }
+                }
+            }
+        };
+        owner.conns.fetch_add(1, Ordering::AcqRel);
+        *owner.idle_since.lock() = None;
+        owner
+    }
+
+    /// A connection of `owner` closed.
+    fn leave(&self, owner: &Arc<Owner>) {
+        if owner.conns.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if owner.process.is_none() {
+                owner.close();
+                return;
+            }
+            *owner.idle_since.lock() = Some(std::time::Instant::now());
+            // Start the background thread, which sweeps idle owners each second.
+            let _ = self.send(Job::Warm(0));
+        }
+    }
+
+    /// Close the owners whose process is gone, or idle past [`OWNER_GRACE`].
+    fn sweep(&self) {
+        let mut closed = Vec::new();
+        self.owners.lock().retain(|_, o| {
+            let idle = o.conns.load(Ordering::Acquire) == 0;
+            let expired = idle
+                && o.idle_since
+                    .lock()
+                    .is_none_or(|t| t.elapsed() > OWNER_GRACE);
+            let dead = o.process.and_then(|(pid, _)| process_of(pid)) != o.process;
+            if idle && (expired || dead) {
+                closed.push(o.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for o in closed {
+            o.close();
+        }
+    }
+
     /// The stored block `data` lies in, and the offset of `data` in it.
     fn find(&self, data: &[u8]) -> Option<(Arc<Block>, usize)> {
         let p = data.as_ptr() as usize;
@@ -443,31 +550,96 @@ impl Heap {
     }
 }
 
-/// A connection's side of the heap, shared with its blocks (which come back to it when
-/// freed while it is open).
+/// A client process's side of the heap (or one connection's, when the peer's process
+/// is unknown), shared with its blocks, which come back to it when freed while it lives.
+/// Blocks are only ever lent to connections of the process they were first lent to: that
+/// process has had their descriptors, no other has.
 struct Owner {
-    heap: Arc<Heap>,
+    heap: Weak<Heap>,
+    /// The peer process (pid and start time) when known.
+    process: Option<(u32, u64)>,
     open: AtomicBool,
+    /// Open connections of the process (under the heap's owners lock).
+    conns: AtomicUsize,
+    /// When its last connection closed.
+    idle_since: Mutex<Option<std::time::Instant>>,
     free: Mutex<Vec<BlockMem>>,
-    forget: Mutex<Vec<u64>>,
+    /// Blocks of this owner destroyed lately (for the connections that have them mapped).
+    gone: Mutex<VecDeque<u64>>,
 }
 
+/// How long a process's free blocks wait for its next connection.
+const OWNER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Most destroyed blocks an owner remembers for its connections' `forget` lists.
+const MAX_GONE: usize = 256;
+
 impl Owner {
-    /// Take `b` back for a later put, or destroy it when the connection is gone or keeps
+    fn new(heap: &Arc<Heap>, process: Option<(u32, u64)>) -> Owner {
+        Owner {
+            heap: Arc::downgrade(heap),
+            process,
+            open: AtomicBool::new(true),
+            conns: AtomicUsize::new(0),
+            idle_since: Mutex::new(None),
+            free: Mutex::new(Vec::new()),
+            gone: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn destroy(&self, b: BlockMem) {
+        {
+            let mut g = self.gone.lock();
+            g.push_back(b.id);
+            if g.len() > MAX_GONE {
+                g.pop_front();
+            }
+        }
+        if let Some(h) = self.heap.upgrade() {
+            h.destroy(b);
+        }
+    }
+
+    /// Take `b` back for a later put, or destroy it when the process is gone or keeps
     /// enough free blocks.
     fn give_back(&self, b: BlockMem) {
         if !self.open.load(Ordering::Acquire) {
-            self.heap.destroy(b);
+            self.destroy(b);
             return;
         }
-        let mut free = self.free.lock();
-        free.push(b);
-        if free.len() > MAX_FREE {
-            let old = free.remove(0);
-            self.forget.lock().push(old.id);
-            self.heap.destroy(old);
+        let old = {
+            let mut free = self.free.lock();
+            free.push(b);
+            (free.len() > MAX_FREE).then(|| free.remove(0))
+        };
+        if let Some(old) = old {
+            self.destroy(old);
         }
     }
+
+    /// No connection of the process will come back: destroy its free blocks (blocks
+    /// still holding values are destroyed when freed).
+    fn close(&self) {
+        self.open.store(false, Ordering::Release);
+        let free: Vec<BlockMem> = std::mem::take(&mut *self.free.lock());
+        for b in free {
+            self.destroy(b);
+        }
+    }
+}
+
+/// A process's identity: its pid and start time (a pid can be reused, the pair cannot).
+fn process_of(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime), counting after the command name's closing parenthesis.
+    let start = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    Some((pid, start))
 }
 
 /// A block holding a value (stored, or copied for a reader). Dropped when the store and
@@ -545,7 +717,10 @@ pub struct Loan {
 /// One connection's use of the heap: blocks lent to it, holds it keeps, descriptors to
 /// send with its next replies.
 pub struct ShmConn {
+    heap: Arc<Heap>,
     owner: Arc<Owner>,
+    /// Blocks of the owner whose descriptor went to this connection's client.
+    known: std::collections::HashSet<u64>,
     lent: HashMap<u64, BlockMem>,
     holds: HashMap<u64, (Bytes, Held)>,
     next_hold: u64,
@@ -566,28 +741,21 @@ impl std::fmt::Debug for ShmConn {
 
 impl Drop for ShmConn {
     fn drop(&mut self) {
-        self.owner.open.store(false, Ordering::Release);
-        let heap = &self.owner.heap;
         for (_, b) in self.lent.drain() {
-            heap.destroy(b);
+            self.owner.give_back(b);
         }
-        let free: Vec<BlockMem> = std::mem::take(&mut *self.owner.free.lock());
-        for b in free {
-            heap.destroy(b);
-        }
+        self.holds.clear();
+        self.heap.leave(&self.owner);
     }
 }
 
 impl ShmConn {
-    /// A connection's state on `heap`.
-    pub fn new(heap: &Arc<Heap>) -> ShmConn {
+    /// A connection's state on `heap`; `pid`: the peer process (`SO_PEERCRED`).
+    pub fn new(heap: &Arc<Heap>, pid: Option<u32>) -> ShmConn {
         ShmConn {
-            owner: Arc::new(Owner {
-                heap: heap.clone(),
-                open: AtomicBool::new(true),
-                free: Mutex::new(Vec::new()),
-                forget: Mutex::new(Vec::new()),
-            }),
+            heap: heap.clone(),
+            owner: heap.join(pid),
+            known: std::collections::HashSet::new(),
             lent: HashMap::new(),
             holds: HashMap::new(),
             next_hold: 1,
@@ -596,11 +764,26 @@ impl ShmConn {
     }
 
     fn heap(&self) -> &Arc<Heap> {
-        &self.owner.heap
+        &self.heap
     }
 
-    /// A block of this connection for `len` bytes: a free one of its class, else a fresh
-    /// one, whose descriptor is queued in `fds_out` (`true`).
+    /// Queue `b`'s read-write descriptor for the client unless it has it; whether it was
+    /// queued.
+    fn introduce(&mut self, b: &BlockMem) -> Result<bool> {
+        if self.known.contains(&b.id) {
+            return Ok(false);
+        }
+        if self.fds_out.len() >= MAX_PENDING_FDS {
+            return Err(Error::limit("too many shared memory blocks in flight"));
+        }
+        let f = b.file.try_clone().map_err(|e| shm_err("dup", e))?;
+        self.fds_out.push(OwnedFd::from(f));
+        self.known.insert(b.id);
+        Ok(true)
+    }
+
+    /// A block of the owner for `len` bytes: a free one of its class, else a fresh one;
+    /// `true` when its descriptor is queued in `fds_out`.
     fn block_for(&mut self, len: usize, used: usize) -> Result<(BlockMem, bool)> {
         let cap = class_of(len);
         let mine = {
@@ -609,27 +792,39 @@ impl ShmConn {
                 .position(|b| b.cap() == cap)
                 .map(|i| free.swap_remove(i))
         };
-        if let Some(b) = mine {
-            return Ok((b, false));
-        }
-        if self.fds_out.len() >= MAX_PENDING_FDS {
-            return Err(Error::limit("too many shared memory blocks in flight"));
-        }
-        let b = self.heap().fresh(cap, used)?;
-        match b.file.try_clone() {
-            Ok(f) => {
-                self.fds_out.push(OwnedFd::from(f));
-                Ok((b, true))
-            }
+        let b = match mine {
+            Some(b) => b,
+            None => self.heap().fresh(cap, used)?,
+        };
+        match self.introduce(&b) {
+            Ok(new) => Ok((b, new)),
             Err(e) => {
-                self.heap().destroy(b);
-                Err(shm_err("dup", e))
+                self.owner.give_back(b);
+                Err(e)
             }
         }
     }
 
-    fn forgotten(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.owner.forget.lock())
+    /// Blocks this connection's client has mapped that were destroyed since.
+    fn forgotten(&mut self) -> Vec<u64> {
+        let gone: Vec<u64> = self
+            .owner
+            .gone
+            .lock()
+            .iter()
+            .copied()
+            .filter(|id| self.known.contains(id))
+            .collect();
+        for id in &gone {
+            self.known.remove(id);
+        }
+        gone
+    }
+
+    /// `INSITU.SHM FORGET block...`: the client unmapped these blocks (its next loan of
+    /// one of them comes with its descriptor again).
+    pub fn forget(&mut self, blocks: impl IntoIterator<Item = u64>) -> usize {
+        blocks.into_iter().filter(|b| self.known.remove(b)).count()
     }
 
     /// `INSITU.SHM ALLOC len`: lend a block for a put. `used`: the store's data bytes.
@@ -701,13 +896,17 @@ impl ShmConn {
         let (view, block, offset, how) = match self.heap().find(data) {
             Some((b, off)) => {
                 let mine = b.owner.as_ptr() == Arc::as_ptr(&self.owner);
+                let mem = b
+                    .mem
+                    .as_ref()
+                    .ok_or_else(|| Error::err(ErrorCode::Internal, "a block without memory"))?;
                 let how = if mine {
-                    Lent::Known
+                    if self.introduce(mem)? {
+                        Lent::New
+                    } else {
+                        Lent::Known
+                    }
                 } else {
-                    let mem = b
-                        .mem
-                        .as_ref()
-                        .ok_or_else(|| Error::err(ErrorCode::Internal, "a block without memory"))?;
                     self.fds_out.push(read_only(&mem.file)?);
                     Lent::Foreign
                 };
@@ -734,6 +933,19 @@ impl ShmConn {
             how,
             forget: self.forgotten(),
         }))
+    }
+
+    /// Give lent blocks back unused (the client keeps fewer spare blocks); returns how
+    /// many of them were lent to this connection.
+    pub fn give_back(&mut self, blocks: impl IntoIterator<Item = u64>) -> usize {
+        let mut n = 0;
+        for id in blocks {
+            if let Some(b) = self.lent.remove(&id) {
+                self.owner.give_back(b);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Release holds; returns how many of them this connection had.

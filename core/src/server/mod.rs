@@ -362,6 +362,13 @@ async fn serve(
 ) -> std::io::Result<()> {
     let mut session = engine.new_session();
     session.unix = matches!(conn, Conn::Unix(_));
+    if let Conn::Unix(s) = &conn {
+        session.peer_pid = s
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .and_then(|p| u32::try_from(p).ok());
+    }
     let (addr, laddr) = conn.addresses();
     session.client = Arc::new(crate::engine::clients::ClientInfo::new(
         session.client.id,
