@@ -183,20 +183,17 @@ impl Conn {
         self.take_loan(&reply)
     }
 
-    /// Note the block an `INSITU.SHM ALLOC` reply lends (its descriptor, when new, is
-    /// kept unmapped until a put uses it); returns its number.
+    /// Note the block an `INSITU.SHM ALLOC` reply lends (its descriptor kept until a put
+    /// writes it); returns its number.
     pub(crate) fn take_loan(&mut self, reply: &Frame) -> Result<u64> {
         let r = self.remote()?;
         let items = ints(reply, "INSITU.SHM ALLOC")?;
-        let [block, _cap, new, forget @ ..] = items.as_slice() else {
+        let [block, _cap] = items.as_slice() else {
             return Err(bad_reply("INSITU.SHM ALLOC"));
         };
-        r.forget(forget);
         let block = *block as u64;
-        if *new == 1 {
-            let fd = r.next_fd()?;
-            r.unmapped.insert(block, fd);
-        }
+        let fd = r.next_fd()?;
+        r.lent.insert(block, fd);
         Ok(block)
     }
 
@@ -229,32 +226,31 @@ impl Conn {
 
     /// Write `data` at the start of lent block `block`.
     pub(crate) fn shm_write(&mut self, block: u64, data: &[u8]) -> Result<()> {
-        self.remote()?.own_block(block)?.write(data)
+        let fd =
+            self.remote()?.lent.remove(&block).ok_or_else(|| {
+                Error::err(ErrorCode::Protocol, "shared memory: a block not lent")
+            })?;
+        super::mappings::map(fd, data.len(), true)?.write(data)
     }
 
-    /// The bytes a get's `"shm", [block, offset, nbytes, hold, how, forget...]` names,
-    /// viewed in place; the hold is released when the last view is dropped.
+    /// The bytes a get's `"shm", [block, offset, nbytes, hold, writable]` names (the
+    /// block's descriptor came with the reply), viewed in place; the hold is released
+    /// when the last view is dropped.
     pub(crate) fn shm_view(&mut self, spec: &Frame) -> Result<Bytes> {
         let r = self.remote()?;
         let items = ints(spec, "AI.TENSORGET")?;
-        let [block, offset, len, hold, how, forget @ ..] = items.as_slice() else {
+        let [_block, offset, len, hold, writable] = items.as_slice() else {
             return Err(bad_reply("AI.TENSORGET"));
         };
         let release = super::remote::Release {
             hold: *hold as u64,
             to: r.released.clone(),
         };
-        r.forget(forget);
         let (offset, len) = (as_usize(*offset)?, as_usize(*len)?);
-        let map = match how {
-            0 => r.own_block(*block as u64)?,
-            1 => {
-                let map = Remote::map_fd(r.next_fd()?, offset + len, true)?;
-                r.keep_mapped(*block as u64, map.clone());
-                map
-            }
-            _ => Remote::map_fd(r.next_fd()?, offset + len, false)?,
-        };
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| bad_reply("AI.TENSORGET"))?;
+        let map = super::mappings::map(r.next_fd()?, end, *writable == 1)?;
         map.view(offset, len, release)
     }
 

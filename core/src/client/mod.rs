@@ -17,6 +17,7 @@ mod address;
 mod cluster;
 mod conn;
 mod keys;
+mod mappings;
 mod remote;
 
 use std::sync::{Arc, OnceLock};

@@ -21,7 +21,6 @@ use super::address::Address;
 use crate::cmd::table::{self, ReplyWait, Retry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::{decode_reply, Frame, Output};
-use crate::protocol::shm::Mapping;
 
 /// A command under construction.
 #[derive(Debug, Clone, Default)]
@@ -280,16 +279,9 @@ pub(crate) struct Remote {
     out: Output,
     /// Whether the server takes shared-memory transfers on this connection.
     pub(crate) shm: bool,
-    /// Blocks the server lent this connection's process, mapped read-write, by number,
-    /// with when each was last used; at most [`MAX_MAPPED`].
-    blocks: HashMap<u64, (Arc<Mapping>, u64)>,
-    /// Uses of `blocks`, counted.
-    uses: u64,
-    /// Blocks unmapped here, told to the server with the next command.
-    unmapped_told: Vec<u64>,
-    /// Blocks lent to this connection whose descriptor came but which are not mapped
-    /// yet (a spare is mapped when a put first uses it).
-    pub(super) unmapped: HashMap<u64, OwnedFd>,
+    /// Blocks lent to this connection, not yet written: their descriptors (mapped, or
+    /// found in the process's mappings, when a put uses them).
+    pub(super) lent: HashMap<u64, OwnedFd>,
     /// Spare blocks lent ahead of the next puts: (size class, block), at most
     /// [`MAX_SPARES`], newest last.
     pub(super) spares: Vec<(usize, u64)>,
@@ -305,10 +297,6 @@ pub(crate) struct Remote {
     /// Replies still to come for releases sent ahead of commands (read and dropped).
     skip: usize,
 }
-
-/// Most blocks a connection keeps mapped (beyond, the least recently used is unmapped;
-/// views of it keep their own mapping).
-pub(super) const MAX_MAPPED: usize = 64;
 
 /// Most spare blocks a connection keeps lent (one per size class in use).
 pub(super) const MAX_SPARES: usize = 4;
@@ -385,10 +373,7 @@ impl Remote {
             rbuf: BytesMut::with_capacity(64 * 1024),
             out: Output::default(),
             shm: false,
-            blocks: HashMap::new(),
-            uses: 0,
-            unmapped_told: Vec::new(),
-            unmapped: HashMap::new(),
+            lent: HashMap::new(),
             spares: Vec::new(),
             returned: Vec::new(),
             classes: Vec::new(),
@@ -407,9 +392,7 @@ impl Remote {
         self.read_limit = None;
         self.rbuf.clear();
         self.out = Output::default();
-        self.blocks.clear();
-        self.unmapped_told.clear();
-        self.unmapped.clear();
+        self.lent.clear();
         self.spares.clear();
         self.returned.clear();
         self.fds.clear();
@@ -526,7 +509,6 @@ impl Remote {
     }
 
     pub(super) fn write(&mut self, cmds: &[Cmd], fds: &[OwnedFd]) -> Result<()> {
-        self.trim_mapped();
         // Holds whose views are gone go ahead of the commands (their reply is dropped).
         let released: Vec<u64> = std::mem::take(&mut *self.released.lock());
         if !released.is_empty() {
@@ -534,15 +516,6 @@ impl Remote {
             c.arg("RELEASE");
             for h in released {
                 c.arg(h);
-            }
-            Frame::Array(c.0.into_iter().map(Frame::Bulk).collect()).encode(&mut self.out);
-            self.skip += 1;
-        }
-        if !self.unmapped_told.is_empty() {
-            let mut c = Cmd::new("INSITU.SHM");
-            c.arg("FORGET");
-            for b in std::mem::take(&mut self.unmapped_told) {
-                c.arg(b);
             }
             Frame::Array(c.0.into_iter().map(Frame::Bulk).collect()).encode(&mut self.out);
             self.skip += 1;
@@ -595,73 +568,6 @@ impl Remote {
                 "shared memory: the reply's descriptor did not arrive",
             )
         })
-    }
-
-    /// Map a block's descriptor: at least `len` bytes (the whole file), read-write for a
-    /// block lent to this connection, read-only otherwise.
-    pub(super) fn map_fd(fd: OwnedFd, len: usize, writable: bool) -> Result<Arc<Mapping>> {
-        let f = std::fs::File::from(fd);
-        let size = f.metadata().map_err(|e| io_err("fstat", e)).and_then(|m| {
-            usize::try_from(m.len()).map_err(|_| Error::err(ErrorCode::Protocol, "size"))
-        })?;
-        if size < len {
-            return Err(Error::err(
-                ErrorCode::Protocol,
-                "shared memory: the block is smaller than the reply says",
-            ));
-        }
-        Ok(Arc::new(Mapping::map(&f, size, writable)?))
-    }
-
-    /// The read-write mapping of block `id` lent to this connection (mapped now if its
-    /// descriptor waits).
-    pub(super) fn own_block(&mut self, id: u64) -> Result<Arc<Mapping>> {
-        if let Some(fd) = self.unmapped.remove(&id) {
-            let m = Remote::map_fd(fd, 1, true)?;
-            self.keep_mapped(id, m);
-        }
-        self.uses += 1;
-        match self.blocks.get_mut(&id) {
-            Some((m, used)) => {
-                *used = self.uses;
-                Ok(m.clone())
-            }
-            None => Err(Error::err(
-                ErrorCode::Protocol,
-                "shared memory: a block not lent",
-            )),
-        }
-    }
-
-    /// Keep block `id` mapped (trimmed to [`MAX_MAPPED`] before the next command).
-    pub(super) fn keep_mapped(&mut self, id: u64, map: Arc<Mapping>) {
-        self.uses += 1;
-        self.blocks.insert(id, (map, self.uses));
-    }
-
-    /// Unmap the least recently used blocks beyond [`MAX_MAPPED`] (not spares: they are
-    /// about to be written) and tell the server with the commands about to go, so no
-    /// reply to them counts on those mappings.
-    fn trim_mapped(&mut self) {
-        while self.blocks.len() > MAX_MAPPED {
-            let oldest = self
-                .blocks
-                .iter()
-                .filter(|(b, _)| !self.spares.iter().any(|(_, s)| s == *b))
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(b, _)| *b);
-            let Some(b) = oldest else { return };
-            self.blocks.remove(&b);
-            self.unmapped_told.push(b);
-        }
-    }
-
-    /// Unmap blocks the server destroyed.
-    pub(super) fn forget(&mut self, blocks: &[i64]) {
-        for b in blocks {
-            self.blocks.remove(&(*b as u64));
-            self.unmapped.remove(&(*b as u64));
-        }
     }
 
     pub(super) fn read(&mut self) -> Result<Frame> {

@@ -159,8 +159,8 @@ fn ints(v: impl IntoIterator<Item = u64>) -> Vec<Frame> {
 
 /// `INSITU.SHM` (capability check), `INSITU.SHM ALLOC nbytes` (lend a block for a put;
 /// its descriptor comes with the reply when new to the client), `INSITU.SHM RELEASE
-/// hold...` (the client dropped its views), `INSITU.SHM RETURN block...` (lent blocks
-/// it will not use) and `INSITU.SHM FORGET block...` (blocks it unmapped). See [`crate::protocol::shm`].
+/// hold...` (the client dropped its views) and `INSITU.SHM RETURN block...` (lent blocks
+/// it will not use). See [`crate::protocol::shm`].
 pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 0)?;
     need_unix(session)?;
@@ -178,9 +178,7 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
         }
         let used = engine.store().used_memory();
         let loan = shm_conn(engine, session)?.lend(len, used)?;
-        let mut items = ints([loan.block, loan.cap as u64, u64::from(loan.new)]);
-        items.extend(ints(loan.forget));
-        return Ok(Frame::Array(items));
+        return Ok(Frame::Array(ints([loan.block, loan.cap as u64])));
     }
     if sub.eq_ignore_ascii_case(b"RELEASE") && args.len() >= 3 {
         let holds = args[2..]
@@ -188,14 +186,6 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
             .map(|a| u64_arg(a, "hold"))
             .collect::<Result<Vec<_>>>()?;
         let n = shm_conn(engine, session)?.release(holds);
-        return Ok(Frame::Integer(n as i64));
-    }
-    if sub.eq_ignore_ascii_case(b"FORGET") && args.len() >= 3 {
-        let blocks = args[2..]
-            .iter()
-            .map(|a| u64_arg(a, "shared memory block"))
-            .collect::<Result<Vec<_>>>()?;
-        let n = shm_conn(engine, session)?.forget(blocks);
         return Ok(Frame::Integer(n as i64));
     }
     if sub.eq_ignore_ascii_case(b"RETURN") && args.len() >= 3 {
@@ -449,15 +439,13 @@ pub(super) fn tensorget(engine: &Engine, session: &mut Session, args: &[Bytes]) 
                 );
                 if let Frame::Array(items) = &mut f {
                     items.push(Frame::bulk_static("shm"));
-                    let mut r = ints([
+                    items.push(Frame::Array(ints([
                         sh.block,
                         sh.offset as u64,
                         sh.len as u64,
                         sh.hold,
-                        sh.how as u64,
-                    ]);
-                    r.extend(ints(sh.forget));
-                    items.push(Frame::Array(r));
+                        u64::from(sh.writable),
+                    ])));
                 }
                 return Ok(f);
             }

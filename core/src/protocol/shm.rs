@@ -27,25 +27,23 @@
 //!
 //! Protocol extension (plain RESP clients never see it):
 //! - `INSITU.SHM` → `+OK` on a Unix socket connection of a server that supports it.
-//! - `INSITU.SHM ALLOC nbytes` → `[block, capacity, new, forget...]`: a block of at least
-//!   `nbytes` lent to this connection; `new` 1 when its read-write descriptor comes with
-//!   the reply (the client maps it and keeps the mapping for later loans), 0 when the
-//!   client has it already; `forget` lists blocks of this connection that were destroyed
-//!   (the client unmaps them).
+//! - `INSITU.SHM ALLOC nbytes` → `[block, capacity]`, the block's read-write descriptor
+//!   attached: a block of at least `nbytes` lent to this connection for a put.
 //! - `AI.TENSORSET key TYPE d1..dn SHM block nbytes`: the tensor's bytes are at the start
 //!   of the lent block, which becomes the stored value.
 //! - `AI.TENSORGET key META SHM` → like `META BLOB`, except that a tensor of at least
-//!   [`SHM_MIN`] bytes comes as `"shm", [block, offset, nbytes, hold, how, forget...]`:
-//!   `how` 0 = a block of this connection the client has mapped, 1 = a new block of this
-//!   connection (read-write descriptor attached: keep it), 2 = another connection's block
-//!   (read-only descriptor attached: map it for this view). The bytes stay as they are
-//!   until the client releases the hold.
+//!   [`SHM_MIN`] bytes comes as `"shm", [block, offset, nbytes, hold, writable]` with the
+//!   block's descriptor attached: read-write (`writable` 1) for a block of the reader's
+//!   own process, else read-only. The bytes stay as they are until the client releases
+//!   the hold.
+//!
+//! Every block reference carries its descriptor (a few microseconds): the client needs
+//! no bookkeeping shared with the server, and keeps its mappings in a cache of its own,
+//! keyed by the file's identity (device and inode, which a live mapping keeps from being
+//! reused), so a block it has mapped is not mapped again.
 //! - `INSITU.SHM RELEASE hold...` → the number released. A client sends it (pipelined
 //!   with its next command) when it has dropped its views; holds of a closed connection
 //!   are released with it.
-//! - `INSITU.SHM FORGET block...` → the number forgotten: the client unmapped these
-//!   blocks (it keeps at most a few dozen mapped); a later loan of one comes with its
-//!   descriptor again.
 //! - `INSITU.SHM RETURN block...` → the number returned: lent blocks the client will not
 //!   use (it keeps a few spare blocks, one per size class, lent ahead of its next puts:
 //!   a put writes into its spare and sends the commit pipelined with the `ALLOC` of the
@@ -228,6 +226,8 @@ pub fn class_of(len: usize) -> usize {
 struct BlockMem {
     id: u64,
     file: File,
+    /// A read-only open of the file, made when another process first reads the block.
+    read_only: std::sync::OnceLock<File>,
     map: Arc<Mapping>,
 }
 
@@ -369,6 +369,7 @@ impl Heap {
         Ok(BlockMem {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             file,
+            read_only: std::sync::OnceLock::new(),
             map,
         })
     }
@@ -564,15 +565,10 @@ struct Owner {
     /// When its last connection closed.
     idle_since: Mutex<Option<std::time::Instant>>,
     free: Mutex<Vec<BlockMem>>,
-    /// Blocks of this owner destroyed lately (for the connections that have them mapped).
-    gone: Mutex<VecDeque<u64>>,
 }
 
 /// How long a process's free blocks wait for its next connection.
 const OWNER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Most destroyed blocks an owner remembers for its connections' `forget` lists.
-const MAX_GONE: usize = 256;
 
 impl Owner {
     fn new(heap: &Arc<Heap>, process: Option<(u32, u64)>) -> Owner {
@@ -583,18 +579,10 @@ impl Owner {
             conns: AtomicUsize::new(0),
             idle_since: Mutex::new(None),
             free: Mutex::new(Vec::new()),
-            gone: Mutex::new(VecDeque::new()),
         }
     }
 
     fn destroy(&self, b: BlockMem) {
-        {
-            let mut g = self.gone.lock();
-            g.push_back(b.id);
-            if g.len() > MAX_GONE {
-                g.pop_front();
-            }
-        }
         if let Some(h) = self.heap.upgrade() {
             h.destroy(b);
         }
@@ -673,18 +661,7 @@ impl Drop for Held {
     }
 }
 
-/// How a block reference in a get reply is to be mapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lent {
-    /// A block of this connection the client has mapped.
-    Known = 0,
-    /// A new block of this connection; its read-write descriptor comes with the reply.
-    New = 1,
-    /// Another connection's block; a read-only descriptor comes with the reply.
-    Foreign = 2,
-}
-
-/// A block reference for a get reply.
+/// A block reference for a get reply (the block's descriptor goes with it).
 #[derive(Debug)]
 pub struct Shared {
     /// The block.
@@ -695,23 +672,17 @@ pub struct Shared {
     pub len: usize,
     /// The hold to release.
     pub hold: u64,
-    /// How the client maps it.
-    pub how: Lent,
-    /// Blocks of this connection destroyed since the last reply that said so.
-    pub forget: Vec<u64>,
+    /// Whether the descriptor is read-write (a block of the reader's own process).
+    pub writable: bool,
 }
 
-/// A block lent for a put.
+/// A block lent for a put (its read-write descriptor goes with the reply).
 #[derive(Debug)]
 pub struct Loan {
     /// The block.
     pub block: u64,
     /// Its size.
     pub cap: usize,
-    /// Whether its descriptor comes with the reply.
-    pub new: bool,
-    /// Blocks of this connection destroyed since the last reply that said so.
-    pub forget: Vec<u64>,
 }
 
 /// One connection's use of the heap: blocks lent to it, holds it keeps, descriptors to
@@ -719,8 +690,6 @@ pub struct Loan {
 pub struct ShmConn {
     heap: Arc<Heap>,
     owner: Arc<Owner>,
-    /// Blocks of the owner whose descriptor went to this connection's client.
-    known: std::collections::HashSet<u64>,
     lent: HashMap<u64, BlockMem>,
     holds: HashMap<u64, (Bytes, Held)>,
     next_hold: u64,
@@ -755,7 +724,6 @@ impl ShmConn {
         ShmConn {
             heap: heap.clone(),
             owner: heap.join(pid),
-            known: std::collections::HashSet::new(),
             lent: HashMap::new(),
             holds: HashMap::new(),
             next_hold: 1,
@@ -767,24 +735,17 @@ impl ShmConn {
         &self.heap
     }
 
-    /// Queue `b`'s read-write descriptor for the client unless it has it; whether it was
-    /// queued.
-    fn introduce(&mut self, b: &BlockMem) -> Result<bool> {
-        if self.known.contains(&b.id) {
-            return Ok(false);
-        }
+    fn room_for_fd(&self) -> Result<()> {
         if self.fds_out.len() >= MAX_PENDING_FDS {
             return Err(Error::limit("too many shared memory blocks in flight"));
         }
-        let f = b.file.try_clone().map_err(|e| shm_err("dup", e))?;
-        self.fds_out.push(OwnedFd::from(f));
-        self.known.insert(b.id);
-        Ok(true)
+        Ok(())
     }
 
     /// A block of the owner for `len` bytes: a free one of its class, else a fresh one;
-    /// `true` when its descriptor is queued in `fds_out`.
-    fn block_for(&mut self, len: usize, used: usize) -> Result<(BlockMem, bool)> {
+    /// its read-write descriptor queued in `fds_out`.
+    fn block_for(&mut self, len: usize, used: usize) -> Result<BlockMem> {
+        self.room_for_fd()?;
         let cap = class_of(len);
         let mine = {
             let mut free = self.owner.free.lock();
@@ -796,35 +757,16 @@ impl ShmConn {
             Some(b) => b,
             None => self.heap().fresh(cap, used)?,
         };
-        match self.introduce(&b) {
-            Ok(new) => Ok((b, new)),
+        match b.file.try_clone() {
+            Ok(f) => {
+                self.fds_out.push(OwnedFd::from(f));
+                Ok(b)
+            }
             Err(e) => {
                 self.owner.give_back(b);
-                Err(e)
+                Err(shm_err("dup", e))
             }
         }
-    }
-
-    /// Blocks this connection's client has mapped that were destroyed since.
-    fn forgotten(&mut self) -> Vec<u64> {
-        let gone: Vec<u64> = self
-            .owner
-            .gone
-            .lock()
-            .iter()
-            .copied()
-            .filter(|id| self.known.contains(id))
-            .collect();
-        for id in &gone {
-            self.known.remove(id);
-        }
-        gone
-    }
-
-    /// `INSITU.SHM FORGET block...`: the client unmapped these blocks (its next loan of
-    /// one of them comes with its descriptor again).
-    pub fn forget(&mut self, blocks: impl IntoIterator<Item = u64>) -> usize {
-        blocks.into_iter().filter(|b| self.known.remove(b)).count()
     }
 
     /// `INSITU.SHM ALLOC len`: lend a block for a put. `used`: the store's data bytes.
@@ -837,12 +779,10 @@ impl ShmConn {
                 "too many shared memory blocks lent to this connection (at most {MAX_LENT})"
             )));
         }
-        let (b, new) = self.block_for(len, used)?;
+        let b = self.block_for(len, used)?;
         let loan = Loan {
             block: b.id,
             cap: b.cap(),
-            new,
-            forget: self.forgotten(),
         };
         self.lent.insert(b.id, b);
         Ok(loan)
@@ -884,7 +824,7 @@ impl ShmConn {
     }
 
     /// Share `data` (a stored tensor's bytes) with the client in place: the block it
-    /// lies in, or a copy in a block of this connection. `None` when this connection
+    /// lies in, or a copy in a block of the client's process. `None` when this connection
     /// holds too much already (the bytes then go through the socket).
     ///
     /// # Errors
@@ -893,31 +833,29 @@ impl ShmConn {
         if self.holds.len() >= MAX_HOLDS || self.fds_out.len() >= MAX_PENDING_FDS {
             return Ok(None);
         }
-        let (view, block, offset, how) = match self.heap().find(data) {
+        let (view, block, offset, writable) = match self.heap().find(data) {
             Some((b, off)) => {
-                let mine = b.owner.as_ptr() == Arc::as_ptr(&self.owner);
                 let mem = b
                     .mem
                     .as_ref()
                     .ok_or_else(|| Error::err(ErrorCode::Internal, "a block without memory"))?;
-                let how = if mine {
-                    if self.introduce(mem)? {
-                        Lent::New
-                    } else {
-                        Lent::Known
-                    }
+                // The writer's own process gets the descriptor it wrote through; any
+                // other a read-only one.
+                let mine = b.owner.as_ptr() == Arc::as_ptr(&self.owner);
+                let fd = if mine {
+                    mem.file.try_clone().map_err(|e| shm_err("dup", e))?
                 } else {
-                    self.fds_out.push(read_only(&mem.file)?);
-                    Lent::Foreign
+                    read_only(mem)?
                 };
-                (data.clone(), b.id, off, how)
+                self.fds_out.push(OwnedFd::from(fd));
+                (data.clone(), b.id, off, mine)
             }
             None => {
-                let (b, new) = self.block_for(data.len(), used)?;
+                let b = self.block_for(data.len(), used)?;
                 let id = b.id;
                 b.map.write(data)?;
                 let view = self.value(b, data.len())?;
-                (view, id, 0, if new { Lent::New } else { Lent::Known })
+                (view, id, 0, true)
             }
         };
         let hold = self.next_hold;
@@ -930,8 +868,7 @@ impl ShmConn {
             offset,
             len: data.len(),
             hold,
-            how,
-            forget: self.forgotten(),
+            writable,
         }))
     }
 
@@ -957,15 +894,21 @@ impl ShmConn {
     }
 }
 
-/// A read-only descriptor of `f`: a new open of the same file, so the reader cannot map
-/// it writable (nor write through it).
-fn read_only(f: &File) -> Result<OwnedFd> {
-    let path = format!("/proc/self/fd/{}", f.as_raw_fd());
-    let ro = std::fs::OpenOptions::new()
-        .read(true)
-        .open(&path)
-        .map_err(|e| shm_err("reopen read-only", e))?;
-    Ok(OwnedFd::from(ro))
+/// A read-only descriptor of block `b`: a new open of its file (`O_RDONLY`, made once),
+/// so a reader cannot map it writable nor write through it.
+fn read_only(b: &BlockMem) -> Result<File> {
+    let ro = match b.read_only.get() {
+        Some(f) => f,
+        None => {
+            let path = format!("/proc/self/fd/{}", b.file.as_raw_fd());
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .open(&path)
+                .map_err(|e| shm_err("reopen read-only", e))?;
+            b.read_only.get_or_init(|| f)
+        }
+    };
+    ro.try_clone().map_err(|e| shm_err("dup", e))
 }
 
 /// Send `bufs` on a Unix socket with `fds` attached; returns the bytes written.
