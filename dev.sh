@@ -211,10 +211,14 @@ cmd_compare() {
     record_ort
     gen_models
     command -v redis-benchmark >/dev/null || need_root_apt redis-server redis-tools
+    # The C and Fortran transfer rows build small programs against the C library.
+    command -v cmake >/dev/null || need_root_apt cmake
+    command -v gfortran >/dev/null || need_root_apt gfortran
     log "building (release)"
     # Two builds: `--bin compare` would filter the server package's binary out too.
-    cargo build --release -p insitu-server
+    cargo build --release -p insitu-server -p insitu-ffi
     cargo build --release -p insitu-benches --bin compare
+    python_package --release
     local out
     out="$(target_dir)/compare.json"
     INSITU_BIN="$(target_dir)/release/insitu" INSITU_PYTHON="$VENV/bin/python" "$(target_dir)/release/compare" --out "$out" "$@"

@@ -25,11 +25,20 @@ TARGETS = [
     "batching: rows/s vs raw ONNX Runtime at batch 32",
     "tail latency at 256 clients: p99 / p50",
     "cluster put+get 1 KiB, 1 client: latency vs one standalone node",
+    "node-local put+get() 16 MiB float32 (Python) vs two memory copies",
+    "node-local first use: put+get() 16 MiB float32 on a new connection (Python) vs two memory copies",
+    "node-local put+get() 1 MiB float32 (Python) vs two memory copies",
+    "node-local first use: put+get() 1 MiB float32 on a new connection (Python) vs two memory copies",
+    "node-local put+unpack 16 MiB float64 (C) vs two memory copies",
+    "node-local put+unpack 1 MiB float64 (C) vs two memory copies",
+    "node-local put+get 16 MiB float64 (Fortran) vs two memory copies",
+    "node-local put+get 1 MiB float64 (Fortran) vs two memory copies",
 ]
 SECTIONS = ["## Targets", "## put+get round trips", "## Inference in process",
             "## Through the server with redis-benchmark", "## Dynamic batching",
             "## Writes with append-only persistence", "## Tail latency",
-            "## A 3-node cluster against one node", "## KServe v2", "## Plots"]
+            "## A 3-node cluster against one node", "## KServe v2",
+            "## Node-local transfers", "## Plots"]
 PLOTS = ["latency_vs_size_1c.png", "latency_vs_size_32c.png", "throughput_vs_clients_1kib.png"]
 
 

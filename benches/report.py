@@ -28,6 +28,7 @@ PEERS = {
     "batching": ("raw ONNX Runtime batch 32 (rows/s)", "rows/s vs raw ONNX Runtime at batch 32"),
     "tail": ("redis-server SET+GET", "p99 vs redis-server's p99 (lower is better)"),
     "kserve": ("raw ONNX Runtime (Python, in process)", "latency (p50) vs raw onnxruntime called from Python at the same batch (lower is better); compare ops/s between rows of the same clients"),
+    "shm": (None, "speed vs copies of the same bytes in the same language: the copies' p50 / insitu's p50 (higher is better; 1.0x = as fast as the copies)"),
     "cluster": ("insitu standalone node", "throughput vs one standalone insitu node, same clients (the 3 nodes share this machine's 2 cores)"),
 }
 
@@ -40,6 +41,7 @@ TITLES = {
     "tail": "Tail latency: 256 concurrent clients",
     "cluster": "A 3-node cluster against one node (loopback, one machine)",
     "kserve": "KServe v2: gRPC and HTTP (tritonclient) beside RESP, in process and raw ONNX Runtime",
+    "shm": "Node-local transfers: the shared-memory heap beside memory copies",
 }
 
 
@@ -85,6 +87,8 @@ def peer_row(rows, r):
         cands = [x for x in same if x["contender"] == want and x["clients"] == r["clients"]]
     elif section in ("inference", "batching", "kserve"):
         cands = [x for x in same if x["contender"] == peer]
+    elif section == "shm":
+        cands = [x for x in same if x["contender"].startswith("memory copy")]
     else:
         cands = [x for x in same if x["contender"] == peer and x["clients"] == r["clients"]]
     return cands[0] if cands else None
@@ -98,6 +102,8 @@ def ratio(section, r, p):
         return "-"  # a rate the run could not time (null in the results)
     if section in ("inference", "kserve"):
         return f"{r['p50_us'] / p['p50_us']:.2f}x"
+    if section == "shm":
+        return f"{p['p50_us'] / r['p50_us']:.2f}x"
     if section == "tail":
         return f"{r['p99_us'] / p['p99_us']:.2f}x"
     return f"{r['ops_per_s'] / p['ops_per_s']:.2f}x"
@@ -106,7 +112,8 @@ def ratio(section, r, p):
 def tables(doc) -> list[str]:
     rows = doc["rows"]
     lines = []
-    for section in ["put_get", "inference", "redis_benchmark", "persistence", "batching", "tail", "cluster", "kserve"]:
+    for section in ["put_get", "shm", "inference", "redis_benchmark", "persistence", "batching", "tail", "cluster",
+                    "kserve"]:
         sec = [r for r in rows if r["section"] == section]
         if not sec:
             continue
@@ -136,8 +143,18 @@ def tables(doc) -> list[str]:
                       "32 clients are 32 processes on this machine's cores.", ""]
         if section == "put_get":
             lines += ["Memory-copy rows copy the tensor's bytes once; a put+get moves them twice. "
-                      "`insitu unix+shm` sends tensors of 64 KiB and more through a shared-memory "
-                      "arena and only a descriptor through the socket.", ""]
+                      "`insitu unix+shm` keeps tensors of 256 KiB and more in the server's "
+                      "shared-memory heap: a put copies once into a block the server lends, a get "
+                      "maps the stored block; only descriptors go through the socket.", ""]
+        if section == "shm":
+            lines += ["Each row: the same bytes through insitu and through plain copies in the same "
+                      "language, interleaved in one run. `put+get()` copies once in (into the block the "
+                      "server lends) and once out (into a new writable numpy array); "
+                      "`put+get(copy=False)` copies once (the get is a read-only view of the stored "
+                      "block); `first use` is the first put+get of a new connection (connecting not "
+                      "timed). C unpacks into the caller's buffer, Fortran gets into its array "
+                      "(`layout=1`, no transpose).", ""]
+            lines += [n + "\n" for n in doc.get("shm_notes", [])]
     for note in doc.get("kserve_notes", []):
         lines += [note, ""]
     return lines

@@ -110,12 +110,12 @@ def main() -> int:
                 # Check the bytes, every element, once per round.
                 assert np.array_equal(put_get(), a) and np.array_equal(put_view(), a)
             s = {k: summary(v) for k, v in lat.items()}
-            rows.append((f"put+get() {label} float32, Python, unix", s["put+get()"],
-                         "numpy copy x2", s["numpy copy x2"]))
-            rows.append((f"put+get(copy=False) {label} float32, Python, unix", s["put+get(copy=False)"],
-                         "numpy copy x1", s["numpy copy x1"]))
-            rows.append((f"first use put+get() {label} float32, Python, unix", s["first use put+get()"],
-                         "numpy copy x2", s["numpy copy x2 (first use)"]))
+            rows.append((f"put+get() {label} float32 (Python)", s["put+get()"],
+                         "memory copy x2 (numpy)", s["numpy copy x2"]))
+            rows.append((f"put+get(copy=False) {label} float32 (Python)", s["put+get(copy=False)"],
+                         "memory copy x1 (numpy)", s["numpy copy x1"]))
+            rows.append((f"first use: put+get() {label} float32 on a new connection (Python)",
+                         s["first use put+get()"], "memory copy x2 (numpy)", s["numpy copy x2 (first use)"]))
         c.close()
         if args.native:
             for lang, exe in (("C", "bench_shm_c"), ("Fortran", "bench_shm_f")):
@@ -128,8 +128,10 @@ def main() -> int:
                 # Lines: "<size label> <insitu p50> <insitu p99> <memcpy p50> <memcpy p99>"
                 for line in out.splitlines():
                     size, mib, a50, a99, b50, b99 = line.split()
-                    rows.append((f"put+unpack {size} {mib} float64, {lang}, unix", (float(a50), float(a99)),
-                                 "memcpy x2", (float(b50), float(b99))))
+                    what, peer = (("put+unpack", "memory copy x2 (memcpy)") if lang == "C"
+                                  else ("put+get", "memory copy x2 (array assignment)"))
+                    rows.append((f"{what} {size} {mib} float64 ({lang})", (float(a50), float(a99)),
+                                 peer, (float(b50), float(b99))))
     finally:
         server.stop()
 
@@ -140,9 +142,13 @@ def main() -> int:
         lines.append(f"| {name} | {a50:.1f} / {a99:.1f} | {peer} | {b50:.1f} / {b99:.1f} | {b50 / a50:.2f}x |")
     print("\n".join(lines))
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            [{"workload": r[0], "insitu_p50_us": r[1][0], "insitu_p99_us": r[1][1], "peer": r[2],
-              "peer_p50_us": r[3][0], "peer_p99_us": r[3][1]} for r in rows], indent=1))
+        # The comparison harness' row format (section "shm"): insitu and its peer per workload.
+        out = []
+        for name, (a50, a99), peer, (b50, b99) in rows:
+            for contender, p50, p99 in (("insitu unix+shm", a50, a99), (peer, b50, b99)):
+                out.append({"section": "shm", "workload": name, "contender": contender, "clients": 1,
+                            "p50_us": p50, "p99_us": p99, "ops_per_s": 1e6 / p50})
+        Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -62,8 +62,17 @@ pub unsafe extern "C" fn insitu_client_put_tensor(
     call(|| {
         let c = obj_mut(client, "client")?;
         let n = text(name, name_len, "name")?;
-        let t = tensor_from(data, data_len, dtype, dims, ndims)?;
-        Ok(c.0.put_tensor(n, &t)?)
+        // In process the store keeps the tensor: a copy. Through a socket the bytes are
+        // copied out (into the socket or a shared-memory block) before the call returns:
+        // the caller's memory is read in place.
+        if c.0.engine().is_some() {
+            let t = tensor_from(data, data_len, dtype, dims, ndims)?;
+            return Ok(c.0.put_tensor(n, &t)?);
+        }
+        let t = tensor_borrowed(data, data_len, dtype, dims, ndims)?;
+        let r = c.0.put_tensor(n, &t);
+        drop(t);
+        Ok(r?)
     })
 }
 

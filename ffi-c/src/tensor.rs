@@ -81,6 +81,46 @@ pub(crate) unsafe fn tensor_from(
     Ok(Tensor::new(dt, dims, bytes::Bytes::copy_from_slice(bytes))?)
 }
 
+/// A tensor viewing caller memory without a copy, for a call that does not keep it (a
+/// put over a socket copies the bytes out before it returns).
+///
+/// # Safety
+/// `data` must stay valid and unchanged until the tensor and every clone of it are
+/// dropped, which the caller guarantees by dropping them before it returns.
+pub(crate) unsafe fn tensor_borrowed(
+    data: *const c_void,
+    data_len: usize,
+    dt: insitu_dtype,
+    dims: *const usize,
+    ndims: usize,
+) -> Result<Tensor, Fail> {
+    let dt = dtype(dt)?;
+    let dims = slice(dims, ndims, "dims")?;
+    let bytes = slice(data.cast::<u8>(), data_len, "data")?;
+    let view = Borrowed {
+        ptr: bytes.as_ptr(),
+        len: bytes.len(),
+    };
+    Ok(Tensor::new(dt, dims, bytes::Bytes::from_owner(view))?)
+}
+
+/// Caller memory seen for the length of one call.
+struct Borrowed {
+    ptr: *const u8,
+    len: usize,
+}
+
+// Safety: the memory is only read, within the call that made the view.
+unsafe impl Send for Borrowed {}
+unsafe impl Sync for Borrowed {}
+
+impl AsRef<[u8]> for Borrowed {
+    fn as_ref(&self) -> &[u8] {
+        // Safety: see `tensor_borrowed`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
 // ----- tensors -----
 
 /// A library-owned tensor from caller memory (for insitu_client_infer inputs).

@@ -987,6 +987,125 @@ fn kserve(out: &mut Out, models: &std::path::Path, quick: bool) -> Vec<String> {
     Vec::new()
 }
 
+/// Node-local transfer rows: benches/python/bench_shm.py (the Python package over the
+/// Unix socket next to numpy copies; C and Fortran put + unpack next to two memcpys,
+/// built by benches/fortran/build_shm.sh when cmake and gfortran are there), run with
+/// INSITU_PYTHON; its rows join this run's. Returns notes for the report.
+fn node_local(out: &mut Out, quick: bool) -> Vec<String> {
+    let (Ok(python), Ok(bin)) = (std::env::var("INSITU_PYTHON"), std::env::var("INSITU_BIN"))
+    else {
+        return vec![
+            "No node-local transfer rows: set INSITU_PYTHON and INSITU_BIN (./dev.sh compare does).".into(),
+        ];
+    };
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut notes = Vec::new();
+    // The C library sits next to the insitu binary (one target directory).
+    let lib = std::path::Path::new(&bin)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let native = std::env::temp_dir().join(format!("insitu-bench-shm-{}", std::process::id()));
+    let built = Command::new("bash")
+        .arg(here.join("fortran/build_shm.sh"))
+        .arg(&lib)
+        .arg(&native)
+        .status();
+    if !matches!(built, Ok(s) if s.success()) {
+        notes.push(format!(
+            "No C and Fortran transfer rows: benches/fortran/build_shm.sh failed ({built:?}); it needs cmake, gfortran and libinsitu in {}.",
+            lib.display()
+        ));
+    }
+    let script = here.join("python/bench_shm.py");
+    let json_out = native.join("shm.json");
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script)
+        .arg("--json")
+        .arg(&json_out)
+        .arg("--native")
+        .arg(&native);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let status = cmd.status();
+    let rows: Vec<Value> = match status {
+        Ok(s) if s.success() => std::fs::read_to_string(&json_out)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
+        other => {
+            notes.push(format!(
+                "No node-local transfer rows: {} failed ({other:?})",
+                script.display()
+            ));
+            Vec::new()
+        }
+    };
+    let _ = std::fs::remove_dir_all(&native);
+    out.rows.extend(rows);
+    for (workload, peer, goal) in [
+        (
+            "put+get() 16 MiB float32 (Python)",
+            "memory copy x2 (numpy)",
+            0.8,
+        ),
+        (
+            "first use: put+get() 16 MiB float32 on a new connection (Python)",
+            "memory copy x2 (numpy)",
+            0.8,
+        ),
+        (
+            "put+get() 1 MiB float32 (Python)",
+            "memory copy x2 (numpy)",
+            0.5,
+        ),
+        (
+            "first use: put+get() 1 MiB float32 on a new connection (Python)",
+            "memory copy x2 (numpy)",
+            0.5,
+        ),
+        (
+            "put+unpack 16 MiB float64 (C)",
+            "memory copy x2 (memcpy)",
+            0.8,
+        ),
+        (
+            "put+unpack 1 MiB float64 (C)",
+            "memory copy x2 (memcpy)",
+            0.5,
+        ),
+        (
+            "put+get 16 MiB float64 (Fortran)",
+            "memory copy x2 (array assignment)",
+            0.8,
+        ),
+        (
+            "put+get 1 MiB float64 (Fortran)",
+            "memory copy x2 (array assignment)",
+            0.5,
+        ),
+    ] {
+        let p50 = |c: &str| {
+            out.rows
+                .iter()
+                .find(|r| r["section"] == "shm" && r["workload"] == workload && r["contender"] == c)
+                .and_then(|r| r["p50_us"].as_f64())
+        };
+        if let (Some(a), Some(b)) = (p50("insitu unix+shm"), p50(peer)) {
+            let r = b / a;
+            out.target(
+                &format!("node-local {workload} vs two memory copies"),
+                r,
+                &format!(">= {goal}x"),
+                r >= goal,
+                format!("{a:.0} us vs {b:.0} us ({peer})"),
+            );
+        }
+    }
+    notes
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -1032,6 +1151,17 @@ fn main() {
             for note in kserve(&mut out, &models, quick) {
                 println!("{note}");
             }
+            return;
+        }
+        Some("shm") => {
+            for note in node_local(&mut out, quick) {
+                println!("{note}");
+            }
+            let doc = json!({ "quick": quick, "rows": out.rows, "targets": out.targets });
+            let _ = std::fs::write(
+                &out_path,
+                serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            );
             return;
         }
         Some("cluster") => {
@@ -1149,6 +1279,7 @@ fn main() {
 
     let cluster_notes = cluster(&mut out, &models, dur);
     let kserve_notes = kserve(&mut out, &models, quick);
+    let shm_notes = node_local(&mut out, quick);
     let machine = machine();
     let doc = json!({
         "quick": quick,
@@ -1160,6 +1291,7 @@ fn main() {
         "targets": out.targets,
         "cluster_notes": cluster_notes,
         "kserve_notes": kserve_notes,
+        "shm_notes": shm_notes,
     });
     let mut f = std::fs::File::create(&out_path).expect("create output");
     f.write_all(serde_json::to_string_pretty(&doc).expect("json").as_bytes())
