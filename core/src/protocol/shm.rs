@@ -218,7 +218,7 @@ impl<O> AsRef<[u8]> for View<O> {
 pub fn class_of(len: usize) -> usize {
     let len = len.max(SHM_MIN);
     let p = len.checked_next_power_of_two().unwrap_or(len);
-    let step = (p / 4).max(64 << 10);
+    let step = (p / 8).max(64 << 10);
     len.div_ceil(step).saturating_mul(step)
 }
 
@@ -955,4 +955,172 @@ pub fn recv_with_fds(
 /// The raw descriptor of anything that has one.
 pub fn raw(fd: &impl AsRawFd) -> RawFd {
     fd.as_raw_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(fd: &OwnedFd) -> File {
+        File::from(fd.try_clone().unwrap())
+    }
+
+    #[test]
+    fn size_classes_waste_at_most_a_quarter() {
+        assert_eq!(class_of(1), SHM_MIN);
+        assert_eq!(class_of(SHM_MIN), SHM_MIN);
+        assert_eq!(class_of(1 << 20), 1 << 20);
+        assert_eq!(class_of((1 << 20) + 1), (1 << 20) + (256 << 10));
+        assert_eq!(class_of(3 << 20), 3 << 20);
+        assert_eq!(class_of(16 << 20), 16 << 20);
+        for len in [300_000usize, 5_000_000, 17 << 20, 100_000_000] {
+            let c = class_of(len);
+            assert!(c >= len && c - len <= len / 4 + (64 << 10), "{len} -> {c}");
+        }
+    }
+
+    #[test]
+    fn a_put_writes_once_and_the_block_comes_back_to_its_process() {
+        let heap = Heap::new(0);
+        let mut conn = ShmConn::new(&heap, None);
+        let loan = conn.lend(300_000, 0).unwrap();
+        assert_eq!(loan.cap, class_of(300_000));
+        let fd = conn.fds_out.pop().unwrap();
+        // The client maps the descriptor read-write and writes the tensor once.
+        let client = Mapping::map(&file_of(&fd), loan.cap, true).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        client.write(&data).unwrap();
+        let value = conn.take(loan.block, data.len()).unwrap();
+        assert_eq!(value.as_ref(), &data[..]);
+        assert_eq!(heap.stats().blocks, 1);
+        assert_eq!(heap.stats().idle_bytes, 0);
+        // Not lent twice, and the length must fit.
+        assert_eq!(
+            conn.take(loan.block, 4).unwrap_err().text(),
+            format!(
+                "ERR shared memory block {} is not lent to this connection",
+                loan.block
+            )
+        );
+        // A get of the stored value shares the same block (the writer's own process:
+        // read-write) and holds it.
+        let shared = conn.share(&value, 0).unwrap().unwrap();
+        assert_eq!(
+            (shared.block, shared.offset, shared.len, shared.writable),
+            (loan.block, 0, data.len(), true)
+        );
+        assert_eq!(heap.stats().holds, 1);
+        drop(value); // the store lets go (a delete): the hold keeps the block
+        assert_eq!(heap.stats().idle_bytes, 0);
+        assert_eq!(conn.release([shared.hold, shared.hold]), 1);
+        assert_eq!(heap.stats().holds, 0);
+        // Freed: back to the connection's process for its next put, same block.
+        assert_eq!(heap.stats().idle_bytes, loan.cap);
+        let again = conn.lend(290_000, 0).unwrap();
+        assert_eq!(again.block, loan.block);
+        assert_eq!(conn.give_back([again.block, 999]), 1);
+        drop(conn);
+        // The connection's process is unknown: its blocks go with it.
+        assert_eq!(heap.stats().blocks, 0);
+    }
+
+    #[test]
+    fn other_processes_read_through_a_read_only_descriptor_of_that_block_alone() {
+        let heap = Heap::new(0);
+        let mut writer = ShmConn::new(&heap, None);
+        let mut reader = ShmConn::new(&heap, None);
+        let loan = writer.lend(SHM_MIN, 0).unwrap();
+        let wfd = writer.fds_out.pop().unwrap();
+        Mapping::map(&file_of(&wfd), loan.cap, true)
+            .unwrap()
+            .write(b"hello")
+            .unwrap();
+        let value = writer.take(loan.block, SHM_MIN).unwrap();
+        let shared = reader.share(&value, 0).unwrap().unwrap();
+        assert!(!shared.writable);
+        let rfd = reader.fds_out.pop().unwrap();
+        let f = file_of(&rfd);
+        assert_eq!(f.metadata().unwrap().len(), loan.cap as u64);
+        let flags = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert_eq!(
+            nix::fcntl::OFlag::from_bits_truncate(flags) & nix::fcntl::OFlag::O_ACCMODE,
+            nix::fcntl::OFlag::O_RDONLY
+        );
+        assert!(Mapping::map(&f, loan.cap, true).is_err(), "not writable");
+        let ro = Arc::new(Mapping::map(&f, loan.cap, false).unwrap());
+        assert!(ro.write(b"x").is_err());
+        assert_eq!(&ro.view(0, 5, ()).unwrap()[..], b"hello");
+        // Holds and loans are per connection.
+        assert_eq!(writer.release([shared.hold]), 0);
+        assert!(reader.take(loan.block, 1).is_err());
+        // Bytes that are not in a block are copied into one of the reader's own.
+        let plain = Bytes::from(vec![7u8; SHM_MIN]);
+        let copy = reader.share(&plain, 0).unwrap().unwrap();
+        assert!(copy.writable);
+        assert_ne!(copy.block, loan.block);
+        let cfd = reader.fds_out.pop().unwrap();
+        let m = Arc::new(Mapping::map(&file_of(&cfd), SHM_MIN, false).unwrap());
+        assert_eq!(&m.view(0, SHM_MIN, ()).unwrap()[..], &plain[..]);
+        assert!(m.view(1, SHM_MIN, ()).is_err(), "a range past the block");
+    }
+
+    #[test]
+    fn a_process_keeps_its_free_blocks_across_connections() {
+        let heap = Heap::new(1 << 30);
+        let me = Some(std::process::id());
+        let mut a = ShmConn::new(&heap, me);
+        let loan = a.lend(SHM_MIN, 0).unwrap();
+        drop(a); // the loan comes back to the process's free blocks
+        let mut b = ShmConn::new(&heap, me);
+        assert_eq!(b.lend(SHM_MIN, 0).unwrap().block, loan.block);
+        assert_eq!(b.fds_out.len(), 1, "its descriptor comes again");
+        drop(b);
+        // A process that is gone (or away too long) loses its free blocks.
+        heap.owners
+            .lock()
+            .values()
+            .for_each(|o| *o.idle_since.lock() = Some(std::time::Instant::now() - 2 * OWNER_GRACE));
+        heap.sweep();
+        assert!(heap.owners.lock().is_empty());
+    }
+
+    #[test]
+    fn maxmemory_bounds_the_heap() {
+        let heap = Heap::new(0);
+        heap.set_limits(SHM_MIN * 2, 0);
+        let mut c = ShmConn::new(&heap, None);
+        c.lend(SHM_MIN, 0).unwrap();
+        assert_eq!(
+            c.lend(SHM_MIN, SHM_MIN).unwrap_err().text(),
+            "OOM command not allowed when used memory > 'maxmemory'."
+        );
+        for _ in 1..MAX_LENT {
+            heap.set_limits(0, 0);
+            c.lend(SHM_MIN, 0).unwrap();
+        }
+        assert_eq!(
+            c.lend(SHM_MIN, 0).unwrap_err().text(),
+            format!(
+                "ERR too many shared memory blocks lent to this connection (at most {MAX_LENT})"
+            )
+        );
+    }
+
+    #[test]
+    fn descriptors_travel_with_the_bytes() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let heap = Heap::new(0);
+        let mut c = ShmConn::new(&heap, None);
+        c.lend(SHM_MIN, 0).unwrap();
+        let fd = c.fds_out.pop().unwrap();
+        let n = send_with_fds(raw(&a), &[IoSlice::new(b"cmd")], &[raw(&fd)]).unwrap();
+        assert_eq!(n, 3);
+        let mut buf = [0u8; 16];
+        let mut fds = VecDeque::new();
+        let n = recv_with_fds(raw(&b), &mut buf, &mut fds).unwrap();
+        assert_eq!(&buf[..n], b"cmd");
+        assert_eq!(fds.len(), 1);
+        let got = file_of(&fds.pop_front().unwrap());
+        assert_eq!(got.metadata().unwrap().len(), SHM_MIN as u64);
+    }
 }
