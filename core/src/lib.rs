@@ -24,7 +24,7 @@ pub mod error;
 
 pub mod sys;
 
-// RESP frames and parsers, peer limits, the shared-memory arena.
+// RESP frames and parsers, peer limits, the shared-memory heap.
 pub mod protocol;
 
 // Values: tensors, datasets, the Fortran/C layout transpose.

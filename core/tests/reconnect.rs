@@ -1,5 +1,5 @@
-//! A client whose server restarts: it reconnects, restores its session (AUTH, the
-//! shared-memory arena) and sends idempotent commands again within its budget; commands
+//! A client whose server restarts: it reconnects, restores its session (AUTH, shared
+//! memory) and sends idempotent commands again within its budget; commands
 //! that must not run twice fail with an error saying so; an exhausted budget gives an
 //! error naming it; a client started before its server waits for it.
 
@@ -116,7 +116,7 @@ fn idempotent_commands_ride_out_a_restart_on_both_transports() {
         c.put_tensor("before", &tensor(4, 1)).expect("put");
         // The server goes away and comes back (empty) 300 ms later: the put waits for
         // it, on a new connection that authenticates again and, on the Unix socket,
-        // hands over the same shared-memory arena holding the 1 MiB tensor.
+        // puts the 1 MiB tensor into a block the new server lends.
         let big = tensor(1 << 18, 7 + i as u32);
         let h = srv.restart_after(Duration::from_millis(300));
         c.put_tensor("big", &big)

@@ -243,7 +243,7 @@ fn strings_tensor(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Tensor> {
 }
 
 /// A tensor's bytes exposed to Python through the buffer protocol: read-only while they
-/// may be shared (with the store, the shared-memory arena), writable when they are this
+/// may be shared (with the store, a shared-memory block), writable when they are this
 /// object's alone.
 #[pyclass(frozen, module = "insitu._native")]
 pub struct TensorBuffer {

@@ -295,12 +295,12 @@ def test_a_client_reaches_only_what_it_was_given(serve):
         reply = r.call("AI.TENSORGET", "iso", "META", "SHM")
         assert reply[:4] == [b"dtype", b"FLOAT", b"shape", [1 << 18]]
         assert reply[4] == b"shm"
-        block, offset, n, hold, writable = reply[5]
-        assert (offset, n, writable) == (0, MIB, 0)
+        block, offset, n, hold, writable, dev, ino, sent = reply[5]
+        assert (offset, n, writable, sent) == (0, MIB, 0, 1)
         assert len(r.fds) == 1
         fd = r.fds[0]
         # A read-only descriptor of that block alone.
-        assert os.fstat(fd).st_size == MIB
+        assert (os.fstat(fd).st_size, os.fstat(fd).st_dev, os.fstat(fd).st_ino) == (MIB, dev, ino)
         import fcntl
         assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
         with pytest.raises(PermissionError):
@@ -310,13 +310,23 @@ def test_a_client_reaches_only_what_it_was_given(serve):
         m = mmap.mmap(fd, MIB, mmap.MAP_SHARED, mmap.PROT_READ)
         assert np.array_equal(np.frombuffer(m, np.float32), data)
         m.close()
+        # The connection has the descriptor: the next reference comes without one, and
+        # it can be asked for again (read-only still).
+        again = r.call("AI.TENSORGET", "iso", "META", "SHM")[5]
+        assert again[0] == block and again[3] != hold and again[7] == 0 and len(r.fds) == 1
+        assert r.call("INSITU.SHM", "FD", block) == [0, dev, ino]
+        assert len(r.fds) == 2
+        assert fcntl.fcntl(r.fds[1], fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        assert r.call("INSITU.SHM", "RELEASE", again[3]) == 1
         # Blocks and holds are looked up among this connection's own.
         other = Raw(str(serve.sock))
         try:
             assert other.call("INSITU.SHM") == "OK"
             assert other.call("INSITU.SHM", "RELEASE", hold) == 0
             lent = other.call("INSITU.SHM", "ALLOC", MIB)
-            assert lent[1] == MIB and len(other.fds) == 1
+            assert lent[1] == MIB and lent[4] == 1 and len(other.fds) == 1
+            err = r.call("INSITU.SHM", "FD", lent[0])
+            assert str(err) == f"ERR shared memory block {lent[0]} is neither lent to nor held by this connection"
             err = r.call("AI.TENSORSET", "x", "FLOAT", 4, "SHM", lent[0], 16)
             assert str(err) == f"ERR shared memory block {lent[0]} is not lent to this connection"
             err = r.call("AI.TENSORSET", "x", "FLOAT", 4, "SHM", block, 16)

@@ -11,6 +11,7 @@ use crate::cmd::Reply;
 use crate::engine::{Engine, Run, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::Frame;
+use std::os::fd::OwnedFd;
 
 /// An engine in this process, reached without a socket.
 pub(crate) struct Inproc {
@@ -188,13 +189,43 @@ impl Conn {
     pub(crate) fn take_loan(&mut self, reply: &Frame) -> Result<u64> {
         let r = self.remote()?;
         let items = ints(reply, "INSITU.SHM ALLOC")?;
-        let [block, _cap] = items.as_slice() else {
+        let [block, _cap, dev, ino, fd] = items.as_slice() else {
             return Err(bad_reply("INSITU.SHM ALLOC"));
         };
         let block = *block as u64;
-        let fd = r.next_fd()?;
-        r.lent.insert(block, fd);
+        let fd = if *fd == 1 { Some(r.next_fd()?) } else { None };
+        let key = (*dev as u64, *ino as u64);
+        r.lent.insert(block, super::remote::LentBlock { key, fd });
         Ok(block)
+    }
+
+    /// The mapping of `block` (file `key`): from the descriptor that came, from this
+    /// process's mappings, or — when it mapped the block once but no longer does — from
+    /// its descriptor asked for again (a round trip).
+    fn block_mapping(
+        &mut self,
+        block: u64,
+        key: (u64, u64),
+        fd: Option<OwnedFd>,
+        len: usize,
+        writable: bool,
+    ) -> Result<Arc<crate::protocol::shm::Mapping>> {
+        if let Some(fd) = fd {
+            return super::mappings::map(fd, len, writable);
+        }
+        if let Some(m) = super::mappings::lookup(key, len, writable) {
+            return Ok(m);
+        }
+        let reply = self.call(Cmd::new("INSITU.SHM").with("FD").with(block))?;
+        let items = ints(&reply, "INSITU.SHM FD")?;
+        let [w, _, _] = items.as_slice() else {
+            return Err(bad_reply("INSITU.SHM FD"));
+        };
+        if writable && *w != 1 {
+            return Err(bad_reply("INSITU.SHM FD"));
+        }
+        let fd = self.remote()?.last_fd()?;
+        super::mappings::map(fd, len, writable)
     }
 
     /// Whether a put of `len` bytes should have the next put's block lent ahead: from
@@ -226,31 +257,33 @@ impl Conn {
 
     /// Write `data` at the start of lent block `block`.
     pub(crate) fn shm_write(&mut self, block: u64, data: &[u8]) -> Result<()> {
-        let fd =
+        let lent =
             self.remote()?.lent.remove(&block).ok_or_else(|| {
                 Error::err(ErrorCode::Protocol, "shared memory: a block not lent")
             })?;
-        super::mappings::map(fd, data.len(), true)?.write(data)
+        self.block_mapping(block, lent.key, lent.fd, data.len(), true)?
+            .write(data)
     }
 
-    /// The bytes a get's `"shm", [block, offset, nbytes, hold, writable]` names (the
-    /// block's descriptor came with the reply), viewed in place; the hold is released
-    /// when the last view is dropped.
+    /// The bytes a get's `"shm", [block, offset, nbytes, hold, writable, dev, ino, fd]`
+    /// names, viewed in place; the hold is released when the last view is dropped.
     pub(crate) fn shm_view(&mut self, spec: &Frame) -> Result<Bytes> {
         let r = self.remote()?;
         let items = ints(spec, "AI.TENSORGET")?;
-        let [_block, offset, len, hold, writable] = items.as_slice() else {
+        let [block, offset, len, hold, writable, dev, ino, fd] = items.as_slice() else {
             return Err(bad_reply("AI.TENSORGET"));
         };
         let release = super::remote::Release {
             hold: *hold as u64,
             to: r.released.clone(),
         };
+        let fd = if *fd == 1 { Some(r.next_fd()?) } else { None };
         let (offset, len) = (as_usize(*offset)?, as_usize(*len)?);
         let end = offset
             .checked_add(len)
             .ok_or_else(|| bad_reply("AI.TENSORGET"))?;
-        let map = super::mappings::map(r.next_fd()?, end, *writable == 1)?;
+        let key = (*dev as u64, *ino as u64);
+        let map = self.block_mapping(*block as u64, key, fd, end, *writable == 1)?;
         map.view(offset, len, release)
     }
 

@@ -73,6 +73,21 @@ pub(crate) fn map(fd: OwnedFd, len: usize, writable: bool) -> Result<Arc<Mapping
     Ok(map)
 }
 
+/// This process's mapping of the file `key`, when it has one of at least `len` bytes
+/// (writable when asked).
+pub(crate) fn lookup(key: (u64, u64), len: usize, writable: bool) -> Option<Arc<Mapping>> {
+    let mut c = CACHE.lock();
+    c.uses += 1;
+    let now = c.uses;
+    let e = c.maps.get_mut(&key)?;
+    if (e.writable || !writable) && e.map.len() >= len {
+        e.used = now;
+        Some(e.map.clone())
+    } else {
+        None
+    }
+}
+
 /// Forget the least recently used mappings beyond the bounds (those still viewed stay
 /// mapped through their views).
 fn trim(c: &mut Cache) {

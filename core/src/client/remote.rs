@@ -281,7 +281,7 @@ pub(crate) struct Remote {
     pub(crate) shm: bool,
     /// Blocks lent to this connection, not yet written: their descriptors (mapped, or
     /// found in the process's mappings, when a put uses them).
-    pub(super) lent: HashMap<u64, OwnedFd>,
+    pub(super) lent: HashMap<u64, LentBlock>,
     /// Spare blocks lent ahead of the next puts: (size class, block), at most
     /// [`MAX_SPARES`], newest last.
     pub(super) spares: Vec<(usize, u64)>,
@@ -296,6 +296,13 @@ pub(crate) struct Remote {
     pub(super) released: Arc<Mutex<Vec<u64>>>,
     /// Replies still to come for releases sent ahead of commands (read and dropped).
     skip: usize,
+}
+
+/// A block lent to this connection: its file's identity, and its descriptor when it
+/// came with the loan.
+pub(super) struct LentBlock {
+    pub(super) key: (u64, u64),
+    pub(super) fd: Option<OwnedFd>,
 }
 
 /// Most spare blocks a connection keeps lent (one per size class in use).
@@ -558,6 +565,17 @@ impl Remote {
             crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
         }
         Ok(())
+    }
+
+    /// The descriptor the last reply brought (`INSITU.SHM FD`: every earlier reply's
+    /// descriptors arrived before it).
+    pub(super) fn last_fd(&mut self) -> Result<OwnedFd> {
+        self.fds.pop_back().ok_or_else(|| {
+            Error::err(
+                ErrorCode::Protocol,
+                "shared memory: the reply's descriptor did not arrive",
+            )
+        })
     }
 
     /// The next descriptor that came with the replies.

@@ -159,8 +159,8 @@ fn ints(v: impl IntoIterator<Item = u64>) -> Vec<Frame> {
 
 /// `INSITU.SHM` (capability check), `INSITU.SHM ALLOC nbytes` (lend a block for a put;
 /// its descriptor comes with the reply when new to the client), `INSITU.SHM RELEASE
-/// hold...` (the client dropped its views) and `INSITU.SHM RETURN block...` (lent blocks
-/// it will not use). See [`crate::protocol::shm`].
+/// hold...` (the client dropped its views), `INSITU.SHM RETURN block...` (lent blocks
+/// it will not use) and `INSITU.SHM FD block` (a block's descriptor again). See [`crate::protocol::shm`].
 pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 0)?;
     need_unix(session)?;
@@ -178,7 +178,13 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
         }
         let used = engine.store().used_memory();
         let loan = shm_conn(engine, session)?.lend(len, used)?;
-        return Ok(Frame::Array(ints([loan.block, loan.cap as u64])));
+        return Ok(Frame::Array(ints([
+            loan.block,
+            loan.cap as u64,
+            loan.key.0,
+            loan.key.1,
+            u64::from(loan.fd),
+        ])));
     }
     if sub.eq_ignore_ascii_case(b"RELEASE") && args.len() >= 3 {
         let holds = args[2..]
@@ -187,6 +193,11 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
             .collect::<Result<Vec<_>>>()?;
         let n = shm_conn(engine, session)?.release(holds);
         return Ok(Frame::Integer(n as i64));
+    }
+    if sub.eq_ignore_ascii_case(b"FD") && args.len() == 3 {
+        let block = u64_arg(&args[2], "shared memory block")?;
+        let (writable, key) = shm_conn(engine, session)?.resend(block)?;
+        return Ok(Frame::Array(ints([u64::from(writable), key.0, key.1])));
     }
     if sub.eq_ignore_ascii_case(b"RETURN") && args.len() >= 3 {
         let blocks = args[2..]
@@ -445,6 +456,9 @@ pub(super) fn tensorget(engine: &Engine, session: &mut Session, args: &[Bytes]) 
                         sh.len as u64,
                         sh.hold,
                         u64::from(sh.writable),
+                        sh.key.0,
+                        sh.key.1,
+                        u64::from(sh.fd),
                     ])));
                 }
                 return Ok(f);

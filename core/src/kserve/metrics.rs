@@ -144,11 +144,18 @@ fn gather(k: &Kserve) -> prometheus::Result<Registry> {
         "Bytes written to RESP client sockets",
         st.net_output_bytes.load(Ordering::Relaxed),
     )?;
+    let heap = e.heap().stats();
     gauge(
         &r,
-        "insitu_shm_arena_bytes",
-        "Bytes of shared-memory arenas mapped for RESP clients on the Unix socket",
-        crate::protocol::shm::mapped_bytes() as i64,
+        "insitu_shm_heap_bytes",
+        "Bytes of the shared-memory heap's blocks (RESP clients on the Unix socket)",
+        heap.bytes as i64,
+    )?;
+    gauge(
+        &r,
+        "insitu_shm_heap_holds",
+        "Views of shared-memory blocks readers hold",
+        heap.holds as i64,
     )?;
     gauge(
         &r,

@@ -27,20 +27,24 @@
 //!
 //! Protocol extension (plain RESP clients never see it):
 //! - `INSITU.SHM` → `+OK` on a Unix socket connection of a server that supports it.
-//! - `INSITU.SHM ALLOC nbytes` → `[block, capacity]`, the block's read-write descriptor
-//!   attached: a block of at least `nbytes` lent to this connection for a put.
+//! - `INSITU.SHM ALLOC nbytes` → `[block, capacity, dev, ino, fd]`: a block of at least
+//!   `nbytes` lent to this connection for a put; `dev, ino` name its memory file, `fd` is
+//!   1 when its read-write descriptor comes with the reply (the first time this
+//!   connection sees the block), else the client maps it already.
 //! - `AI.TENSORSET key TYPE d1..dn SHM block nbytes`: the tensor's bytes are at the start
 //!   of the lent block, which becomes the stored value.
 //! - `AI.TENSORGET key META SHM` → like `META BLOB`, except that a tensor of at least
-//!   [`SHM_MIN`] bytes comes as `"shm", [block, offset, nbytes, hold, writable]` with the
-//!   block's descriptor attached: read-write (`writable` 1) for a block of the reader's
-//!   own process, else read-only. The bytes stay as they are until the client releases
-//!   the hold.
+//!   [`SHM_MIN`] bytes comes as `"shm", [block, offset, nbytes, hold, writable, dev, ino,
+//!   fd]`: the block's descriptor (read-write, `writable` 1, for a block of the reader's
+//!   own process, else read-only) comes with the reply when `fd` is 1. The bytes stay as
+//!   they are until the client releases the hold.
+//! - `INSITU.SHM FD block` → `[writable, dev, ino]` with the descriptor of a block lent to
+//!   or held by this connection, again: the client keeps a bounded cache of mappings and
+//!   asks when a reference names a block it no longer maps.
 //!
-//! Every block reference carries its descriptor (a few microseconds): the client needs
-//! no bookkeeping shared with the server, and keeps its mappings in a cache of its own,
-//! keyed by the file's identity (device and inode, which a live mapping keeps from being
-//! reused), so a block it has mapped is not mapped again.
+//! A client keeps its mappings in one cache per process, keyed by the file's identity
+//! (a live mapping keeps its inode from being reused), so a block is mapped once
+//! whichever connection names it.
 //! - `INSITU.SHM RELEASE hold...` → the number released. A client sends it (pipelined
 //!   with its next command) when it has dropped its views; holds of a closed connection
 //!   are released with it.
@@ -82,15 +86,6 @@ fn shm_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::err(ErrorCode::Io, format!("shared memory: {what}: {e}"))
 }
 
-/// Bytes of shared memory this process has mapped now.
-static MAPPED: AtomicUsize = AtomicUsize::new(0);
-
-/// Bytes of shared memory mapped by this process now (a server: its heap; a client: the
-/// blocks it maps).
-pub fn mapped_bytes() -> usize {
-    MAPPED.load(Ordering::Relaxed)
-}
-
 /// A shared mapping of a memory file, unmapped when dropped.
 pub struct Mapping {
     map: memmap2::MmapRaw,
@@ -100,12 +95,6 @@ pub struct Mapping {
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Mapping({} bytes)", self.map.len())
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        MAPPED.fetch_sub(self.map.len(), Ordering::Relaxed);
     }
 }
 
@@ -132,7 +121,6 @@ impl Mapping {
             o.map_raw_read_only(f)
         }
         .map_err(|e| shm_err("mmap", e))?;
-        MAPPED.fetch_add(len, Ordering::Relaxed);
         Ok(Mapping { map, writable })
     }
 
@@ -225,6 +213,8 @@ pub fn class_of(len: usize) -> usize {
 /// A block's memory: its file and the server's mapping.
 struct BlockMem {
     id: u64,
+    /// The file's identity (device, inode): a client's key for its mapping.
+    key: (u64, u64),
     file: File,
     /// A read-only open of the file, made when another process first reads the block.
     read_only: std::sync::OnceLock<File>,
@@ -363,11 +353,17 @@ impl Heap {
         nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_ADD_SEALS(seals))
             .map_err(|e| shm_err("seal", e))?;
         let map = Arc::new(Mapping::map(&file, cap, true)?);
+        let key = {
+            use std::os::unix::fs::MetadataExt;
+            let m = file.metadata().map_err(|e| shm_err("fstat", e))?;
+            (m.dev(), m.ino())
+        };
         self.blocks.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(cap, Ordering::Relaxed);
         self.idle.fetch_add(cap, Ordering::Relaxed);
         Ok(BlockMem {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            key,
             file,
             read_only: std::sync::OnceLock::new(),
             map,
@@ -674,24 +670,41 @@ pub struct Shared {
     pub hold: u64,
     /// Whether the descriptor is read-write (a block of the reader's own process).
     pub writable: bool,
+    /// The block's file (device, inode): the client's key for its mapping.
+    pub key: (u64, u64),
+    /// Whether its descriptor comes with the reply (the first reference on this
+    /// connection).
+    pub fd: bool,
 }
 
-/// A block lent for a put (its read-write descriptor goes with the reply).
+/// A block lent for a put (its read-write descriptor goes with the reply the first time
+/// this connection sees the block).
 #[derive(Debug)]
 pub struct Loan {
     /// The block.
     pub block: u64,
     /// Its size.
     pub cap: usize,
+    /// The block's file (device, inode).
+    pub key: (u64, u64),
+    /// Whether its descriptor comes with the reply.
+    pub fd: bool,
 }
+
+/// Most blocks a connection remembers sending descriptors of (beyond, it forgets them
+/// all: the next references carry their descriptors again).
+const MAX_KNOWN: usize = 4096;
 
 /// One connection's use of the heap: blocks lent to it, holds it keeps, descriptors to
 /// send with its next replies.
 pub struct ShmConn {
     heap: Arc<Heap>,
     owner: Arc<Owner>,
+    /// Blocks whose descriptor went to this connection's client.
+    sent: std::collections::HashSet<u64>,
     lent: HashMap<u64, BlockMem>,
-    holds: HashMap<u64, (Bytes, Held)>,
+    /// Holds: the bytes held, their count, the block they lie in.
+    holds: HashMap<u64, (Bytes, Held, u64)>,
     next_hold: u64,
     /// Descriptors to send with the replies written so far, in order.
     pub fds_out: Vec<OwnedFd>,
@@ -724,6 +737,7 @@ impl ShmConn {
         ShmConn {
             heap: heap.clone(),
             owner: heap.join(pid),
+            sent: std::collections::HashSet::new(),
             lent: HashMap::new(),
             holds: HashMap::new(),
             next_hold: 1,
@@ -735,17 +749,32 @@ impl ShmConn {
         &self.heap
     }
 
-    fn room_for_fd(&self) -> Result<()> {
+    /// Queue a descriptor of `b` for the client unless this connection sent one before
+    /// (`always`: send it anyway); read-write for a block of the client's own process,
+    /// else read-only. Whether one was queued.
+    fn send_fd(&mut self, b: &BlockMem, mine: bool, always: bool) -> Result<bool> {
+        if !always && self.sent.contains(&b.id) {
+            return Ok(false);
+        }
         if self.fds_out.len() >= MAX_PENDING_FDS {
             return Err(Error::limit("too many shared memory blocks in flight"));
         }
-        Ok(())
+        let f = if mine {
+            b.file.try_clone().map_err(|e| shm_err("dup", e))?
+        } else {
+            read_only(b)?
+        };
+        self.fds_out.push(OwnedFd::from(f));
+        if self.sent.len() >= MAX_KNOWN {
+            self.sent.clear();
+        }
+        self.sent.insert(b.id);
+        Ok(true)
     }
 
     /// A block of the owner for `len` bytes: a free one of its class, else a fresh one;
-    /// its read-write descriptor queued in `fds_out`.
-    fn block_for(&mut self, len: usize, used: usize) -> Result<BlockMem> {
-        self.room_for_fd()?;
+    /// whether its descriptor was queued in `fds_out`.
+    fn block_for(&mut self, len: usize, used: usize) -> Result<(BlockMem, bool)> {
         let cap = class_of(len);
         let mine = {
             let mut free = self.owner.free.lock();
@@ -757,16 +786,43 @@ impl ShmConn {
             Some(b) => b,
             None => self.heap().fresh(cap, used)?,
         };
-        match b.file.try_clone() {
-            Ok(f) => {
-                self.fds_out.push(OwnedFd::from(f));
-                Ok(b)
-            }
+        match self.send_fd(&b, true, false) {
+            Ok(fd) => Ok((b, fd)),
             Err(e) => {
                 self.owner.give_back(b);
-                Err(shm_err("dup", e))
+                Err(e)
             }
         }
+    }
+
+    /// `INSITU.SHM FD block`: the descriptor of a block lent to this connection or held
+    /// by it, again (the client no longer maps it). Returns whether it is read-write and
+    /// the file's identity.
+    ///
+    /// # Errors
+    /// A block neither lent to nor held by this connection.
+    pub fn resend(&mut self, id: u64) -> Result<(bool, (u64, u64))> {
+        let missing = || {
+            Error::bad_input(format!(
+                "shared memory block {id} is neither lent to nor held by this connection"
+            ))
+        };
+        if let Some(b) = self.lent.remove(&id) {
+            let r = self.send_fd(&b, true, true).map(|_| (true, b.key));
+            self.lent.insert(id, b);
+            return r;
+        }
+        let bytes = self
+            .holds
+            .values()
+            .find(|(_, _, block)| *block == id)
+            .map(|(b, _, _)| b.clone())
+            .ok_or_else(missing)?;
+        let (block, _) = self.heap().find(&bytes).ok_or_else(missing)?;
+        let mem = block.mem.as_ref().ok_or_else(missing)?;
+        let mine = block.owner.as_ptr() == Arc::as_ptr(&self.owner);
+        self.send_fd(mem, mine, true)?;
+        Ok((mine, mem.key))
     }
 
     /// `INSITU.SHM ALLOC len`: lend a block for a put. `used`: the store's data bytes.
@@ -779,10 +835,12 @@ impl ShmConn {
                 "too many shared memory blocks lent to this connection (at most {MAX_LENT})"
             )));
         }
-        let b = self.block_for(len, used)?;
+        let (b, fd) = self.block_for(len, used)?;
         let loan = Loan {
             block: b.id,
             cap: b.cap(),
+            key: b.key,
+            fd,
         };
         self.lent.insert(b.id, b);
         Ok(loan)
@@ -833,7 +891,7 @@ impl ShmConn {
         if self.holds.len() >= MAX_HOLDS || self.fds_out.len() >= MAX_PENDING_FDS {
             return Ok(None);
         }
-        let (view, block, offset, writable) = match self.heap().find(data) {
+        let (view, block, offset, writable, key, fd) = match self.heap().find(data) {
             Some((b, off)) => {
                 let mem = b
                     .mem
@@ -842,33 +900,30 @@ impl ShmConn {
                 // The writer's own process gets the descriptor it wrote through; any
                 // other a read-only one.
                 let mine = b.owner.as_ptr() == Arc::as_ptr(&self.owner);
-                let fd = if mine {
-                    mem.file.try_clone().map_err(|e| shm_err("dup", e))?
-                } else {
-                    read_only(mem)?
-                };
-                self.fds_out.push(OwnedFd::from(fd));
-                (data.clone(), b.id, off, mine)
+                let fd = self.send_fd(mem, mine, false)?;
+                (data.clone(), b.id, off, mine, mem.key, fd)
             }
             None => {
-                let b = self.block_for(data.len(), used)?;
-                let id = b.id;
+                let (b, fd) = self.block_for(data.len(), used)?;
+                let (id, key) = (b.id, b.key);
                 b.map.write(data)?;
                 let view = self.value(b, data.len())?;
-                (view, id, 0, true)
+                (view, id, 0, true, key, fd)
             }
         };
         let hold = self.next_hold;
         self.next_hold += 1;
         let heap = self.heap().clone();
         heap.holds.fetch_add(1, Ordering::Relaxed);
-        self.holds.insert(hold, (view, Held(heap)));
+        self.holds.insert(hold, (view, Held(heap), block));
         Ok(Some(Shared {
             block,
             offset,
             len: data.len(),
             hold,
             writable,
+            key,
+            fd,
         }))
     }
 

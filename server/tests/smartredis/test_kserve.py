@@ -380,11 +380,12 @@ def test_statistics_and_metrics_agree(ks, models_dir):
     for name in ("insitu_used_memory_bytes", "insitu_connected_clients", "insitu_commands_processed_total",
                  "insitu_journal_enabled", "insitu_uptime_seconds"):
         assert (name, ()) in m
-    # A RESP client on the Unix socket sends large tensors through a shared-memory arena.
+    # A RESP client on the Unix socket puts large tensors into the shared-memory heap.
     import insitu
     c = insitu.Client(ks.unix)
     c.put_tensor("big", np.zeros(1 << 18, dtype=np.float32))
-    assert ks.metrics()[("insitu_shm_arena_bytes", ())] > 0
+    assert ks.metrics()[("insitu_shm_heap_bytes", ())] >= 1 << 20
+    assert ks.metrics()[("insitu_shm_heap_holds", ())] == 0
     c.close()
     for path in ("v2/health/live", "v2/health/ready"):
         assert urllib.request.urlopen(f"http://127.0.0.1:{ks.metrics_port}/{path}", timeout=10).status == 200
