@@ -215,7 +215,7 @@ fn tensors_read_through_shared_memory_stay_intact_while_held() {
     );
     assert_eq!(got_b, b);
     assert_eq!(got_c, big(1 << 20, 3.0));
-    // Dropped results let the arena be reused.
+    // Dropped results let their blocks be reused.
     drop((got_a, got_b, got_c));
     for i in 0..5 {
         let t = big(1 << 20, i as f32);

@@ -243,7 +243,10 @@ enum insitu_status insitu_client_put_tensor(struct insitu_client *client,
                                             size_t ndims);
 
 /**
- * Fetch a tensor into library-owned memory; release it with insitu_tensor_free.
+ * Fetch a tensor into library-owned memory; release it with insitu_tensor_free. Over a
+ * Unix socket a large tensor is a read-only view of the server's shared-memory block
+ * (no copy): insitu_tensor_data points into it, and the block stays as it is — even if
+ * the key is deleted or overwritten — until insitu_tensor_free releases it.
  */
 enum insitu_status insitu_client_get_tensor(struct insitu_client *client,
                                             const char *name,
@@ -252,7 +255,8 @@ enum insitu_status insitu_client_get_tensor(struct insitu_client *client,
 
 /**
  * Fetch a tensor into the caller's buffer, which must have the tensor's dtype and
- * exactly its byte size. Its dims are written to `dims` (room for `dims_cap`) and their
+ * exactly its byte size (one copy: over a Unix socket, straight from the server's
+ * shared-memory block). Its dims are written to `dims` (room for `dims_cap`) and their
  * count to `ndims`.
  */
 enum insitu_status insitu_client_unpack_tensor(struct insitu_client *client,

@@ -82,7 +82,7 @@ fn run_clients_raw<S>(
             .map(|i| {
                 let (barrier, init, op) = (&barrier, &init, &op);
                 s.spawn(move || {
-                    // Warm up (connections, sessions, arenas); a failure still reaches
+                    // Warm up (connections, sessions, shared memory); a failure still reaches
                     // the barrier, so the others are not left waiting, then re-raises.
                     let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let mut state = init(i);

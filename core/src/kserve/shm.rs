@@ -4,7 +4,7 @@
 //! each object once, at registration, and reads inputs from it and writes outputs into it
 //! through that descriptor (`pread`/`pwrite`: one copy each, at memory speed), never
 //! through a mapping: a POSIX shared-memory object cannot be sealed against shrinking (as
-//! the RESP transport's memfd arenas are), and a mapped page past a shrunk object's end
+//! the RESP transport's memfd blocks are), and a mapped page past a shrunk object's end
 //! would fault the server (SIGBUS); a read past it is a short read, reported as an error.
 //! Every offset and size is checked against the region; the number of regions is bounded
 //! (`kserve-max-shm-regions`). As with Triton, a client must not write a region while a
