@@ -363,3 +363,47 @@ def test_the_heap_is_bounded_by_maxmemory():
             assert np.array_equal(c.get_tensor("a"), np.zeros(8 << 20, np.float32))
     finally:
         assert srv.stop() == 0
+
+
+def serve_in(directory, *extra: str) -> subprocess.Popen:
+    """`insitu serve` on a Unix socket in `directory` (its --dir), up and answering."""
+    from conftest import insitu_bin
+    sock = directory / "s.sock"
+    p = subprocess.Popen([insitu_bin(), "serve", "--port", "none", "--unixsocket", str(sock),
+                          "--dir", str(directory), *extra],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: sock.exists() or p.poll() is not None, "the server to listen", 30)
+    assert p.poll() is None, "insitu serve exited"
+    return p
+
+
+def stop(p: subprocess.Popen) -> None:
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 0
+
+
+def test_block_values_survive_journal_and_snapshot_restarts(tmp_path):
+    a = pattern(2 * MIB // 4, 9)
+    b = pattern(MIB // 4, 11)
+    for extra in (("--appendonly", "yes"), ()):
+        d = tmp_path / ("aof" if extra else "rdb")
+        d.mkdir()
+        p = serve_in(d, *extra)
+        try:
+            with insitu.Client(f"unix://{d / 's.sock'}", key_in=[], key_out="") as c:
+                assert c.shared_memory
+                c.put_tensor("ja", a)
+                c.put_tensor("jb", b)
+                c.put_tensor("jb", a)  # overwrites, from recycled blocks
+                c.put_tensor("jb", b)
+                if not extra:
+                    assert c.command("SAVE") == b"OK"
+        finally:
+            stop(p)
+        p = serve_in(d, *extra)
+        try:
+            with insitu.Client(f"unix://{d / 's.sock'}", key_in=[], key_out="") as c:
+                assert np.array_equal(c.get_tensor("ja"), a)
+                assert np.array_equal(c.get_tensor("jb"), b)
+        finally:
+            stop(p)
