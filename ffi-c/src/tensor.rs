@@ -75,10 +75,14 @@ pub(crate) unsafe fn tensor_from(
     dims: *const usize,
     ndims: usize,
 ) -> Result<Tensor, Fail> {
-    let dt = dtype(dt)?;
-    let dims = slice(dims, ndims, "dims")?;
-    let bytes = slice(data.cast::<u8>(), data_len, "data")?;
-    Ok(Tensor::new(dt, dims, bytes::Bytes::copy_from_slice(bytes))?)
+    tensor_with(
+        data,
+        data_len,
+        dt,
+        dims,
+        ndims,
+        bytes::Bytes::copy_from_slice,
+    )
 }
 
 /// A tensor viewing caller memory without a copy, for a call that does not keep it (a
@@ -94,14 +98,27 @@ pub(crate) unsafe fn tensor_borrowed(
     dims: *const usize,
     ndims: usize,
 ) -> Result<Tensor, Fail> {
+    tensor_with(data, data_len, dt, dims, ndims, |b| {
+        bytes::Bytes::from_owner(Borrowed {
+            ptr: b.as_ptr(),
+            len: b.len(),
+        })
+    })
+}
+
+/// A tensor of the caller's dtype, dims and bytes, its buffer made by `buffer`.
+unsafe fn tensor_with(
+    data: *const c_void,
+    data_len: usize,
+    dt: insitu_dtype,
+    dims: *const usize,
+    ndims: usize,
+    buffer: impl FnOnce(&[u8]) -> bytes::Bytes,
+) -> Result<Tensor, Fail> {
     let dt = dtype(dt)?;
     let dims = slice(dims, ndims, "dims")?;
     let bytes = slice(data.cast::<u8>(), data_len, "data")?;
-    let view = Borrowed {
-        ptr: bytes.as_ptr(),
-        len: bytes.len(),
-    };
-    Ok(Tensor::new(dt, dims, bytes::Bytes::from_owner(view))?)
+    Ok(Tensor::new(dt, dims, buffer(bytes))?)
 }
 
 /// Caller memory seen for the length of one call.

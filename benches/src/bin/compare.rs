@@ -964,27 +964,38 @@ fn kserve(out: &mut Out, models: &std::path::Path, quick: bool) -> Vec<String> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/bench_kserve.py");
     let json_out =
         std::env::temp_dir().join(format!("insitu-bench-kserve-{}.json", std::process::id()));
-    let mut cmd = Command::new(&python);
-    cmd.arg(&script).arg(models).arg("--json").arg(&json_out);
+    let rows = python_rows(&python, &script, &[models.as_os_str()], &json_out, quick);
+    let _ = std::fs::remove_file(&json_out);
+    match rows {
+        Ok(rows) => {
+            out.rows.extend(rows);
+            Vec::new()
+        }
+        Err(e) => vec![format!("No KServe rows: {e}")],
+    }
+}
+
+/// Run a Python benchmark script with `args`, `--json json_out` (and `--quick`); the
+/// rows it wrote, in the harness' format, or why there are none.
+fn python_rows(
+    python: &str,
+    script: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    json_out: &std::path::Path,
+    quick: bool,
+) -> Result<Vec<Value>, String> {
+    let mut cmd = Command::new(python);
+    cmd.arg(script).args(args).arg("--json").arg(json_out);
     if quick {
         cmd.arg("--quick");
     }
-    let status = cmd.status();
-    let rows: Vec<Value> = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(&json_out)
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(std::fs::read_to_string(json_out)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default(),
-        other => {
-            return vec![format!(
-                "No KServe rows: {} failed ({other:?})",
-                script.display()
-            )];
-        }
-    };
-    let _ = std::fs::remove_file(&json_out);
-    out.rows.extend(rows);
-    Vec::new()
+            .unwrap_or_default()),
+        other => Err(format!("{} failed ({other:?})", script.display())),
+    }
 }
 
 /// Node-local transfer rows: benches/python/bench_shm.py (the Python package over the
@@ -1019,31 +1030,13 @@ fn node_local(out: &mut Out, quick: bool) -> Vec<String> {
     }
     let script = here.join("python/bench_shm.py");
     let json_out = native.join("shm.json");
-    let mut cmd = Command::new(&python);
-    cmd.arg(&script)
-        .arg("--json")
-        .arg(&json_out)
-        .arg("--native")
-        .arg(&native);
-    if quick {
-        cmd.arg("--quick");
-    }
-    let status = cmd.status();
-    let rows: Vec<Value> = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(&json_out)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default(),
-        other => {
-            notes.push(format!(
-                "No node-local transfer rows: {} failed ({other:?})",
-                script.display()
-            ));
-            Vec::new()
-        }
-    };
+    let native_arg = [std::ffi::OsStr::new("--native"), native.as_os_str()];
+    let rows = python_rows(&python, &script, &native_arg, &json_out, quick);
     let _ = std::fs::remove_dir_all(&native);
-    out.rows.extend(rows);
+    match rows {
+        Ok(rows) => out.rows.extend(rows),
+        Err(e) => notes.push(format!("No node-local transfer rows: {e}")),
+    }
     for (workload, peer, goal) in [
         (
             "put+get() 16 MiB float32 (Python)",

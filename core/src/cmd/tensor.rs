@@ -151,6 +151,10 @@ fn u64_arg(b: &[u8], what: &str) -> Result<u64> {
         .ok_or_else(|| Error::bad_input(format!("invalid {what}")))
 }
 
+fn u64_args(args: &[Bytes], what: &str) -> Result<Vec<u64>> {
+    args.iter().map(|a| u64_arg(a, what)).collect()
+}
+
 fn ints(v: impl IntoIterator<Item = u64>) -> Vec<Frame> {
     v.into_iter()
         .map(|i| Frame::Integer(i64::try_from(i).unwrap_or(i64::MAX)))
@@ -187,10 +191,7 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
         ])));
     }
     if sub.eq_ignore_ascii_case(b"RELEASE") && args.len() >= 3 {
-        let holds = args[2..]
-            .iter()
-            .map(|a| u64_arg(a, "hold"))
-            .collect::<Result<Vec<_>>>()?;
+        let holds = u64_args(&args[2..], "hold")?;
         let n = shm_conn(engine, session)?.release(holds);
         return Ok(Frame::Integer(n as i64));
     }
@@ -200,10 +201,7 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
         return Ok(Frame::Array(ints([u64::from(writable), key.0, key.1])));
     }
     if sub.eq_ignore_ascii_case(b"RETURN") && args.len() >= 3 {
-        let blocks = args[2..]
-            .iter()
-            .map(|a| u64_arg(a, "shared memory block"))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = u64_args(&args[2..], "shared memory block")?;
         let n = shm_conn(engine, session)?.give_back(blocks);
         return Ok(Frame::Integer(n as i64));
     }

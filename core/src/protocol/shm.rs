@@ -271,6 +271,8 @@ enum Job {
     Warm(usize),
     /// Unmap and close a destroyed block (freeing its pages takes a while).
     Drop(BlockMem),
+    /// Close the owners of processes that are gone (also done each second).
+    Sweep,
 }
 
 impl std::fmt::Debug for Heap {
@@ -401,7 +403,7 @@ impl Heap {
                             Some(h) => h.make_warm(cap),
                             None => return,
                         },
-                        None => match heap.upgrade() {
+                        Some(Job::Sweep) | None => match heap.upgrade() {
                             Some(h) => h.sweep(),
                             None => return,
                         },
@@ -457,9 +459,6 @@ impl Heap {
     }
 
     fn make_warm(&self, cap: usize) {
-        if cap == 0 {
-            return;
-        }
         let reserve = self.reserve.load(Ordering::Relaxed);
         let max = self.maxmemory.load(Ordering::Relaxed);
         if self.warm_bytes.load(Ordering::Relaxed) + cap > reserve
@@ -510,7 +509,7 @@ impl Heap {
             }
             *owner.idle_since.lock() = Some(std::time::Instant::now());
             // Start the background thread, which sweeps idle owners each second.
-            let _ = self.send(Job::Warm(0));
+            let _ = self.send(Job::Sweep);
         }
     }
 
