@@ -219,6 +219,15 @@ cmd_compare() {
     cargo build --release -p insitu-server -p insitu-ffi
     cargo build --release -p insitu-benches --bin compare
     python_package --release
+    log "RedisAI 1.2.7 (ONNX backend) as the peer, built once into a cache outside the checkout"
+    local rai
+    rai=$(bash benches/redisai/build.sh "$INSITU_ORT_DYLIB" 2>"$(target_dir)/redisai-build.err" | tail -1) || true
+    if [ -f "$rai" ]; then
+        export INSITU_REDISAI_MODULE="$rai"
+    else
+        export INSITU_REDISAI_NOTE="${rai:-RedisAI not built: see $(target_dir)/redisai-build.err}"
+        log "$INSITU_REDISAI_NOTE: its rows are left out"
+    fi
     local out
     out="$(target_dir)/compare.json"
     INSITU_BIN="$(target_dir)/release/insitu" INSITU_PYTHON="$VENV/bin/python" "$(target_dir)/release/compare" --out "$out" "$@"

@@ -7,6 +7,8 @@ target with a status, every plot a PNG. Nothing about time.
 import sys
 from pathlib import Path
 
+MODELS = ["MLP 16-32-4", "MLP 256-1024-256", "CNN 1x28x28"]
+BATCHES = [1, 32]
 TARGETS = [
     "tcp 1 KiB put/get, 1 client(s) vs redis-server",
     "tcp 1 KiB put/get, 32 client(s) vs redis-server",
@@ -16,9 +18,12 @@ TARGETS = [
     "tcp 16 MiB put+get, 1 client(s) vs redis-server",
     "tcp 16 MiB put+get, 32 client(s) vs redis-server",
     "unix + shared memory 16 MiB put+get vs memory-copy bandwidth",
-    "inproc run_model MLP batch 1 vs raw ONNX Runtime (latency)",
+    *[f"inproc {call} {model} batch {batch} vs raw ONNX Runtime (latency)"
+      for model in MODELS for batch in BATCHES for call in ("run_model", "infer")],
     "AI.MODELEXECUTE 1 client vs redis-server SET",
     "AI.DAGEXECUTE 32 clients vs redis-server PING",
+    "AI.DAGEXECUTE 32 clients vs RedisAI",
+    "AI.MODELEXECUTE 32 clients vs RedisAI",
     "tcp 1 KiB writes with append-only persistence, 32 clients vs redis-server",
     "tcp 64 KiB writes with append-only persistence, 32 clients vs redis-server",
     "batching: 32 batch-1 requesters, rows/s with vs without batching",
@@ -48,7 +53,7 @@ def main() -> int:
     problems = [f"missing section {s!r}" for s in SECTIONS if s not in md]
     for t in TARGETS:
         rows = [line for line in md.splitlines() if line.startswith(f"| {t} |")]
-        if len(rows) != 1 or not (rows[0].endswith("| met |") or rows[0].endswith("| **missed** |")):
+        if len(rows) != 1 or not rows[0].endswith(("| met |", "| **missed** |", "| not measured |")):
             problems.append(f"target {t!r}: {rows}")
     for contender in ("insitu inproc", "insitu unix+shm", "insitu tcp", "redis-server tcp SET+GET",
                       "memory copy (1x size)"):
@@ -56,6 +61,15 @@ def main() -> int:
             for clients in (1, 32):
                 if f"| put+get {size} float32 | {contender} | {clients} |" not in md:
                     problems.append(f"no row put+get {size} {contender} {clients} clients")
+    for model in MODELS:
+        for batch in BATCHES:
+            for contender in ("raw ONNX Runtime (in process)", "insitu inproc run_model", "insitu inproc infer",
+                              "insitu unix run_model", "insitu tcp infer"):
+                if f"| {model} batch {batch} | {contender} | 1 |" not in md:
+                    problems.append(f"no inference row {model} batch {batch} {contender}")
+            for clients in (1, 32):
+                if f"| {model} batch {batch} | insitu AI.MODELEXECUTE | {clients} |" not in md:
+                    problems.append(f"no redis-benchmark row {model} batch {batch} {clients} clients")
     for proto in ("insitu gRPC (tritonclient)", "insitu HTTP (tritonclient)", "insitu RESP tcp (insitu client infer)"):
         for batch in (1, 1024):
             for clients in (1, 32):

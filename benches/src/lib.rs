@@ -211,6 +211,21 @@ impl RedisServer {
     /// Start one, with `appendonly yes` and `appendfsync everysec` (in a directory of its
     /// own) when `aof`.
     pub fn start_with(aof: bool) -> Option<RedisServer> {
+        RedisServer::spawn(aof, &[])
+    }
+
+    /// Start one with a module loaded: `--loadmodule module args...` (RedisAI as the
+    /// harness' peer).
+    pub fn start_module(module: &std::path::Path, args: &[&str]) -> Option<RedisServer> {
+        let mut extra = vec![
+            std::ffi::OsString::from("--loadmodule"),
+            module.as_os_str().to_owned(),
+        ];
+        extra.extend(args.iter().map(std::ffi::OsString::from));
+        RedisServer::spawn(false, &extra)
+    }
+
+    fn spawn(aof: bool, extra: &[std::ffi::OsString]) -> Option<RedisServer> {
         let dir = aof.then(|| {
             let d = std::env::temp_dir().join(format!("insitu-bench-redis-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&d);
@@ -239,6 +254,7 @@ impl RedisServer {
                 dir.iter()
                     .flat_map(|d| [std::ffi::OsStr::new("--dir"), d.as_os_str()]),
             )
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

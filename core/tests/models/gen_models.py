@@ -104,6 +104,29 @@ def conv(rng):
     return model(g)
 
 
+def cnn(rng):
+    """A small MNIST-like CNN: Conv 8 -> Relu -> MaxPool -> Conv 16 -> Relu -> MaxPool -> Gemm 10."""
+    w1 = rng.standard_normal((8, 1, 3, 3)).astype(np.float32) / np.float32(3)
+    w2 = rng.standard_normal((16, 8, 3, 3)).astype(np.float32) / np.float32(np.sqrt(72))
+    wf = rng.standard_normal((16 * 7 * 7, 10)).astype(np.float32) / np.float32(28)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+         helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c2"], ["r2"]),
+         helper.make_node("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+         helper.make_node("Flatten", ["p2"], ["f"]),
+         helper.make_node("Gemm", ["f", "wf", "bf"], ["y"])],
+        "cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        [init("w1", w1), init("b1", np.full(8, 0.05, np.float32)),
+         init("w2", w2), init("b2", np.full(16, 0.05, np.float32)),
+         init("wf", wf), init("bf", np.zeros(10, np.float32))])
+    return model(g)
+
+
 def bad_batch():
     """Output dim 0 is always 1, whatever the batch: wrong for batching."""
     axes = init("axes", np.array([0], dtype=np.int64))
@@ -238,6 +261,12 @@ def main():
         "optional_input": (optional_input(), lambda n: [rng.standard_normal((n, 3)).astype(np.float32)]),
         "zipmap": (zipmap_classifier(), lambda n: [(rng.standard_normal((n, 4)) + [5.8, 3.0, 3.7, 1.2]).astype(np.float32)]),
     }
+    # The benchmarks' mid-size MLP (~1 MFLOP per row) and small CNN; a generator of their
+    # own, so the models above and their cases stay as they were.
+    brng = np.random.default_rng(11)
+    models["mlp_mid"] = (mlp(brng, 256, 1024, 256, name="mlp_mid"),
+                         lambda n: [brng.standard_normal((n, 256)).astype(np.float32)])
+    models["cnn"] = (cnn(brng), lambda n: [brng.standard_normal((n, 1, 28, 28)).astype(np.float32)])
     manifest = {}
     for name, (m, make) in models.items():
         path = out / f"{name}.onnx"
