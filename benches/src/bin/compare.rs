@@ -271,14 +271,46 @@ fn model_input(row: &[usize], batch: usize) -> (Vec<usize>, Vec<f32>) {
     (shape, data)
 }
 
-/// Every model at batch 1 and 32: raw ONNX Runtime, then run_model and infer in every mode.
+/// One client's calls, each timed (us); the seconds they took.
+struct Timed {
+    us: Vec<f64>,
+    secs: f64,
+}
+
+/// Runs each of `ops` in turn for `dur / rounds` at a time, `rounds` times over, and
+/// returns each one's latencies: contenders on one thread, interleaved, so a machine
+/// whose speed drifts during the run (this VM's does) moves all of them alike.
+fn interleaved(rounds: usize, dur: Duration, ops: &mut [&mut dyn FnMut()]) -> Vec<Stat> {
+    let slice = dur / rounds as u32;
+    let mut acc: Vec<Timed> = ops
+        .iter()
+        .map(|_| Timed {
+            us: Vec::new(),
+            secs: 0.0,
+        })
+        .collect();
+    for op in ops.iter_mut() {
+        op(); // warm up
+    }
+    for _ in 0..rounds {
+        for (op, a) in ops.iter_mut().zip(acc.iter_mut()) {
+            let start = Instant::now();
+            while start.elapsed() < slice {
+                let t = Instant::now();
+                op();
+                a.us.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            a.secs += start.elapsed().as_secs_f64();
+        }
+    }
+    acc.into_iter().map(|a| stat(a.us, a.secs)).collect()
+}
+
+/// Every model at batch 1 and 32: raw ONNX Runtime, run_model and infer in every mode,
+/// interleaved on one thread.
 fn inference(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Duration) {
     let opts = ModelOptions::default();
-    let modes: [(&str, String); 3] = [
-        ("inproc", "inproc".into()),
-        ("unix", srv.unix.clone()),
-        ("tcp", srv.tcp.clone()),
-    ];
+    let rounds = 10;
     for (file, label, row) in MODELS {
         let blob = std::fs::read(models.join(file)).expect("model file");
         let key = file.trim_end_matches(".onnx");
@@ -286,68 +318,69 @@ fn inference(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Du
             let (shape, data) = model_input(row, batch);
             let x = Tensor::from_vec(shape.clone(), data.clone()).expect("x");
             let workload = format!("{label} batch {batch}");
-            let raw = run_clients(
-                1,
-                dur,
-                |_| raw_session(&blob),
-                |session| {
-                    let input = TensorRef::from_array_view((shape.clone(), &*data)).expect("in");
-                    let o = session.run(ort::inputs!["x" => input]).expect("run");
-                    let (_, y) = o["y"].try_extract_tensor::<f32>().expect("y");
-                    std::hint::black_box(y.to_vec());
-                },
-            );
-            out.row(
-                "inference",
-                &workload,
-                "raw ONNX Runtime (in process)",
-                1,
-                raw,
-            );
-            for (mode, addr) in &modes {
-                let engine = srv.engine.clone();
-                let connect = |_| {
-                    let mut c = if addr == "inproc" {
-                        Client::inproc(engine.clone()).expect("inproc")
-                    } else {
-                        Client::connect(addr).expect("connect")
-                    };
-                    c.set_model(key, &blob, &opts).expect("set_model");
-                    c.put_tensor("x", &x).expect("put");
-                    c
-                };
-                let run = run_clients(1, dur, connect, |c| {
-                    c.run_model(key, &["x"], &["y"]).expect("run_model");
-                });
-                out.row(
-                    "inference",
-                    &workload,
-                    &format!("insitu {mode} run_model"),
-                    1,
-                    run,
+            let mut session = raw_session(&blob);
+            let mut clients: Vec<(&str, Client)> = [
+                ("inproc", Client::inproc(srv.engine.clone())),
+                ("unix", Client::connect(&srv.unix)),
+                ("tcp", Client::connect(&srv.tcp)),
+            ]
+            .into_iter()
+            .map(|(mode, c)| {
+                let mut c = c.expect("connect");
+                c.set_model(key, &blob, &opts).expect("set_model");
+                c.put_tensor("x", &x).expect("put");
+                (mode, c)
+            })
+            .collect();
+            let mut raw = || {
+                let input = TensorRef::from_array_view((shape.clone(), &*data)).expect("in");
+                let o = session.run(ort::inputs!["x" => input]).expect("run");
+                let (_, y) = o["y"].try_extract_tensor::<f32>().expect("y");
+                std::hint::black_box(y.to_vec());
+            };
+            let mut names = vec!["raw ONNX Runtime (in process)".to_string()];
+            let mut ops: Vec<Box<dyn FnMut() + '_>> = vec![Box::new(&mut raw)];
+            for (mode, c) in clients.iter_mut() {
+                // Each client serves two contenders, in turn.
+                let c = std::cell::RefCell::new(c);
+                let c = std::rc::Rc::new(c);
+                let (c1, c2) = (c.clone(), c);
+                names.push(format!("insitu {mode} run_model"));
+                ops.push(Box::new(move || {
+                    c1.borrow_mut()
+                        .run_model(key, &["x"], &["y"])
+                        .expect("run_model");
+                }));
+                names.push(format!("insitu {mode} infer"));
+                let x = &x;
+                ops.push(Box::new(move || {
+                    std::hint::black_box(
+                        c2.borrow_mut()
+                            .infer(key, std::slice::from_ref(x))
+                            .expect("infer"),
+                    );
+                }));
+            }
+            let mut refs: Vec<&mut dyn FnMut()> = ops
+                .iter_mut()
+                .map(|o| &mut **o as &mut dyn FnMut())
+                .collect();
+            let stats = interleaved(rounds, dur, &mut refs);
+            drop(refs);
+            drop(ops);
+            for (name, s) in names.iter().zip(&stats) {
+                out.row("inference", &workload, name, 1, *s);
+            }
+            let raw = stats[0];
+            for (call, s, goal) in [("run_model", stats[1], 1.05), ("infer", stats[2], 1.02)] {
+                let r = s.p50 / raw.p50;
+                out.target(
+                    &format!("inproc {call} {workload} vs raw ONNX Runtime (latency)"),
+                    r,
+                    &format!("<= {goal}x"),
+                    r <= goal,
+                    format!("{:.2} vs {:.2} us", s.p50, raw.p50),
                 );
-                let infer = run_clients(1, dur, connect, |c| {
-                    std::hint::black_box(c.infer(key, std::slice::from_ref(&x)).expect("infer"));
-                });
-                out.row(
-                    "inference",
-                    &workload,
-                    &format!("insitu {mode} infer"),
-                    1,
-                    infer,
-                );
-                if *mode == "inproc" {
-                    for (call, s, goal) in [("run_model", run, 1.05), ("infer", infer, 1.02)] {
-                        let r = s.p50 / raw.p50;
-                        out.target(
-                            &format!("inproc {call} {workload} vs raw ONNX Runtime (latency)"),
-                            r,
-                            &format!("<= {goal}x"),
-                            r <= goal,
-                            format!("{:.2} vs {:.2} us", s.p50, raw.p50),
-                        );
-                    }
-                }
             }
         }
     }
@@ -1120,8 +1153,34 @@ fn cluster(out: &mut Out, models: &std::path::Path, dur: Duration) -> Vec<String
         ("insitu 3-node cluster (client routes)", cl.address()),
     ];
     let t = tensor_of(1024);
-    let mut latency = Vec::new();
-    for clients in [1usize, 8] {
+    // One client: the two contenders interleaved on one thread (latency is the target).
+    let put_get = |c: &mut Client, n: &mut usize| {
+        *n += 1;
+        // A different key each time: the cluster's keys spread over its nodes.
+        let k = format!("k0.{}", *n % 64);
+        c.put_tensor(&k, &t).expect("put");
+        std::hint::black_box(c.get_tensor(&k).expect("get"));
+    };
+    let mut states: Vec<(Client, usize)> = contenders
+        .iter()
+        .map(|(_, addr)| (Client::connect(addr).expect("connect"), 0))
+        .collect();
+    let mut ops: Vec<Box<dyn FnMut() + '_>> = states
+        .iter_mut()
+        .map(|(c, n)| Box::new(move || put_get(c, n)) as Box<dyn FnMut()>)
+        .collect();
+    let mut refs: Vec<&mut dyn FnMut()> = ops
+        .iter_mut()
+        .map(|o| &mut **o as &mut dyn FnMut())
+        .collect();
+    let latency = interleaved(10, dur, &mut refs);
+    drop(refs);
+    drop(ops);
+    drop(states);
+    for ((name, _), s) in contenders.iter().zip(&latency) {
+        out.row("cluster", "put+get 1 KiB float32, tcp", name, 1, *s);
+    }
+    for clients in [8usize] {
         for (name, addr) in &contenders {
             let s = run_clients(
                 clients,
@@ -1142,9 +1201,6 @@ fn cluster(out: &mut Out, models: &std::path::Path, dur: Duration) -> Vec<String
                 },
             );
             out.row("cluster", "put+get 1 KiB float32, tcp", name, clients, s);
-            if clients == 1 {
-                latency.push(s);
-            }
         }
     }
     if let [one, three] = latency[..] {
