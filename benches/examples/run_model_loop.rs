@@ -1,7 +1,8 @@
-//! A profiling target: in-process `run_model` of the MLP at batch 1 in a tight loop (or
-//! raw ONNX Runtime with `raw`), for perf / callgrind.
+//! A profiling target: in-process `run_model` of a model at batch 1 in a tight loop (or
+//! raw ONNX Runtime with `raw`), for perf / callgrind. The model is the tiny MLP, or
+//! `mid` (256-1024-256) or `cnn` (1x28x28), as in the comparison's inference rows.
 //!
-//! `INSITU_TEST_MODELS=DIR perf record -g target/release/examples/run_model_loop [raw] [N]`
+//! `INSITU_TEST_MODELS=DIR perf record -g target/release/examples/run_model_loop [raw] [mid|cnn] [N]`
 
 use insitu::{Client, ModelOptions, Tensor};
 use insitu_benches::raw_session;
@@ -17,13 +18,21 @@ fn main() {
         .unwrap_or(2_000_000);
     let dir =
         std::path::PathBuf::from(std::env::var("INSITU_TEST_MODELS").expect("INSITU_TEST_MODELS"));
-    let blob = std::fs::read(dir.join("mlp.onnx")).expect("mlp.onnx");
-    let data: Vec<f32> = (0..16).map(|i| i as f32 * 0.05 - 0.4).collect();
+    let (file, shape): (&str, Vec<usize>) = if args.iter().any(|a| a == "mid") {
+        ("mlp_mid.onnx", vec![1, 256])
+    } else if args.iter().any(|a| a == "cnn") {
+        ("cnn.onnx", vec![1, 1, 28, 28])
+    } else {
+        ("mlp.onnx", vec![1, 16])
+    };
+    let blob = std::fs::read(dir.join(file)).expect("model file");
+    let len = shape.iter().product::<usize>();
+    let data: Vec<f32> = (0..len).map(|i| (i % 97) as f32 * 0.01 - 0.4).collect();
     let t = std::time::Instant::now();
     if raw {
         let mut s = raw_session(&blob);
         for _ in 0..n {
-            let input = TensorRef::from_array_view(([1usize, 16], &*data)).expect("in");
+            let input = TensorRef::from_array_view((shape.clone(), &*data)).expect("in");
             let o = s.run(ort::inputs!["x" => input]).expect("run");
             let (_, y) = o["y"].try_extract_tensor::<f32>().expect("y");
             std::hint::black_box(y.to_vec());
@@ -32,7 +41,7 @@ fn main() {
         let mut c = Client::connect("inproc").expect("inproc");
         c.set_model("mlp", &blob, &ModelOptions::default())
             .expect("set_model");
-        c.put_tensor("x", &Tensor::from_vec(vec![1, 16], data).expect("x"))
+        c.put_tensor("x", &Tensor::from_vec(shape, data).expect("x"))
             .expect("put");
         for _ in 0..n {
             c.run_model("mlp", &["x"], &["y"]).expect("run_model");
