@@ -14,6 +14,7 @@
 #                           else github.com/RedisAI/RedisAI's tag archive
 #   dlpack v0.5_RAI         REDISAI_DLPACK_SRC (RedisAI's fork: DLTensor gains
 #                           `elements_length` for string tensors), else github.com/RedisAI/dlpack
+#                           (REDISAI_URL / REDISAI_DLPACK_URL: the archives from a mirror)
 #   ONNX Runtime headers    Debian's libonnxruntime-dev 1.21 (headers only; checksum pinned)
 # RedisAI 1.2.7 was written against ONNX Runtime 1.11's API, which newer libraries keep
 # serving; the one change made to its sources: its allocator declares that API version
@@ -62,15 +63,15 @@ fetch() {
             fail "$name: $local_copy is neither a source tree nor a git repository with $ref"
         fi
     else
-        curl -fsSL --connect-timeout 10 --max-time 300 "$url" | tar -xz -C "$dest" --strip-components=1 \
+        curl -fsSL --connect-timeout 10 --max-time 300 "$url" | tar -xz -C "$dest" --strip-components=1 2>/dev/null \
             || fail "$name: could not download $url (set ${name}_SRC to a local copy)"
     fi
 }
 
 fetch REDISAI "${REDISAI_SRC:-}" "$VERSION" \
-    "https://github.com/RedisAI/RedisAI/archive/refs/tags/$VERSION.tar.gz" "$CACHE/src"
+    "${REDISAI_URL:-https://github.com/RedisAI/RedisAI/archive/refs/tags/$VERSION.tar.gz}" "$CACHE/src"
 fetch REDISAI_DLPACK "${REDISAI_DLPACK_SRC:-}" "$DLPACK" \
-    "https://github.com/RedisAI/dlpack/archive/refs/heads/$DLPACK.tar.gz" "$CACHE/dlpack"
+    "${REDISAI_DLPACK_URL:-https://github.com/RedisAI/dlpack/archive/refs/heads/$DLPACK.tar.gz}" "$CACHE/dlpack"
 grep -q elements_length "$CACHE/dlpack/include/dlpack/dlpack.h" \
     || fail "dlpack: $CACHE/dlpack is not RedisAI's fork ($DLPACK)"
 cp "$CACHE/dlpack/include/dlpack/dlpack.h" "$CACHE/deps/dlpack/include/dlpack/"
