@@ -277,11 +277,14 @@ struct Timed {
     secs: f64,
 }
 
-/// Runs each of `ops` in turn for `dur / rounds` at a time, `rounds` times over, and
+/// Rounds of [`interleaved`]: each contender runs `dur / ROUNDS` at a time, in turn.
+const ROUNDS: u32 = 10;
+
+/// Runs each of `ops` in turn for `dur / ROUNDS` at a time, `ROUNDS` times over, and
 /// returns each one's latencies: contenders on one thread, interleaved, so a machine
 /// whose speed drifts during the run (this VM's does) moves all of them alike.
-fn interleaved(rounds: usize, dur: Duration, ops: &mut [&mut dyn FnMut()]) -> Vec<Stat> {
-    let slice = dur / rounds as u32;
+fn interleaved(dur: Duration, ops: &mut [Box<dyn FnMut() + '_>]) -> Vec<Stat> {
+    let slice = dur / ROUNDS;
     let mut acc: Vec<Timed> = ops
         .iter()
         .map(|_| Timed {
@@ -292,7 +295,7 @@ fn interleaved(rounds: usize, dur: Duration, ops: &mut [&mut dyn FnMut()]) -> Ve
     for op in ops.iter_mut() {
         op(); // warm up
     }
-    for _ in 0..rounds {
+    for _ in 0..ROUNDS {
         for (op, a) in ops.iter_mut().zip(acc.iter_mut()) {
             let start = Instant::now();
             while start.elapsed() < slice {
@@ -310,7 +313,6 @@ fn interleaved(rounds: usize, dur: Duration, ops: &mut [&mut dyn FnMut()]) -> Ve
 /// interleaved on one thread.
 fn inference(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Duration) {
     let opts = ModelOptions::default();
-    let rounds = 10;
     for (file, label, row) in MODELS {
         let blob = std::fs::read(models.join(file)).expect("model file");
         let key = file.trim_end_matches(".onnx");
@@ -361,12 +363,7 @@ fn inference(out: &mut Out, srv: &BenchServer, models: &std::path::Path, dur: Du
                     );
                 }));
             }
-            let mut refs: Vec<&mut dyn FnMut()> = ops
-                .iter_mut()
-                .map(|o| &mut **o as &mut dyn FnMut())
-                .collect();
-            let stats = interleaved(rounds, dur, &mut refs);
-            drop(refs);
+            let stats = interleaved(dur, &mut ops);
             drop(ops);
             for (name, s) in names.iter().zip(&stats) {
                 out.row("inference", &workload, name, 1, *s);
@@ -568,6 +565,26 @@ fn load_and_run(
         .expect("AI.TENSORGET")
 }
 
+/// [`load_and_run`] on insitu and, when it runs, on RedisAI; their outputs must agree.
+fn load_on_both(
+    insitu_port: u16,
+    redisai_port: Option<u16>,
+    key: &str,
+    model: &[u8],
+    (input, output): (&str, &str),
+    x: &Tensor,
+) {
+    let mine = load_and_run(insitu_port, key, model, input, output, x);
+    if let Some(port) = redisai_port {
+        let theirs = load_and_run(port, key, model, input, output, x);
+        assert!(
+            same_floats(&mine, &theirs),
+            "RedisAI and insitu disagree on {key} at shape {:?}",
+            x.shape()
+        );
+    }
+}
+
 /// Whether two float32 outputs agree (the same ONNX Runtime on both sides: equal up to
 /// the order of float sums).
 fn same_floats(a: &[u8], b: &[u8]) -> bool {
@@ -591,15 +608,8 @@ fn with_redis_benchmark(
 ) {
     let blob = std::fs::read(models.join("mlp.onnx")).expect("mlp.onnx");
     let x = Tensor::from_vec(vec![1, 16], vec![0.25f32; 16]).expect("x");
-    let mine = load_and_run(insitu_port, "mlp", &blob, "x", "y", &x);
     let rai = redisai.port();
-    if let Some(port) = rai {
-        let theirs = load_and_run(port, "mlp", &blob, "x", "y", &x);
-        assert!(
-            same_floats(&mine, &theirs),
-            "RedisAI and insitu disagree on the MLP's output"
-        );
-    }
+    load_on_both(insitu_port, rai, "mlp", &blob, ("x", "y"), &x);
     let kib = "a".repeat(1024);
     let in16 = "a".repeat(64);
     // Quick runs stay long enough to be timed (a too-short run reports an infinite rate).
@@ -799,14 +809,7 @@ fn model_sizes(
             let (shape, data) = model_input(row, batch);
             let x = Tensor::from_vec(shape, data).expect("x");
             let (input, output) = (format!("x:{key}:{batch}"), format!("y:{key}:{batch}"));
-            let mine = load_and_run(insitu_port, key, &blob, &input, &output, &x);
-            if let Some(port) = rai {
-                let theirs = load_and_run(port, key, &blob, &input, &output, &x);
-                assert!(
-                    same_floats(&mine, &theirs),
-                    "RedisAI and insitu disagree on {label} batch {batch}"
-                );
-            }
+            load_on_both(insitu_port, rai, key, &blob, (&input, &output), &x);
             let exec = [
                 "AI.MODELEXECUTE",
                 key,
@@ -819,10 +822,11 @@ fn model_sizes(
             ];
             let w = format!("{label} batch {batch}");
             for clients in [1usize, 32] {
-                let probe = redis_benchmark(insitu_port, clients, 200.max(clients * 4), 1, &exec);
+                let short = 200.max(clients * 4);
                 let count = if quick {
-                    200.max(clients * 4)
+                    short
                 } else {
+                    let probe = redis_benchmark(insitu_port, clients, short, 1, &exec);
                     ((probe.ops_per_s * 1.5) as usize).clamp(500, 100_000)
                 };
                 let mut peers: Vec<(u16, &[&str])> = vec![(insitu_port, &exec)];
@@ -1169,39 +1173,33 @@ fn cluster(out: &mut Out, models: &std::path::Path, dur: Duration) -> Vec<String
         .iter_mut()
         .map(|(c, n)| Box::new(move || put_get(c, n)) as Box<dyn FnMut()>)
         .collect();
-    let mut refs: Vec<&mut dyn FnMut()> = ops
-        .iter_mut()
-        .map(|o| &mut **o as &mut dyn FnMut())
-        .collect();
-    let latency = interleaved(10, dur, &mut refs);
-    drop(refs);
+    let latency = interleaved(dur, &mut ops);
     drop(ops);
     drop(states);
     for ((name, _), s) in contenders.iter().zip(&latency) {
         out.row("cluster", "put+get 1 KiB float32, tcp", name, 1, *s);
     }
-    for clients in [8usize] {
-        for (name, addr) in &contenders {
-            let s = run_clients(
-                clients,
-                dur,
-                |i| {
-                    (
-                        Client::connect(addr).expect("connect"),
-                        format!("k{i}"),
-                        0usize,
-                    )
-                },
-                |(c, key, n)| {
-                    *n += 1;
-                    // A different key each time: the cluster's keys spread over its nodes.
-                    let k = format!("{key}.{}", *n % 64);
-                    c.put_tensor(&k, &t).expect("put");
-                    std::hint::black_box(c.get_tensor(&k).expect("get"));
-                },
-            );
-            out.row("cluster", "put+get 1 KiB float32, tcp", name, clients, s);
-        }
+    let clients = 8;
+    for (name, addr) in &contenders {
+        let s = run_clients(
+            clients,
+            dur,
+            |i| {
+                (
+                    Client::connect(addr).expect("connect"),
+                    format!("k{i}"),
+                    0usize,
+                )
+            },
+            |(c, key, n)| {
+                *n += 1;
+                // A different key each time: the cluster's keys spread over its nodes.
+                let k = format!("{key}.{}", *n % 64);
+                c.put_tensor(&k, &t).expect("put");
+                std::hint::black_box(c.get_tensor(&k).expect("get"));
+            },
+        );
+        out.row("cluster", "put+get 1 KiB float32, tcp", name, clients, s);
     }
     if let [one, three] = latency[..] {
         let r = three.p50 / one.p50;
