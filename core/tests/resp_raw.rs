@@ -897,8 +897,26 @@ fn a_client_that_does_not_read_its_replies_is_bounded_then_closed() {
     let mut c = insitu::Client::connect(&srv.tcp()).expect("connect");
     let big = insitu::Tensor::from_vec(vec![8 << 20], vec![7u8; 8 << 20]).expect("t");
     c.put_tensor("big", &big).expect("put");
+    // Over TCP, and over the Unix socket (whose writes wait for room their own way).
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", srv.port())).expect("tcp");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    stalled_reader_is_bounded_then_closed(&srv, &mut c, &big, tcp);
+    let path = srv.unix();
+    let unix =
+        std::os::unix::net::UnixStream::connect(path.trim_start_matches("unix://")).expect("unix");
+    unix.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    stalled_reader_is_bounded_then_closed(&srv, &mut c, &big, unix);
+}
+
+fn stalled_reader_is_bounded_then_closed(
+    srv: &TestServer,
+    c: &mut insitu::Client,
+    big: &insitu::Tensor,
+    mut slow: impl std::io::Read + std::io::Write,
+) {
     // Ask for 64 copies of an 8 MiB tensor and read none of them.
-    let mut slow = srv.raw();
     let get =
         Frame::command([&b"AI.TENSORGET"[..], b"big", b"BLOB"].map(bytes::Bytes::copy_from_slice))
             .to_bytes();
@@ -906,7 +924,7 @@ fn a_client_that_does_not_read_its_replies_is_bounded_then_closed() {
     for _ in 0..64 {
         batch.extend_from_slice(&get);
     }
-    slow.send(&batch);
+    slow.write_all(&batch).expect("send");
     let rss_before = rss_kib();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     // Others are served meanwhile; the server holds nowhere near 512 MiB of replies.
@@ -918,13 +936,10 @@ fn a_client_that_does_not_read_its_replies_is_bounded_then_closed() {
     );
     // The stalled client was closed: draining what reached its socket ends in EOF,
     // well before 64 replies.
-    slow.s
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("timeout");
     let mut total = 0usize;
     let mut chunk = vec![0u8; 1 << 20];
     loop {
-        match std::io::Read::read(&mut slow.s, &mut chunk) {
+        match slow.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => total += n,
             Err(e) => panic!("expected EOF, got {e}"),
