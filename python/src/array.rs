@@ -12,7 +12,11 @@ use std::ffi::c_int;
 
 use bytes::{Bytes, BytesMut};
 use insitu::{DType, Tensor};
-use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::npyffi::{
+    npy_intp, NpyTypes, PyArrayObject, NPY_ARRAY_ALIGNED, NPY_ARRAY_C_CONTIGUOUS,
+    NPY_ARRAY_WRITEABLE, PY_ARRAY_API,
+};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -96,7 +100,7 @@ fn make_np_dtype<'py>(py: Python<'py>, dtype: DType) -> PyResult<Bound<'py, PyAn
         DType::UInt64 => "uint64",
         DType::Bool => "bool",
         DType::BFloat16 => {
-            return py
+            let t = py
                 .import("ml_dtypes")
                 .and_then(|m| m.getattr("bfloat16"))
                 .map_err(|_| {
@@ -104,7 +108,8 @@ fn make_np_dtype<'py>(py: Python<'py>, dtype: DType) -> PyResult<Bound<'py, PyAn
                         insitu::ErrorCode::Unsupported,
                         "BFLOAT16 tensors need the ml_dtypes package (pip install ml_dtypes)",
                     ))
-                })
+                })?;
+            return numpy(py)?.getattr("dtype")?.call1((t,));
         }
         DType::String => "object",
     };
@@ -322,9 +327,9 @@ impl TensorBuffer {
 /// # Errors
 /// `BFLOAT16` without `ml_dtypes`; numpy errors.
 pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor, copy: bool) -> PyResult<Bound<'py, PyAny>> {
-    let np = numpy(py)?;
     let (dtype, shape, data) = t.into_parts();
     if dtype == DType::String {
+        let np = numpy(py)?;
         let t = Tensor::new(dtype, &shape, data).py_err()?;
         let items: Vec<Bound<'py, PyBytes>> = t
             .strings()
@@ -340,16 +345,84 @@ pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor, copy: bool) -> PyResult<Bou
         }
         return flat.call_method1("reshape", (shape,));
     }
-    let dt = np_dtype(py, dtype)?;
+    let descr = np_dtype(py, dtype)?.cast_into::<PyArrayDescr>()?;
     let size = dtype.size().unwrap_or(1);
-    let buf = Bound::new(py, TensorBuffer::new(data, size))?;
-    let writable = buf.get().writable;
-    let kw = pyo3::types::PyDict::new(py);
-    kw.set_item("dtype", dt)?;
-    let flat = np.call_method("frombuffer", (buf,), Some(&kw))?;
-    let arr = flat.call_method1("reshape", (shape,))?;
-    if copy && !writable {
-        return arr.call_method0("copy");
+    let buf = TensorBuffer::new(data, size);
+    if copy && !buf.writable {
+        // One copy into a new array (made by numpy's C API: no Python calls).
+        let arr = new_array(py, &descr, &shape, None)?;
+        // SAFETY: a new C-ordered array of `shape` and this dtype holds exactly the
+        // tensor's bytes (`Tensor` checks its length against its shape and dtype).
+        let dst = unsafe { (*arr.as_ptr().cast::<PyArrayObject>()).fields.data as usize };
+        let (src, n) = (buf.ptr, buf.len);
+        let copy = move || unsafe {
+            std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, n);
+        };
+        if n >= DETACH_BYTES {
+            py.detach(copy);
+        } else {
+            copy();
+        }
+        return Ok(arr);
+    }
+    let (ptr, writable) = (buf.ptr, buf.writable);
+    let base = Bound::new(py, buf)?.into_any();
+    new_array(py, &descr, &shape, Some((ptr, writable, base)))
+}
+
+/// A C-ordered numpy array of `descr` and `shape`: over `ptr` (writable or not) kept
+/// alive by `base`, or newly allocated when `over` is `None`.
+fn new_array<'py>(
+    py: Python<'py>,
+    descr: &Bound<'py, PyArrayDescr>,
+    shape: &[usize],
+    over: Option<(usize, bool, Bound<'py, PyAny>)>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut dims = shape
+        .iter()
+        .map(|&d| npy_intp::try_from(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad_input("a tensor dimension too large for numpy"))?;
+    let nd = c_int::try_from(dims.len()).map_err(|_| bad_input("too many tensor dimensions"))?;
+    let (data, flags) = match &over {
+        None => (std::ptr::null_mut(), 0),
+        Some((ptr, writable, _)) => {
+            let align = descr.alignment().max(1);
+            let mut flags = NPY_ARRAY_C_CONTIGUOUS;
+            if ptr % align == 0 {
+                flags |= NPY_ARRAY_ALIGNED;
+            }
+            if *writable {
+                flags |= NPY_ARRAY_WRITEABLE;
+            }
+            (*ptr as *mut std::ffi::c_void, flags)
+        }
+    };
+    // SAFETY: numpy's documented constructor; it takes (steals) the reference to the
+    // descriptor passed in; dims outlive the call; data (when given) is valid for the
+    // array's bytes while `base`, set below, lives.
+    let arr = unsafe {
+        let subtype = numpy::npyffi::get_type_object(py, NpyTypes::PyArray_Type);
+        let raw = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            subtype,
+            descr.clone().into_ptr().cast(),
+            nd,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            data,
+            flags,
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(py, raw)?
+    };
+    if let Some((_, _, base)) = over {
+        // SAFETY: a new array without a base; SetBaseObject takes (steals) the reference.
+        let rc =
+            unsafe { PY_ARRAY_API.PyArray_SetBaseObject(py, arr.as_ptr().cast(), base.into_ptr()) };
+        if rc != 0 {
+            return Err(PyErr::fetch(py));
+        }
     }
     Ok(arr)
 }
