@@ -21,6 +21,7 @@ fn policy(cmd_timeout_secs: u64) -> RetryPolicy {
         cmd_timeout: Duration::from_secs(cmd_timeout_secs),
         cmd_interval: Duration::from_millis(20),
         socket_timeout: Duration::ZERO,
+        reply_spin: Duration::from_micros(50),
     }
 }
 
@@ -253,6 +254,7 @@ fn the_policy_comes_from_insitu_or_smartredis_variables() {
         ("INSITU_CMD_TIMEOUT", "2"),
         ("INSITU_CMD_INTERVAL", "5"),
         ("SR_SOCKET_TIMEOUT", "9"),
+        ("INSITU_REPLY_SPIN_US", "0"),
     ]))
     .expect("policy");
     assert_eq!(
@@ -263,12 +265,18 @@ fn the_policy_comes_from_insitu_or_smartredis_variables() {
             cmd_timeout: Duration::from_secs(2),
             cmd_interval: Duration::from_millis(5),
             socket_timeout: Duration::from_secs(9),
+            reply_spin: Duration::ZERO,
         }
     );
     let e = RetryPolicy::from_vars(vars(&[("SR_CMD_TIMEOUT", "1.5")])).unwrap_err();
     assert_eq!(
         e.text(),
         "ERR SR_CMD_TIMEOUT must be a whole number of seconds, not '1.5'"
+    );
+    let e = RetryPolicy::from_vars(vars(&[("INSITU_REPLY_SPIN_US", "-5")])).unwrap_err();
+    assert_eq!(
+        e.text(),
+        "ERR INSITU_REPLY_SPIN_US must be a whole number of microseconds, not '-5'"
     );
 }
 

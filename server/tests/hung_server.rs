@@ -33,6 +33,7 @@ fn a_hung_server_costs_a_timeout_not_a_hung_client() {
         cmd_timeout: Duration::from_secs(2),
         cmd_interval: Duration::from_millis(50),
         socket_timeout: Duration::from_secs(1),
+        ..RetryPolicy::default()
     };
     let mut c =
         Client::connect_with(addr.clone(), KeyPrefixes::default(), policy).expect("connect");

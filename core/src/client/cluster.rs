@@ -362,7 +362,7 @@ impl Cluster {
     /// Change the retry policy of every connection, present and future.
     pub(crate) fn set_retry_policy(&mut self, policy: RetryPolicy) {
         for r in self.links.values_mut() {
-            r.policy = policy;
+            r.set_policy(policy);
         }
         self.policy = policy;
     }

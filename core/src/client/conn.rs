@@ -138,7 +138,7 @@ impl Conn {
     /// Change how broken connections are ridden out (no effect in process).
     pub(crate) fn set_retry_policy(&mut self, policy: RetryPolicy) {
         match self {
-            Conn::Remote(r) => r.policy = policy,
+            Conn::Remote(r) => r.set_policy(policy),
             Conn::Cluster(c) => c.set_retry_policy(policy),
             Conn::Inproc(_) => {}
         }

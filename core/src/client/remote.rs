@@ -119,6 +119,13 @@ pub struct RetryPolicy {
     /// `INSITU.WAIT` gets its own timeout on top; model runs (`AI.MODELEXECUTE`,
     /// `AI.DAGEXECUTE`) are not limited: they take as long as the model takes.
     pub socket_timeout: Duration,
+    /// How long a reply is busy-waited for before the thread sleeps until it comes
+    /// (`INSITU_REPLY_SPIN_US`, microseconds; default 50, 0: never). On a node, a reply
+    /// often comes within tens of microseconds, and a thread that sleeps for it pays a
+    /// wake-up on each side (an inter-processor interrupt each, costly on virtual
+    /// machines). The wait stops spinning on a connection whose replies keep coming
+    /// later than this (a busy or oversubscribed node), and tries again now and then.
+    pub reply_spin: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -129,6 +136,7 @@ impl Default for RetryPolicy {
             cmd_timeout: Duration::from_secs(100),
             cmd_interval: Duration::from_millis(100),
             socket_timeout: Duration::ZERO,
+            reply_spin: Duration::from_micros(50),
         }
     }
 }
@@ -142,6 +150,7 @@ impl RetryPolicy {
             cmd_timeout: Duration::ZERO,
             cmd_interval: Duration::ZERO,
             socket_timeout: Duration::ZERO,
+            reply_spin: RetryPolicy::default().reply_spin,
         }
     }
 
@@ -160,31 +169,55 @@ impl RetryPolicy {
     /// A variable that is not a non-negative integer.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<RetryPolicy> {
         let d = RetryPolicy::default();
-        let get = |name: &str, millis: bool, default: Duration| -> Result<Duration> {
+        let get = |name: &str, unit: Unit, default: Duration| -> Result<Duration> {
             for v in [format!("INSITU_{name}"), format!("SR_{name}")] {
                 if let Some(text) = var(&v) {
                     let n: u64 = text.trim().parse().map_err(|_| {
                         Error::bad_input(format!(
                             "{v} must be a whole number of {}, not '{text}'",
-                            if millis { "milliseconds" } else { "seconds" }
+                            unit.name()
                         ))
                     })?;
-                    return Ok(if millis {
-                        Duration::from_millis(n)
-                    } else {
-                        Duration::from_secs(n)
-                    });
+                    return Ok(unit.of(n));
                 }
             }
             Ok(default)
         };
         Ok(RetryPolicy {
-            conn_timeout: get("CONN_TIMEOUT", false, d.conn_timeout)?,
-            conn_interval: get("CONN_INTERVAL", true, d.conn_interval)?,
-            cmd_timeout: get("CMD_TIMEOUT", false, d.cmd_timeout)?,
-            cmd_interval: get("CMD_INTERVAL", true, d.cmd_interval)?,
-            socket_timeout: get("SOCKET_TIMEOUT", false, d.socket_timeout)?,
+            conn_timeout: get("CONN_TIMEOUT", Unit::Secs, d.conn_timeout)?,
+            conn_interval: get("CONN_INTERVAL", Unit::Millis, d.conn_interval)?,
+            cmd_timeout: get("CMD_TIMEOUT", Unit::Secs, d.cmd_timeout)?,
+            cmd_interval: get("CMD_INTERVAL", Unit::Millis, d.cmd_interval)?,
+            socket_timeout: get("SOCKET_TIMEOUT", Unit::Secs, d.socket_timeout)?,
+            // insitu's own (SmartRedis has no such variable; SR_REPLY_SPIN_US is read too).
+            reply_spin: get("REPLY_SPIN_US", Unit::Micros, d.reply_spin)?,
         })
+    }
+}
+
+/// The unit of a policy variable.
+#[derive(Clone, Copy)]
+enum Unit {
+    Secs,
+    Millis,
+    Micros,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Secs => "seconds",
+            Unit::Millis => "milliseconds",
+            Unit::Micros => "microseconds",
+        }
+    }
+
+    fn of(self, n: u64) -> Duration {
+        match self {
+            Unit::Secs => Duration::from_secs(n),
+            Unit::Millis => Duration::from_millis(n),
+            Unit::Micros => Duration::from_micros(n),
+        }
     }
 }
 
@@ -296,6 +329,8 @@ pub(crate) struct Remote {
     pub(super) released: Arc<Mutex<Vec<u64>>>,
     /// Replies still to come for releases sent ahead of commands (read and dropped).
     skip: usize,
+    /// Whether replies are busy-waited for now.
+    spin: Spin,
 }
 
 /// A block lent to this connection: its file's identity, and its descriptor when it
@@ -317,6 +352,118 @@ pub(super) struct Release {
 impl Drop for Release {
     fn drop(&mut self) {
         self.to.lock().push(self.hold);
+    }
+}
+
+/// Wait until `fd` has bytes to read (or is closed), at most `limit`: `TimedOut` after.
+///
+/// A reply is waited for with `poll(2)` before it is read, not in a blocking `recvmsg`:
+/// on a Unix socket the server reading the *request* signals writability to this side,
+/// which wakes a thread blocked in `recvmsg` (and goes back to sleep) once per round
+/// trip; poll's waiters are woken only for what they wait for.
+fn wait_readable(fd: RawFd, limit: Option<Duration>, spin: &mut Spin) -> std::io::Result<()> {
+    if spin.now() {
+        let until = Instant::now() + spin.budget;
+        let came = loop {
+            if ready_now(fd)? {
+                break true;
+            }
+            if Instant::now() >= until {
+                break false;
+            }
+            std::hint::spin_loop();
+        };
+        spin.record(came);
+        if came {
+            return Ok(());
+        }
+    }
+    let deadline = limit.map(|d| Instant::now() + d);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                // Rounded up: a wait of 0 ms would not wait at all.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            }
+        };
+        match poll_in(fd, ms) {
+            Ok(true) => return Ok(()),
+            Ok(false) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `fd` has bytes to read (or is closed) right now.
+fn ready_now(fd: RawFd) -> std::io::Result<bool> {
+    match poll_in(fd, 0) {
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+        r => r,
+    }
+}
+
+/// `poll(2)` for input on `fd`, at most `ms` milliseconds (-1: no limit): whether it came.
+fn poll_in(fd: RawFd, ms: i32) -> std::io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    match unsafe { libc::poll(&raw mut p, 1, ms) } {
+        0 => Ok(false),
+        n if n > 0 => Ok(true),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// When a connection busy-waits for its replies ([`RetryPolicy::reply_spin`]): while
+/// they come within the budget; after [`Spin::GIVE_UP`] misses in a row it sleeps for
+/// the next [`Spin::PAUSE`] replies, then tries again.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Spin {
+    budget: Duration,
+    misses: u32,
+    paused: u32,
+}
+
+impl Spin {
+    const GIVE_UP: u32 = 4;
+    const PAUSE: u32 = 256;
+
+    pub(super) fn new(budget: Duration) -> Spin {
+        Spin {
+            budget,
+            misses: 0,
+            paused: 0,
+        }
+    }
+
+    /// Whether to spin for the next reply.
+    fn now(&mut self) -> bool {
+        if self.budget.is_zero() {
+            return false;
+        }
+        if self.paused > 0 {
+            self.paused -= 1;
+            return false;
+        }
+        true
+    }
+
+    fn record(&mut self, came: bool) {
+        if came {
+            self.misses = 0;
+        } else {
+            self.misses += 1;
+            if self.misses >= Spin::GIVE_UP {
+                self.misses = 0;
+                self.paused = Spin::PAUSE;
+            }
+        }
     }
 }
 
@@ -387,7 +534,14 @@ impl Remote {
             fds: VecDeque::new(),
             released: Arc::default(),
             skip: 0,
+            spin: Spin::new(policy.reply_spin),
         })
+    }
+
+    /// Change how broken connections are ridden out and replies waited for.
+    pub(crate) fn set_policy(&mut self, policy: RetryPolicy) {
+        self.policy = policy;
+        self.spin = Spin::new(policy.reply_spin);
     }
 
     /// A new connection in place of a broken one, with the old one's state: `AUTH`, and
@@ -597,29 +751,26 @@ impl Remote {
                 }
                 return Ok(f);
             }
-            // Read straight into the buffer (zero-filled first: safe code only); the read
-            // size grows with the pending reply so a large tensor takes few reads.
-            let len = self.rbuf.len();
-            let want = (64 * 1024).max(len);
-            self.rbuf.resize(len + want, 0);
-            let r = match &self.stream {
-                // Descriptors may come with the bytes (shared-memory blocks).
-                Stream::Unix(u) => crate::protocol::shm::recv_with_fds(
-                    u.as_raw_fd(),
-                    &mut self.rbuf[len..],
-                    &mut self.fds,
-                ),
-                Stream::Tcp(_) => self.stream.io().read(&mut self.rbuf[len..]),
+            // Read straight into the buffer; the read size grows with the pending reply
+            // so a large tensor takes few reads. Descriptors may come with the bytes
+            // (shared-memory blocks).
+            let want = (64 * 1024).max(self.rbuf.len());
+            let fd = match &self.stream {
+                Stream::Unix(u) => u.as_raw_fd(),
+                Stream::Tcp(t) => t.as_raw_fd(),
             };
+            let r = wait_readable(fd, self.read_limit, &mut self.spin).and_then(|()| {
+                crate::protocol::shm::recv_appending(fd, &mut self.rbuf, want, &mut self.fds)
+            });
             let n = match r {
                 Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    self.rbuf.truncate(len);
                     return Err(Error::err(
                         ErrorCode::Io,
                         format!(
@@ -629,15 +780,60 @@ impl Remote {
                         ),
                     ));
                 }
-                Err(e) => {
-                    self.rbuf.truncate(len);
-                    return Err(io_err("read", e));
-                }
+                Err(e) => return Err(io_err("read", e)),
             };
-            self.rbuf.truncate(len + n);
             if n == 0 {
                 return Err(Error::err(ErrorCode::Io, "connection closed by the server"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spinning_stops_after_misses_in_a_row_and_comes_back() {
+        let mut s = Spin::new(Duration::from_micros(50));
+        for _ in 0..10 {
+            assert!(s.now());
+            s.record(true);
+        }
+        // A hit resets the count of misses.
+        for _ in 0..Spin::GIVE_UP - 1 {
+            assert!(s.now());
+            s.record(false);
+        }
+        s.record(true);
+        for _ in 0..Spin::GIVE_UP {
+            assert!(s.now());
+            s.record(false);
+        }
+        for _ in 0..Spin::PAUSE {
+            assert!(!s.now(), "paused after {} misses", Spin::GIVE_UP);
+        }
+        assert!(s.now(), "tried again after the pause");
+        assert!(!Spin::new(Duration::ZERO).now(), "0 never spins");
+    }
+
+    #[test]
+    fn a_reply_is_waited_for_within_the_limit() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut spin = Spin::new(Duration::from_micros(50));
+        let t0 = Instant::now();
+        let e =
+            wait_readable(a.as_raw_fd(), Some(Duration::from_millis(30)), &mut spin).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        b.write_all(b"+OK\r\n").unwrap();
+        wait_readable(a.as_raw_fd(), Some(Duration::from_millis(30)), &mut spin).unwrap();
+        drop(b);
+        // A closed peer counts as readable (the read then says so).
+        let mut buf = BytesMut::new();
+        let mut fds = VecDeque::new();
+        let n = crate::protocol::shm::recv_appending(a.as_raw_fd(), &mut buf, 64, &mut fds);
+        assert_eq!(n.unwrap(), 5);
+        wait_readable(a.as_raw_fd(), None, &mut spin).unwrap();
     }
 }
