@@ -28,6 +28,24 @@ use crate::{bad_input, IntoPy};
 /// Copies larger than this release the GIL.
 const DETACH_BYTES: usize = 1 << 20;
 
+/// Copy `n` bytes from `src` to `dst`, with the GIL released when the copy is large.
+///
+/// # Safety
+/// `src` is valid for reading and `dst` for writing `n` bytes, for the whole call, and
+/// they do not overlap (other Python threads may run meanwhile: the memory must not be
+/// freed by them).
+unsafe fn copy_bytes(py: Python<'_>, src: *const u8, dst: *mut u8, n: usize) {
+    let (src, dst) = (src as usize, dst as usize);
+    // SAFETY: as the caller promises.
+    let copy =
+        move || unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, n) };
+    if n >= DETACH_BYTES {
+        py.detach(copy);
+    } else {
+        copy();
+    }
+}
+
 /// What a call does with the tensor it makes from an array.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Use {
@@ -152,19 +170,14 @@ fn copy_aligned(py: Python<'_>, src: &[u8]) -> Bytes {
     // Not zero-filled first: that would be a second pass over the memory.
     let n_words = src.len().div_ceil(16);
     let mut words: Vec<u128> = Vec::with_capacity(n_words);
-    let dst = words.as_mut_ptr() as usize;
-    let (s, n) = (src.as_ptr() as usize, src.len());
+    let dst = words.as_mut_ptr().cast::<u8>();
+    let n = src.len();
     // SAFETY: dst has room for n_words * 16 >= n bytes; src is valid for n bytes while
     // the caller holds the array; the regions do not overlap. The tail past n is zeroed,
     // so every word is initialised before set_len.
-    let copy = move || unsafe {
-        std::ptr::copy_nonoverlapping(s as *const u8, dst as *mut u8, n);
-        std::ptr::write_bytes((dst as *mut u8).add(n), 0, n_words * 16 - n);
-    };
-    if n >= DETACH_BYTES {
-        py.detach(copy);
-    } else {
-        copy();
+    unsafe {
+        copy_bytes(py, src.as_ptr(), dst, n);
+        std::ptr::write_bytes(dst.add(n), 0, n_words * 16 - n);
     }
     // SAFETY: all n_words words were written above.
     unsafe { words.set_len(n_words) };
@@ -353,15 +366,12 @@ pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor, copy: bool) -> PyResult<Bou
         let arr = new_array(py, &descr, &shape, None)?;
         // SAFETY: a new C-ordered array of `shape` and this dtype holds exactly the
         // tensor's bytes (`Tensor` checks its length against its shape and dtype).
-        let dst = unsafe { (*arr.as_ptr().cast::<PyArrayObject>()).fields.data as usize };
-        let (src, n) = (buf.ptr, buf.len);
-        let copy = move || unsafe {
-            std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, n);
-        };
-        if n >= DETACH_BYTES {
-            py.detach(copy);
-        } else {
-            copy();
+        unsafe {
+            let dst = (*arr.as_ptr().cast::<PyArrayObject>())
+                .fields
+                .data
+                .cast::<u8>();
+            copy_bytes(py, buf.ptr as *const u8, dst, buf.len);
         }
         return Ok(arr);
     }
@@ -460,14 +470,9 @@ pub fn copy_into(py: Python<'_>, t: &Tensor, out: &Bound<'_, PyAny>, name: &str)
     }
     let n = t.data().len();
     // SAFETY: a C-contiguous array of the same dtype and count holds exactly n bytes.
-    let dst = unsafe { (*arr.as_array_ptr()).fields.data as usize };
-    let src = t.data().as_ptr() as usize;
-    let copy =
-        move || unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, n) };
-    if n >= DETACH_BYTES {
-        py.detach(copy);
-    } else {
-        copy();
+    unsafe {
+        let dst = (*arr.as_array_ptr()).fields.data.cast::<u8>();
+        copy_bytes(py, t.data().as_ptr(), dst, n);
     }
     Ok(())
 }

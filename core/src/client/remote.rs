@@ -6,7 +6,7 @@
 //! as is. Replies are [`Frame`]s whose bulk payloads are slices of the read buffer.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -285,7 +285,7 @@ pub(super) enum Stream {
 }
 
 impl Stream {
-    fn io(&mut self) -> &mut dyn ReadWrite {
+    fn writer(&mut self) -> &mut dyn Write {
         match self {
             Stream::Tcp(s) => s,
             Stream::Unix(s) => s,
@@ -293,8 +293,14 @@ impl Stream {
     }
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
 
 /// A RESP connection to a server.
 pub(crate) struct Remote {
@@ -305,7 +311,7 @@ pub(crate) struct Remote {
     /// An exchange failed midway: the stream may hold a late reply or half a request,
     /// so it is replaced before it is used again.
     broken: bool,
-    /// The read timeout set on the stream now.
+    /// How long the commands sent last may wait for a reply (`None`: no limit).
     read_limit: Option<Duration>,
     pub(super) stream: Stream,
     rbuf: BytesMut,
@@ -573,20 +579,12 @@ impl Remote {
     }
 
     /// Ready the connection for `cmds`: a broken one replaced, the reply timeout the
-    /// commands allow set.
+    /// commands allow noted (the reads wait at most that long: [`wait_readable`]).
     fn prepare(&mut self, cmds: &[Cmd]) -> Result<()> {
         if self.broken {
             self.reconnect()?;
         }
-        let limit = reply_limit(cmds, self.policy.socket_timeout);
-        if limit != self.read_limit {
-            let r = match &self.stream {
-                Stream::Tcp(s) => s.set_read_timeout(limit),
-                Stream::Unix(s) => s.set_read_timeout(limit),
-            };
-            r.map_err(|e| io_err("set the reply timeout", e))?;
-            self.read_limit = limit;
-        }
+        self.read_limit = reply_limit(cmds, self.policy.socket_timeout);
         Ok(())
     }
 
@@ -709,7 +707,7 @@ impl Remote {
                 .map_err(|e| io_err("write", e))?;
             crate::protocol::resp::advance_chunks(&mut chunks, &mut first, n);
         }
-        let io = self.stream.io();
+        let io = self.stream.writer();
         while first < chunks.len() {
             let slices = crate::protocol::resp::io_slices(&chunks[first..]);
             let n = io.write_vectored(&slices).map_err(|e| io_err("write", e))?;
@@ -755,22 +753,14 @@ impl Remote {
             // so a large tensor takes few reads. Descriptors may come with the bytes
             // (shared-memory blocks).
             let want = (64 * 1024).max(self.rbuf.len());
-            let fd = match &self.stream {
-                Stream::Unix(u) => u.as_raw_fd(),
-                Stream::Tcp(t) => t.as_raw_fd(),
-            };
+            let fd = self.stream.as_raw_fd();
             let r = wait_readable(fd, self.read_limit, &mut self.spin).and_then(|()| {
                 crate::protocol::shm::recv_appending(fd, &mut self.rbuf, want, &mut self.fds)
             });
             let n = match r {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     return Err(Error::err(
                         ErrorCode::Io,
                         format!(
