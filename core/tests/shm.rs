@@ -267,3 +267,51 @@ fn tensors_read_through_shared_memory_stay_intact_while_held() {
         assert_eq!(u.get_tensor("r").expect("get"), t);
     }
 }
+
+#[test]
+fn a_process_that_connects_again_puts_into_its_own_blocks_at_once() {
+    let _one = one_at_a_time();
+    let srv = TestServer::start();
+    let t = big(1 << 18, 1.0); // 1 MiB
+    {
+        let mut a = Client::connect(&srv.unix()).expect("unix");
+        a.put_tensor("a", &t).expect("put");
+        // The overwrite frees the first block: the process's, for its later connections.
+        a.put_tensor("a", &t).expect("put again");
+    }
+    let mut b = Client::connect(&srv.unix()).expect("unix again");
+    assert!(b.shared_memory());
+    let (in0, _) = net_bytes(&srv);
+    let u = big(1 << 18, 2.0);
+    b.put_tensor("b", &u).expect("first put");
+    let sent = net_bytes(&srv).0 - in0;
+    // Only the commit went out, into a block lent with the handshake (no INSITU.SHM
+    // ALLOC first): AI.TENSORSET b FLOAT 65536 4 SHM <block> 1048576.
+    let commit = |block: &str| {
+        let args = [
+            "AI.TENSORSET",
+            "b",
+            "FLOAT",
+            "65536",
+            "4",
+            "SHM",
+            block,
+            "1048576",
+        ];
+        let mut s = format!("*{}\r\n", args.len());
+        for a in args {
+            s += &format!("${}\r\n{a}\r\n", a.len());
+        }
+        s.len() as u64
+    };
+    assert!(
+        (commit("1")..=commit("999")).contains(&sent),
+        "the first put of a new connection sent {sent} bytes, not its commit alone ({}..={})",
+        commit("1"),
+        commit("999")
+    );
+    let mut tcp = Client::connect(&srv.tcp()).expect("tcp");
+    assert_eq!(tcp.get_tensor("b").expect("get b"), u);
+    assert_eq!(tcp.get_tensor("a").expect("get a"), t);
+    assert_eq!(b.get_tensor("b").expect("get b over shm"), u);
+}

@@ -11,6 +11,7 @@ use crate::cmd::Reply;
 use crate::engine::{Engine, Run, Session};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::resp::Frame;
+use crate::protocol::shm::MAX_SPARES;
 use std::os::fd::OwnedFd;
 
 /// An engine in this process, reached without a socket.
@@ -156,8 +157,7 @@ impl Conn {
         };
         r.shm = false;
         if on && matches!(r.stream, Stream::Unix(_)) {
-            r.write(&[Cmd::new("INSITU.SHM")], &[])?;
-            r.shm = matches!(r.read()?, Frame::Simple(_));
+            r.start_shm()?;
         }
         Ok(r.shm)
     }
@@ -187,16 +187,7 @@ impl Conn {
     /// Note the block an `INSITU.SHM ALLOC` reply lends (its descriptor kept until a put
     /// writes it); returns its number.
     pub(crate) fn take_loan(&mut self, reply: &Frame) -> Result<u64> {
-        let r = self.remote()?;
-        let items = ints(reply, "INSITU.SHM ALLOC")?;
-        let [block, _cap, dev, ino, fd] = items.as_slice() else {
-            return Err(bad_reply("INSITU.SHM ALLOC"));
-        };
-        let block = *block as u64;
-        let fd = if *fd == 1 { Some(r.next_fd()?) } else { None };
-        let key = (*dev as u64, *ino as u64);
-        r.lent.insert(block, super::remote::LentBlock { key, fd });
-        Ok(block)
+        self.remote()?.take_loan(reply).map(|(block, _)| block)
     }
 
     /// The mapping of `block` (file `key`): from the descriptor that came, from this
@@ -236,22 +227,18 @@ impl Conn {
         if r.classes.contains(&class) {
             return true;
         }
-        if r.classes.len() >= 2 * super::remote::MAX_SPARES {
+        if r.classes.len() >= 2 * MAX_SPARES {
             r.classes.remove(0);
         }
         r.classes.push(class);
         false
     }
 
-    /// Keep a block lent ahead of the next put of its size class (a spare beyond
-    /// [`super::remote::MAX_SPARES`] goes back to the server with the next command).
+    /// Keep a block lent ahead of the next put of `len` bytes (a spare beyond
+    /// [`MAX_SPARES`] goes back to the server with the next command).
     pub(crate) fn keep_spare(&mut self, len: usize, block: u64) -> Result<()> {
-        let r = self.remote()?;
-        r.spares.push((crate::protocol::shm::class_of(len), block));
-        if r.spares.len() > super::remote::MAX_SPARES {
-            let (_, old) = r.spares.remove(0);
-            r.returned.push(old);
-        }
+        let class = crate::protocol::shm::class_of(len);
+        self.remote()?.keep_spare(class, block);
         Ok(())
     }
 
@@ -316,7 +303,7 @@ impl Conn {
 }
 
 /// The integers of an array reply.
-fn ints(f: &Frame, what: &str) -> Result<Vec<i64>> {
+pub(super) fn ints(f: &Frame, what: &str) -> Result<Vec<i64>> {
     match f {
         Frame::Array(items) => items
             .iter()
@@ -333,7 +320,7 @@ fn as_usize(n: i64) -> Result<usize> {
     usize::try_from(n).map_err(|_| bad_reply("shared memory"))
 }
 
-fn bad_reply(what: &str) -> Error {
+pub(super) fn bad_reply(what: &str) -> Error {
     Error::err(ErrorCode::Protocol, format!("{what}: unexpected reply"))
 }
 

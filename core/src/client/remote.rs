@@ -322,7 +322,7 @@ pub(crate) struct Remote {
     /// found in the process's mappings, when a put uses them).
     pub(super) lent: HashMap<u64, LentBlock>,
     /// Spare blocks lent ahead of the next puts: (size class, block), at most
-    /// [`MAX_SPARES`], newest last.
+    /// [`crate::protocol::shm::MAX_SPARES`], newest last.
     pub(super) spares: Vec<(usize, u64)>,
     /// Spare blocks given back with the next command.
     pub(super) returned: Vec<u64>,
@@ -345,9 +345,6 @@ pub(super) struct LentBlock {
     pub(super) key: (u64, u64),
     pub(super) fd: Option<OwnedFd>,
 }
-
-/// Most spare blocks a connection keeps lent (one per size class in use).
-pub(super) const MAX_SPARES: usize = 4;
 
 /// Releases its hold when the last view of a shared-memory block is dropped.
 pub(super) struct Release {
@@ -572,10 +569,62 @@ impl Remote {
             }
         }
         if self.shm {
-            self.write(&[Cmd::new("INSITU.SHM")], &[])?;
-            self.shm = matches!(self.read()?, Frame::Simple(_));
+            self.start_shm()?;
         }
         Ok(())
+    }
+
+    /// The shared-memory handshake (`INSITU.SHM`), pipelined with `INSITU.SHM SPARES`:
+    /// the blocks this process freed come back as the connection's first spares, so its
+    /// first puts need no `ALLOC` round trip. Sets and returns whether the server takes
+    /// shared memory on this connection.
+    pub(super) fn start_shm(&mut self) -> Result<bool> {
+        self.write(
+            &[
+                Cmd::new("INSITU.SHM"),
+                Cmd::new("INSITU.SHM").with("SPARES"),
+            ],
+            &[],
+        )?;
+        self.shm = matches!(self.read()?, Frame::Simple(_));
+        // A server without shared memory refuses both (no descriptors come).
+        if let (true, Frame::Array(loans)) = (self.shm, self.read()?) {
+            for loan in &loans {
+                let (block, cap) = self.take_loan(loan)?;
+                self.keep_spare(crate::protocol::shm::class_of(cap), block);
+            }
+        }
+        Ok(self.shm)
+    }
+
+    /// Keep a block lent ahead of the next put of its size class; the oldest spare
+    /// beyond [`crate::protocol::shm::MAX_SPARES`] goes back to the server with the
+    /// next command.
+    pub(super) fn keep_spare(&mut self, class: usize, block: u64) {
+        self.spares.push((class, block));
+        if self.spares.len() > crate::protocol::shm::MAX_SPARES {
+            let (_, old) = self.spares.remove(0);
+            self.returned.push(old);
+        }
+    }
+
+    /// Note the block a loan (`[block, capacity, dev, ino, fd]`, as `INSITU.SHM ALLOC`
+    /// and `SPARES` answer) lends: its descriptor is kept until a put writes it. Returns
+    /// the block and its capacity.
+    pub(super) fn take_loan(&mut self, loan: &Frame) -> Result<(u64, usize)> {
+        let items = super::conn::ints(loan, "INSITU.SHM ALLOC")?;
+        let [block, cap, dev, ino, fd] = items.as_slice() else {
+            return Err(super::conn::bad_reply("INSITU.SHM ALLOC"));
+        };
+        let (block, cap) = (*block as u64, *cap as usize);
+        let fd = if *fd == 1 {
+            Some(self.next_fd()?)
+        } else {
+            None
+        };
+        let key = (*dev as u64, *ino as u64);
+        self.lent.insert(block, LentBlock { key, fd });
+        Ok((block, cap))
     }
 
     /// Ready the connection for `cmds`: a broken one replaced, the reply timeout the

@@ -161,14 +161,29 @@ fn ints(v: impl IntoIterator<Item = u64>) -> Vec<Frame> {
         .collect()
 }
 
+/// `[block, capacity, dev, ino, fd]`: a loan as `ALLOC` and `SPARES` answer it.
+fn loan_frame(loan: &crate::protocol::shm::Loan) -> Frame {
+    Frame::Array(ints([
+        loan.block,
+        loan.cap as u64,
+        loan.key.0,
+        loan.key.1,
+        u64::from(loan.fd),
+    ]))
+}
+
 /// `INSITU.SHM` (capability check), `INSITU.SHM ALLOC nbytes` (lend a block for a put;
-/// its descriptor comes with the reply when new to the client), `INSITU.SHM RELEASE
+/// its descriptor comes with the reply when new to the client), `INSITU.SHM SPARES`
+/// (the process's free blocks lent ahead of the first puts), `INSITU.SHM RELEASE
 /// hold...` (the client dropped its views), `INSITU.SHM RETURN block...` (lent blocks
 /// it will not use) and `INSITU.SHM FD block` (a block's descriptor again). See [`crate::protocol::shm`].
 pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Result<Frame> {
     arity(args, 1, 0)?;
     need_unix(session)?;
     let Some(sub) = args.get(1) else {
+        // The handshake: the connection joins its process's side of the heap now (the
+        // peer's identity is read once, here, not at its first transfer).
+        shm_conn(engine, session)?;
         return Ok(Frame::ok());
     };
     if sub.eq_ignore_ascii_case(b"ALLOC") && args.len() == 3 {
@@ -182,13 +197,11 @@ pub(super) fn shm(engine: &Engine, session: &mut Session, args: &[Bytes]) -> Res
         }
         let used = engine.store().used_memory();
         let loan = shm_conn(engine, session)?.lend(len, used)?;
-        return Ok(Frame::Array(ints([
-            loan.block,
-            loan.cap as u64,
-            loan.key.0,
-            loan.key.1,
-            u64::from(loan.fd),
-        ])));
+        return Ok(loan_frame(&loan));
+    }
+    if sub.eq_ignore_ascii_case(b"SPARES") && args.len() == 2 {
+        let loans = shm_conn(engine, session)?.lend_free()?;
+        return Ok(Frame::Array(loans.iter().map(loan_frame).collect()));
     }
     if sub.eq_ignore_ascii_case(b"RELEASE") && args.len() >= 3 {
         let holds = u64_args(&args[2..], "hold")?;

@@ -52,6 +52,11 @@
 //!   use (it keeps a few spare blocks, one per size class, lent ahead of its next puts:
 //!   a put writes into its spare and sends the commit pipelined with the `ALLOC` of the
 //!   next spare, one round trip).
+//! - `INSITU.SHM SPARES` → `[[block, capacity, dev, ino, fd]...]`: the blocks the
+//!   connection's process freed, lent to this connection as its first spares (at most
+//!   [`MAX_SPARES`], one per size class). A client sends it pipelined with the
+//!   `INSITU.SHM` handshake, so a process that connects again puts into its own blocks
+//!   at once, without an `ALLOC` round trip.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
@@ -75,6 +80,9 @@ pub const MAX_PENDING_FDS: usize = 64;
 
 /// Most blocks lent to one connection and not yet committed.
 pub const MAX_LENT: usize = 16;
+
+/// Most spare blocks a client keeps lent ahead of its puts (one per size class in use).
+pub const MAX_SPARES: usize = 4;
 
 /// Most holds one connection may keep (further gets come through the socket).
 pub const MAX_HOLDS: usize = 4096;
@@ -860,6 +868,49 @@ impl ShmConn {
         map.view(0, len, block)
     }
 
+    /// `INSITU.SHM SPARES`: the process's free blocks lent to this connection ahead of
+    /// its first puts, newest first, one per size class, at most [`MAX_SPARES`] (and
+    /// within [`MAX_LENT`]). Never fresh blocks: a connection that does not put takes
+    /// nothing the process would not keep anyway.
+    ///
+    /// # Errors
+    /// Descriptors (the blocks not lent go back to the process).
+    pub fn lend_free(&mut self) -> Result<Vec<Loan>> {
+        let room = MAX_SPARES.min(MAX_LENT.saturating_sub(self.lent.len()));
+        let mut taken: Vec<BlockMem> = Vec::new();
+        {
+            let mut free = self.owner.free.lock();
+            let mut i = free.len();
+            while i > 0 && taken.len() < room {
+                i -= 1;
+                if taken.iter().all(|b| b.cap() != free[i].cap()) {
+                    taken.push(free.remove(i));
+                }
+            }
+        }
+        let mut loans = Vec::with_capacity(taken.len());
+        let mut taken = taken.into_iter();
+        for b in taken.by_ref() {
+            match self.send_fd(&b, true, false) {
+                Ok(fd) => {
+                    loans.push(Loan {
+                        block: b.id,
+                        cap: b.cap(),
+                        key: b.key,
+                        fd,
+                    });
+                    self.lent.insert(b.id, b);
+                }
+                Err(e) => {
+                    self.owner.give_back(b);
+                    taken.for_each(|b| self.owner.give_back(b));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(loans)
+    }
+
     /// The first `len` bytes of lent block `id`, which becomes a value (the put's commit).
     ///
     /// # Errors
@@ -1061,6 +1112,10 @@ mod tests {
             let c = class_of(len);
             assert!(c >= len && c - len <= len / 4 + (64 << 10), "{len} -> {c}");
         }
+        // A block's capacity is its own class (a client files a lent block by it).
+        for len in (1..2000).map(|i| i * 37_813) {
+            assert_eq!(class_of(class_of(len)), class_of(len), "{len}");
+        }
     }
 
     #[test]
@@ -1166,6 +1221,49 @@ mod tests {
             .for_each(|o| *o.idle_since.lock() = Some(std::time::Instant::now() - 2 * OWNER_GRACE));
         heap.sweep();
         assert!(heap.owners.lock().is_empty());
+    }
+
+    #[test]
+    fn a_new_connection_is_lent_its_process_free_blocks_as_spares() {
+        let heap = Heap::new(0);
+        let me = Some(std::process::id());
+        let mut a = ShmConn::new(&heap, me);
+        // Five blocks of two classes, given back: the process's free blocks.
+        let small: Vec<u64> = (0..3).map(|_| a.lend(SHM_MIN, 0).unwrap().block).collect();
+        let large: Vec<u64> = (0..2).map(|_| a.lend(1 << 20, 0).unwrap().block).collect();
+        assert_eq!(a.give_back(small.iter().chain(&large).copied()), 5);
+        let blocks = heap.stats().blocks;
+        let mut b = ShmConn::new(&heap, me);
+        let loans = b.lend_free().unwrap();
+        // One per class, the newest of each, each with its descriptor; nothing new made.
+        let got: Vec<(u64, usize, bool)> = loans.iter().map(|l| (l.block, l.cap, l.fd)).collect();
+        assert_eq!(
+            got,
+            vec![(large[1], 1 << 20, true), (small[2], SHM_MIN, true)]
+        );
+        assert_eq!(b.fds_out.len(), 2);
+        assert_eq!(heap.stats().blocks, blocks);
+        // Lent: the connection can commit into them, and the rest stay free.
+        let value = b.take(large[1], 1 << 20).unwrap();
+        assert_eq!(value.len(), 1 << 20);
+        assert_eq!(a.owner.free.lock().len(), 3);
+        // Again: the next of each class, until none is left.
+        let blocks_of = |loans: Vec<Loan>| loans.iter().map(|l| l.block).collect::<Vec<_>>();
+        assert_eq!(blocks_of(b.lend_free().unwrap()), vec![large[0], small[1]]);
+        assert_eq!(blocks_of(b.lend_free().unwrap()), vec![small[0]]);
+        assert!(b.lend_free().unwrap().is_empty());
+        // At most MAX_SPARES at once, whatever the number of classes.
+        let sizes = [SHM_MIN, 2 * SHM_MIN, 4 * SHM_MIN, 8 * SHM_MIN, 16 * SHM_MIN];
+        let mixed: Vec<u64> = sizes.iter().map(|n| a.lend(*n, 0).unwrap().block).collect();
+        assert_eq!(a.give_back(mixed.iter().copied()), 5);
+        let mut c = ShmConn::new(&heap, me);
+        assert_eq!(c.lend_free().unwrap().len(), MAX_SPARES);
+        // Nothing for a connection whose process has no free blocks.
+        let blocks = heap.stats().blocks;
+        let mut other = ShmConn::new(&heap, None);
+        assert!(other.lend_free().unwrap().is_empty());
+        assert_eq!(heap.stats().blocks, blocks);
+        drop(value);
     }
 
     #[test]
